@@ -1,0 +1,1 @@
+"""CT slice analysis service: a Flask API, a PyTorch classifier and a pluggable store."""

@@ -1,0 +1,39 @@
+"""Configuration, read only from environment variables (documented in .env.example)."""
+import os
+from pathlib import Path
+
+BACKEND_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "ctnet.pt"
+
+
+def _int(name, default):
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _float(name, default):
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def from_env():
+    """Return the app's settings as a dict of upper-case Flask config keys."""
+    return {
+        "HOST": os.environ.get("HOST", "127.0.0.1"),
+        "PORT": _int("PORT", 5000),
+        "STORE": os.environ.get("STORE", "sqlite").strip().lower(),
+        "DATA_DIR": os.environ.get("DATA_DIR", "./data"),
+        "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_MB", 20) * 1024 * 1024,
+        "MAX_PIXELS": _int("MAX_PIXELS", 50_000_000),
+        "CORS_ORIGINS": [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()],
+        "MODEL_PATH": os.environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
+        "TORCH_THREADS": _int("TORCH_THREADS", 0),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
+        "DOC_BUDGET_BYTES": _int("DOC_BUDGET_BYTES", 256 * 1024),
+        # Firestore (STORE=firestore)
+        "FIRESTORE_PROJECT": os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("FIREBASE_PROJECT_ID"),
+        "FIRESTORE_CREDENTIALS": os.environ.get("FIREBASE_CREDENTIALS") or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"),
+        "FIRESTORE_DATABASE": os.environ.get("FIRESTORE_DATABASE", "(default)"),
+        "FIRESTORE_COLLECTION": os.environ.get("FIRESTORE_COLLECTION", "analyses"),
+        "STORE_TIMEOUT_S": _float("STORE_TIMEOUT_S", 10.0),
+    }

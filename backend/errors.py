@@ -1,0 +1,39 @@
+"""One JSON error shape for every API failure: {"error": code, "message": sentence}."""
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    """An error meant for the client: raised anywhere, answered as JSON by the handler below."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status, code, message):
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    return response
+
+
+def _http_error(exc):
+    code = (exc.name or "error").lower().replace(" ", "_")
+    messages = {
+        413: "The upload is larger than this service accepts (MAX_UPLOAD_MB).",
+        404: "There is nothing at this address.",
+        405: "This address does not accept that HTTP method.",
+    }
+    return error_response(exc.code or 500, code, messages.get(exc.code, exc.description))
+
+
+def init_app(app):
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message))
+    app.register_error_handler(HTTPException, _http_error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal_error", "The service failed to handle this request; it has been logged.")

@@ -1,0 +1,1 @@
+"""The CT classifier: network, shared preprocessing, serving, training and evaluation."""

@@ -1,0 +1,35 @@
+"""Firestore's storage-size rules, so a document's size is known before it is written.
+
+https://firebase.google.com/docs/firestore/storage-size: strings count their UTF-8 bytes + 1,
+numbers and timestamps 8, booleans and null 1, arrays the sum of their values, maps the sum of
+their keys and values, a document name the sizes of its path's ids + 16, each document + 32.
+"""
+from datetime import datetime
+
+FIRESTORE_MAX_DOC_BYTES = 1_048_576
+
+
+def string_size(value: str) -> int:
+    return len(value.encode("utf-8")) + 1
+
+
+def value_size(value) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float, datetime)):
+        return 8
+    if isinstance(value, str):
+        return string_size(value)
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(value_size(v) for v in value)
+    if isinstance(value, dict):
+        return sum(string_size(k) + value_size(v) for k, v in value.items())
+    raise TypeError(f"no Firestore size rule for {type(value).__name__}")
+
+
+def document_size(collection: str, doc_id: str, fields: dict) -> int:
+    """Bytes Firestore counts for `fields` stored at collection/doc_id (a top-level collection)."""
+    name = string_size(collection) + string_size(doc_id) + 16
+    return name + value_size(fields) + 32
