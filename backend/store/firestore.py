@@ -1,0 +1,121 @@
+"""Analyses in Cloud Firestore: one document per analysis, its id the analysis id.
+
+Built on firebase-admin (initialisation, credentials) with google-cloud-firestore underneath.
+`created_at` is kept as a Firestore timestamp so the listing sorts on it; everything else is
+the service core's document as is. Transient errors are retried with bounded exponential
+backoff; when Firestore stays unreachable past STORE_TIMEOUT_S, StoreUnavailable (503).
+"""
+import contextlib
+from datetime import datetime, timezone
+
+from firebase_admin import firestore as admin_firestore
+from google.api_core import exceptions
+from google.api_core.retry import Retry, if_exception_type
+from google.cloud.firestore import Query
+
+from backend.errors import ApiError
+from backend.store import firebase_app
+from backend.store.base import AnalysisStore, StoreUnavailable, decode_cursor, encode_cursor
+from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, document_size
+
+TRANSIENT_ERRORS = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
+                    exceptions.Aborted, exceptions.ResourceExhausted)
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def to_timestamp(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc)
+
+
+def to_iso(timestamp: datetime) -> str:
+    return timestamp.astimezone(timezone.utc).strftime(ISO_FORMAT)
+
+
+def cursor_timestamp(iso: str) -> datetime:
+    try:
+        return to_timestamp(iso)
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "The cursor is not one this service issued; start again without it.")
+
+
+def to_firestore(doc: dict) -> dict:
+    return {**doc, "created_at": to_timestamp(doc["created_at"])}
+
+
+def from_firestore(fields: dict) -> dict:
+    return {**fields, "created_at": to_iso(fields["created_at"])}
+
+
+class FirestoreStore(AnalysisStore):
+    name = "firestore"
+
+    def __init__(self, project, credentials_path=None, database="(default)", collection="analyses",
+                 timeout_s=10.0, budget_bytes=FIRESTORE_MAX_DOC_BYTES):
+        self.app = firebase_app.open_app(project, credentials_path)
+        self.client = admin_firestore.client(self.app, database)
+        self.collection_name = collection
+        self.collection = self.client.collection(collection)
+        self.timeout_s = timeout_s
+        self.budget_bytes = min(budget_bytes, FIRESTORE_MAX_DOC_BYTES)
+        self.retry = Retry(predicate=if_exception_type(*TRANSIENT_ERRORS),
+                           initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(project=config["FIRESTORE_PROJECT"], credentials_path=config["FIRESTORE_CREDENTIALS"],
+                   database=config["FIRESTORE_DATABASE"], collection=config["FIRESTORE_COLLECTION"],
+                   timeout_s=config["STORE_TIMEOUT_S"], budget_bytes=config["DOC_BUDGET_BYTES"])
+
+    @contextlib.contextmanager
+    def _reaching_firestore(self, action):
+        """Turn "Firestore could not be reached in time" into StoreUnavailable, whatever the call."""
+        try:
+            yield
+        except (exceptions.RetryError, *TRANSIENT_ERRORS) as exc:
+            raise StoreUnavailable(f"Firestore did not answer {action} within {self.timeout_s:g} s") from exc
+
+    def _calls(self):
+        return {"retry": self.retry, "timeout": self.timeout_s}
+
+    def create(self, doc: dict) -> dict:
+        fields = to_firestore(doc)
+        size = document_size(self.collection_name, doc["id"], fields)
+        if size > self.budget_bytes:
+            raise DocumentTooLarge(f"analysis {doc['id']} is {size} bytes in Firestore; the budget is {self.budget_bytes}")
+        ref = self.collection.document(doc["id"])
+        with self._reaching_firestore("create"):
+            try:
+                ref.create(fields, **self._calls())
+                return doc
+            except exceptions.AlreadyExists:  # an earlier upload with this id (or a retry of this call) wrote it
+                return from_firestore(ref.get(**self._calls()).to_dict())
+
+    def get(self, analysis_id: str) -> dict | None:
+        with self._reaching_firestore("get"):
+            snapshot = self.collection.document(analysis_id).get(**self._calls())
+        return from_firestore(snapshot.to_dict()) if snapshot.exists else None
+
+    def list(self, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        query = (self.collection.order_by("created_at", direction=Query.DESCENDING)
+                 .order_by("__name__", direction=Query.DESCENDING).limit(limit + 1))
+        if cursor:
+            created_at, analysis_id = decode_cursor(cursor)
+            query = query.start_after([cursor_timestamp(created_at), analysis_id])
+        with self._reaching_firestore("list"):
+            snapshots = query.get(**self._calls())
+        items = [from_firestore(s.to_dict()) for s in snapshots[:limit]]
+        next_cursor = encode_cursor(items[-1]) if len(snapshots) > limit else None
+        return items, next_cursor
+
+    def delete(self, analysis_id: str) -> bool:
+        with self._reaching_firestore("delete"):
+            try:
+                self.collection.document(analysis_id).delete(option=self.client.write_option(exists=True),
+                                                             **self._calls())
+                return True
+            except exceptions.NotFound:
+                return False
+
+    def close(self):
+        self.client.close()
+        firebase_app.close_app(self.app)
