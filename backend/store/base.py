@@ -6,6 +6,7 @@ Documents go in and come out as the JSON-ready dicts the API serves: `id` (str) 
 import base64
 import binascii
 import json
+from datetime import datetime
 
 from backend.errors import ApiError
 
@@ -50,6 +51,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, analysis_id = json.loads(raw)
         if isinstance(created_at, str) and isinstance(analysis_id, str):
+            datetime.fromisoformat(created_at)  # every backend can order by it
             return created_at, analysis_id
     except (binascii.Error, ValueError, TypeError):
         pass

@@ -13,7 +13,6 @@ from google.api_core import exceptions
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud.firestore import Query
 
-from backend.errors import ApiError
 from backend.store import firebase_app
 from backend.store.base import AnalysisStore, StoreUnavailable, decode_cursor, encode_cursor
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, document_size
@@ -29,13 +28,6 @@ def to_timestamp(iso: str) -> datetime:
 
 def to_iso(timestamp: datetime) -> str:
     return timestamp.astimezone(timezone.utc).strftime(ISO_FORMAT)
-
-
-def cursor_timestamp(iso: str) -> datetime:
-    try:
-        return to_timestamp(iso)
-    except ValueError:
-        raise ApiError(400, "invalid_cursor", "The cursor is not one this service issued; start again without it.")
 
 
 def to_firestore(doc: dict) -> dict:
@@ -100,7 +92,7 @@ class FirestoreStore(AnalysisStore):
                  .order_by("__name__", direction=Query.DESCENDING).limit(limit + 1))
         if cursor:
             created_at, analysis_id = decode_cursor(cursor)
-            query = query.start_after([cursor_timestamp(created_at), analysis_id])
+            query = query.start_after([to_timestamp(created_at), analysis_id])
         with self._reaching_firestore("list"):
             snapshots = query.get(**self._calls())
         items = [from_firestore(s.to_dict()) for s in snapshots[:limit]]

@@ -1,0 +1,103 @@
+"""The store contract, run against every backend: SQLite and Firestore (the official emulator)."""
+import pytest
+
+from backend.errors import ApiError
+from backend.store.base import encode_cursor
+from backend.store.firestore import FirestoreStore
+from backend.store.sqlite import SQLiteStore
+from tests.fixtures.firestore_emulator import PROJECT
+
+
+@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.firestore)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "data")
+    else:
+        request.getfixturevalue("firestore_env")
+        store = FirestoreStore(PROJECT, timeout_s=10)
+    yield store
+    store.close()
+
+
+def analysis(analysis_id, created_at, **extra):
+    """A document shaped like the service core's, with every kind of value it holds."""
+    return {"id": analysis_id, "created_at": created_at, "filename": "693_UNCR.dcm", "sha256": "ab" * 32,
+            "prediction": {"label": "COVID", "confidence": 0.8125,
+                           "probabilities": {"COVID": 0.8125, "NonCOVID": 0.1875}},
+            "findings": ["Ground-glass opacity pattern in both lower lobes."], "recommendations": [],
+            "model": {"name": "ctnet", "version": "1"},
+            "file_thumbnail": "data:image/jpeg;base64,/9j/4AAQ", "heatmap_url": "data:image/jpeg;base64,/9j/4AAQ",
+            **extra}
+
+
+def ids(items):
+    return [item["id"] for item in items]
+
+
+def test_create_then_get_returns_the_document_exactly(store):
+    doc = analysis("a1", "2026-11-24T10:00:00.123456Z")
+    assert store.create(doc) == doc
+    assert store.get("a1") == doc  # created_at round-trips to the microsecond, "Z" and all
+
+
+def test_create_is_create_only(store):
+    first = analysis("a1", "2026-11-24T10:00:00.000001Z", filename="first.png")
+    store.create(first)
+    assert store.create(analysis("a1", "2026-11-24T11:00:00.000002Z", filename="retry.png")) == first
+    assert store.get("a1") == first
+    assert ids(store.list(10)[0]) == ["a1"]
+
+
+def test_get_of_an_unknown_id_is_none(store):
+    assert store.get("missing") is None
+
+
+def test_list_is_newest_first_then_by_id(store):
+    for analysis_id, created_at in [("b", "2026-11-24T10:00:00.000001Z"), ("a", "2026-11-24T10:00:00.000002Z"),
+                                    ("c", "2026-11-24T10:00:00.000002Z"), ("d", "2026-11-23T23:59:59.999999Z")]:
+        store.create(analysis(analysis_id, created_at))
+    items, cursor = store.list(10)
+    assert ids(items) == ["c", "a", "b", "d"] and cursor is None
+    assert items[0] == analysis("c", "2026-11-24T10:00:00.000002Z")
+
+
+def test_pages_cover_everything_once_while_others_insert(store):
+    for i in range(7):
+        store.create(analysis(f"old{i}", f"2026-11-24T10:00:0{i}.000000Z"))
+    page, cursor = store.list(3)
+    seen = ids(page)
+    store.create(analysis("newer", "2026-11-24T12:00:00.000000Z"))  # lands before the cursor: not in later pages
+    while cursor:
+        page, cursor = store.list(3, cursor)
+        seen += ids(page)
+    assert seen == [f"old{i}" for i in reversed(range(7))]
+
+
+def test_the_last_full_page_has_no_cursor(store):
+    for i in range(4):
+        store.create(analysis(f"a{i}", f"2026-11-24T10:00:0{i}.000000Z"))
+    _, cursor = store.list(2)
+    page, cursor = store.list(2, cursor)
+    assert ids(page) == ["a1", "a0"] and cursor is None
+
+
+def test_a_cursor_after_a_deleted_document_still_pages_on(store):
+    for i in range(4):
+        store.create(analysis(f"a{i}", f"2026-11-24T10:00:0{i}.000000Z"))
+    page, cursor = store.list(2)
+    store.delete(page[-1]["id"])
+    assert ids(store.list(10, cursor)[0]) == ["a1", "a0"]
+
+
+def test_a_cursor_that_is_not_ours_is_a_400(store):
+    for cursor in ["not-a-cursor", encode_cursor({"created_at": "yesterday", "id": "a"})]:
+        with pytest.raises(ApiError) as raised:
+            store.list(10, cursor)
+        assert raised.value.status == 400
+
+
+def test_delete_once_then_not_found(store):
+    store.create(analysis("a1", "2026-11-24T10:00:00.000000Z"))
+    assert store.delete("a1") is True
+    assert store.get("a1") is None
+    assert store.delete("a1") is False
