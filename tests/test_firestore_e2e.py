@@ -12,7 +12,7 @@ from tests.fixtures.firestore_emulator import PROJECT
 from tests.fixtures.images import decode_data_url, longer_side
 from tests.fixtures.server import running_server
 from tests.test_firestore_limits import padded_to
-from tests.test_server import multipart, request
+from tests.fixtures.http import multipart, request
 
 pytestmark = pytest.mark.firestore
 

@@ -9,7 +9,7 @@ from backend.store.firestore import FirestoreStore
 from tests.fixtures.data import dicom_file
 from tests.fixtures.firestore_emulator import PROJECT
 from tests.fixtures.server import running_server
-from tests.test_server import multipart, request
+from tests.fixtures.http import multipart, request
 
 pytestmark = pytest.mark.firestore
 

@@ -1,27 +1,9 @@
 """The real server process over HTTP, started the two ways users start it."""
 import json
-import urllib.error
-import urllib.request
-import uuid
 
 from tests.fixtures.data import REPO, dicom_file
+from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
-
-
-def request(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def multipart(field, filename, data):
-    boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def test_curl_workflow_against_the_real_server(live_server):

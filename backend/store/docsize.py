@@ -3,7 +3,7 @@
 https://firebase.google.com/docs/firestore/storage-size: strings count their UTF-8 bytes + 1,
 numbers and timestamps 8, booleans and null 1, bytes their length, arrays the sum of their
 values, maps the sum of their keys and values (no per-map overhead), a document name the sizes
-of its path's ids + 16, each document + 32. Measured against the emulator (tests/test_docsize.py):
+of its path's ids + 16, each document + 32. Measured against the emulator (tests/test_firestore_limits.py):
 an empty map or array counts 1 byte, which the published page leaves out.
 """
 from datetime import datetime
