@@ -37,7 +37,9 @@ def main():
     app = create_app()
     host, port = app.config["HOST"], app.config["PORT"]
     app.logger.info("serving on http://%s:%s (store: %s)", host, port, app.config["STORE"])
-    serve(app, host=host, port=port, threads=8, max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024)
+    # Waitress buffers whole bodies before Flask sees them; its own cap sits well above
+    # MAX_UPLOAD_MB so that oversized uploads get Flask's JSON 413, not a dropped connection.
+    serve(app, host=host, port=port, threads=8, max_request_body_size=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
 
 
 if __name__ == "__main__":

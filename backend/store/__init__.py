@@ -1,7 +1,8 @@
 """Choose the store backend by configuration (STORE) and keep one per app."""
 from flask import current_app
 
-from backend.store.base import AnalysisStore, StoreUnavailable  # noqa: F401  (re-exported)
+from backend.errors import error_response
+from backend.store.base import AnalysisStore, StoreUnavailable
 
 
 def _sqlite(app):
@@ -24,6 +25,8 @@ def init_app(app):
     if name not in BACKENDS:
         raise RuntimeError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
     app.extensions["store"] = BACKENDS[name](app)
+    app.register_error_handler(StoreUnavailable, lambda exc: error_response(
+        503, "store_unavailable", "The database is not reachable right now; nothing was saved. Try again shortly."))
 
 
 def get_store() -> AnalysisStore:

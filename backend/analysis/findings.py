@@ -1,0 +1,53 @@
+"""Findings and recommendations derived from this slice's prediction and activation map.
+
+Axial CT is shown in radiological convention: the patient's right is on the image's left, and
+the top of the image is anterior.
+"""
+import numpy as np
+
+HOT = 0.5  # "high activation": at least half of the map's peak
+CONFIDENT = 0.8
+CAUTION = ("Research use only, not for diagnosis: this model was trained on 517 8-bit figure crops "
+           "from publications, not on Hounsfield-unit scans, and has not been clinically validated.")
+
+
+def describe(label, confidence, probabilities, activation, body, lungs):
+    """(findings, recommendations), each a list of plain sentences."""
+    odds = ", ".join(f"{name} {p:.0%}" for name, p in probabilities.items())
+    findings = [f"The model rates this slice {label} with {confidence:.0%} confidence ({odds})."]
+    if activation.max() > 0:
+        findings.append(f"The activation peaks in the {_peak_location(activation, body)}.")
+        hot_fraction = float((activation >= HOT)[lungs].mean())
+        spread = "focal" if hot_fraction < 0.15 else "patchy" if hot_fraction < 0.4 else "diffuse"
+        findings.append(f"{hot_fraction:.0%} of the lung field shows high activation "
+                        f"(at least half of the peak): a {spread} pattern.")
+    else:
+        findings.append("The model shows no positive activation for its prediction on this slice.")
+    return findings, _recommendations(label, confidence)
+
+
+def _peak_location(activation, body):
+    row, col = np.unravel_index(int(np.argmax(activation)), activation.shape)
+    rows, cols = np.nonzero(body)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    x = (col - (left + right) / 2) / max(1, (right - left) / 2)  # -1 image left .. +1 image right
+    y = (row - (top + bottom) / 2) / max(1, (bottom - top) / 2)  # -1 top .. +1 bottom
+    side = "patient's right" if x < 0 else "patient's left"
+    height = "anterior (upper)" if y < 0 else "posterior (lower)"
+    zone = "central" if max(abs(x), abs(y)) < 0.5 else "peripheral"
+    image_side = "left" if x < 0 else "right"
+    return f"{side}, {height}, {zone} part of the chest (image {image_side})"
+
+
+def _recommendations(label, confidence):
+    if confidence < CONFIDENT:
+        advice = [f"The model is uncertain ({confidence:.0%}); do not act on this result. Review the "
+                  "whole study, not this single slice, with a radiologist."]
+    elif label == "COVID":
+        advice = ["The model associates this slice with COVID-19 pneumonia patterns: confirm with "
+                  "RT-PCR and clinical findings, and have a radiologist review the full study.",
+                  "Check the highlighted region for ground-glass opacities or consolidation."]
+    else:
+        advice = ["The model finds no COVID-19 pattern in this slice. That does not rule out "
+                  "infection or other disease: correlate with clinical findings and other slices."]
+    return advice + [CAUTION]

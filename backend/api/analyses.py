@@ -1,0 +1,41 @@
+"""The stored analyses: list newest first with a cursor, get one, delete one."""
+from flask import Blueprint, jsonify, request
+
+from backend.errors import ApiError
+from backend.store import get_store
+
+bp = Blueprint("analyses", __name__)
+
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+
+
+@bp.get("/analyses")
+def list_analyses():
+    items, next_cursor = get_store().list(_limit(), request.args.get("cursor") or None)
+    return jsonify(items=items, next_cursor=next_cursor)
+
+
+@bp.get("/analyses/<analysis_id>")
+def get_analysis(analysis_id):
+    doc = get_store().get(analysis_id)
+    if doc is None:
+        raise _not_found(analysis_id)
+    return jsonify(doc)
+
+
+@bp.delete("/analyses/<analysis_id>")
+def delete_analysis(analysis_id):
+    if not get_store().delete(analysis_id):
+        raise _not_found(analysis_id)
+    return "", 204
+
+
+def _limit():
+    raw = request.args.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "invalid_limit", "limit must be a whole number of at least 1.")
+    return min(int(raw), MAX_LIMIT)
+
+
+def _not_found(analysis_id):
+    return ApiError(404, "not_found", f"There is no analysis with id '{analysis_id}'.")

@@ -1,0 +1,63 @@
+"""Image helpers under the names existing code calls.
+
+"Storage" for this service is the JSON itself: images travel and are stored as base64 JPEG data
+URLs. Every image is encoded once from decoded pixels in memory; nothing is decoded and
+re-encoded to make a thumbnail.
+"""
+import base64
+import binascii
+import io
+
+import numpy as np
+from PIL import Image
+
+from backend.errors import ApiError
+from backend.imaging.decode import decode_image
+
+
+def fit_to_box(image, box=(400, 400)) -> Image.Image:
+    """Scale (up or down) so the image just fits `box`, keeping its aspect ratio.
+
+    For a square box the longer side ends up exactly box[0] pixels.
+    """
+    image = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    width, height = image.size
+    scale = min(box[0] / width, box[1] / height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def to_data_url(image: Image.Image, quality: int) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def upload_to_storage(image, thumbnail_size=(400, 400), quality=70) -> str:
+    """The full-size image for a response: longer side 400 px, JPEG quality 70, as a data URL."""
+    return to_data_url(fit_to_box(image, thumbnail_size), quality)
+
+
+def create_thumbnail(image, size=(200, 200), quality=50) -> str:
+    """The stored thumbnail: longer side 200 px, JPEG quality 50, as a data URL."""
+    return to_data_url(fit_to_box(image, size), quality)
+
+
+def download_image(source, window="lung", max_pixels=50_000_000) -> np.ndarray:
+    """A data URL, bare base64 or raw bytes -> the slice as the model sees it (2-D uint8)."""
+    if isinstance(source, str):
+        source = _base64_payload(source)
+    return decode_image(bytes(source), window=window, max_pixels=max_pixels)
+
+
+def _base64_payload(text: str) -> bytes:
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if not header.endswith(";base64"):
+            raise ApiError(400, "invalid_data_url", "The data URL must be base64-encoded (data:<type>;base64,...).")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "invalid_base64", "The image is not valid base64.") from exc

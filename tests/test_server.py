@@ -1,0 +1,55 @@
+"""The real server process over HTTP, started the two ways users start it."""
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+from tests.fixtures.data import REPO, dicom_file
+from tests.fixtures.server import running_server
+
+
+def request(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def multipart(field, filename, data):
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_curl_workflow_against_the_real_server(live_server):
+    body, headers = multipart("file", "slice.dcm", dicom_file("693_UNCR.dcm").read_bytes())
+    status, response_headers, raw = request("POST", live_server + "/analyze", body, headers)
+    assert status == 201
+    created = json.loads(raw)
+    assert response_headers["Location"] == f"/analyses/{created['id']}"
+
+    status, _, raw = request("GET", live_server + "/analyses")
+    assert status == 200 and [d["id"] for d in json.loads(raw)["items"]] == [created["id"]]
+    status, _, raw = request("GET", live_server + response_headers["Location"])
+    assert status == 200 and json.loads(raw)["created_at"] == created["created_at"]
+    assert request("DELETE", live_server + response_headers["Location"])[0] == 204
+    status, _, raw = request("GET", live_server + response_headers["Location"])
+    assert status == 404 and json.loads(raw)["error"] == "not_found"
+
+
+def test_oversized_upload_gets_a_json_413(tmp_path):
+    with running_server({"DATA_DIR": str(tmp_path), "MAX_UPLOAD_MB": "1"}) as base_url:
+        body, headers = multipart("file", "big.dcm", bytes(2 * 1024 * 1024))
+        status, _, raw = request("POST", base_url + "/analyze", body, headers)
+        assert status == 413 and json.loads(raw)["error"] == "request_entity_too_large"
+        assert request("GET", base_url + "/health")[0] == 200
+
+
+def test_started_from_the_backend_folder(tmp_path):
+    """`cd backend && python app.py` is how existing users start it."""
+    with running_server({"DATA_DIR": str(tmp_path)}, cwd=REPO / "backend", script="app.py") as base_url:
+        status, _, raw = request("GET", base_url + "/health")
+        assert status == 200 and json.loads(raw)["status"] == "ok"
