@@ -44,8 +44,10 @@ function cardFor(doc) {
   return card;
 }
 
+const EMPTY = "No analyses yet. Upload a CT slice to start.";
+
 function updateEmptyState() {
-  if (!list.children.length && !loading) status.textContent = "No analyses yet. Upload a CT slice to start.";
+  if (!list.children.length && !loading && !status.textContent) status.textContent = EMPTY;
 }
 
 async function loadPage(cursor) {
@@ -86,16 +88,15 @@ export async function confirmAndDelete(id, name) {
     }
   }
   card?.remove();
-  status.textContent = `Deleted the analysis of ${name}.`;
+  status.textContent = `Deleted the analysis of ${name}.${list.children.length ? "" : ` ${EMPTY}`}`;
   handlers.deleted(id);
-  updateEmptyState();
   return true;
 }
 
 export function addToHistory(doc) {
   list.querySelector(`[data-id="${CSS.escape(doc.id)}"]`)?.remove();
   list.prepend(cardFor(doc));
-  if (status.textContent.startsWith("No analyses")) status.textContent = "";
+  if (status.textContent.includes(EMPTY)) status.textContent = "";
 }
 
 export function initHistory(onOpen, onDeleted) {
