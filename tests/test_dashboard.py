@@ -158,3 +158,28 @@ def test_an_upload_can_be_cancelled(page, live_server):
     expect(page.locator("#upload-status")).to_have_text("Upload cancelled.")
     expect(page.locator("#progress-row")).to_be_hidden()
     expect(page.locator("#upload-error")).to_be_hidden()
+
+
+def upload_directly(base_url, path) -> str:
+    boundary = "dashboard-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(base_url + "/analyze", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=120) as response:
+        return json.load(response)["id"]
+
+
+def test_older_analyses_come_through_the_cursor(page, live_server):
+    older = upload_directly(live_server, dicom_file("693_UNCR.dcm"))
+    newer = upload_directly(live_server, dicom_file("693_UNCR.dcm"))
+    # The real server's pages, one analysis long, so two analyses need the cursor.
+    page.route("**/analyses?*", lambda route: route.continue_(url=re.sub(r"limit=\d+", "limit=1", route.request.url)))
+    page.goto(live_server + "/")
+    cards = page.locator("#history-list .card")
+    expect(cards).to_have_count(1)
+    assert cards.first.get_attribute("data-id") == newer
+    page.get_by_role("button", name="Show older analyses").click()
+    expect(cards).to_have_count(2)
+    assert cards.nth(1).get_attribute("data-id") == older
+    expect(page.get_by_role("button", name="Show older analyses")).to_be_hidden()

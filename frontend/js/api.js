@@ -8,7 +8,7 @@ export class ApiError extends Error {
   }
 }
 
-const UNREACHABLE = "The service can't be reached. Check your connection, or try again in a moment.";
+const UNREACHABLE = "No answer came from the service. Check your connection, or try again in a moment.";
 
 // An error body the API wrote ({error, message}), or a plain sentence when a proxy answered instead.
 export function errorFromResponse(status, bodyText) {
