@@ -106,6 +106,16 @@ def test_dicom_by_keyboard_with_a_window_at_phone_width(page, live_server, reque
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=screenshot_path(request.node.name, "phone"), full_page=True)
 
+    page.locator(".card-open").click()
+    dialog = page.locator("#detail-dialog")
+    expect(dialog).to_be_visible()
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")
+    page.screenshot(path=screenshot_path(request.node.name, "phone-detail"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    # Focus goes back to the card that opened the dialog.
+    expect(page.locator(".card-open")).to_be_focused()
+
     # The card cancels with a dismissed confirm and keeps the analysis.
     page.once("dialog", lambda confirm: confirm.dismiss())
     page.locator(".card-delete").click()

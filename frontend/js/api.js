@@ -11,7 +11,7 @@ export class ApiError extends Error {
 const UNREACHABLE = "No answer came from the service. Check your connection, or try again in a moment.";
 
 // An error body the API wrote ({error, message}), or a plain sentence when a proxy answered instead.
-export function errorFromResponse(status, bodyText) {
+function errorFromResponse(status, bodyText) {
   try {
     const body = JSON.parse(bodyText);
     if (body && typeof body.message === "string") return new ApiError(status, body.error || "error", body.message);

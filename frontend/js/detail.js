@@ -38,11 +38,9 @@ export function initDetail(onDelete) {
   deleteButton.addEventListener("click", async () => {
     if (shown && (await onDelete(shown.id, shown.name))) dialog.close();
   });
-  // Return focus to the card that opened the dialog, or to the list when that card is gone.
+  // Return focus to the card that opened the dialog, or to the list's heading when that card is gone.
   dialog.addEventListener("close", () => {
-    const target = opener?.isConnected ? opener : document.getElementById("history-title");
-    if (target === document.getElementById("history-title")) target.tabIndex = -1;
-    target?.focus();
+    (opener?.isConnected ? opener : document.getElementById("history-title")).focus();
     shown = null;
   });
 }
