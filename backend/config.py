@@ -6,6 +6,11 @@ BACKEND_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "ctnet.pt"
 
 
+def _str(name, default):
+    """The variable's value, or the default when it is unset or empty (as in .env.example)."""
+    return os.environ.get(name, "").strip() or default
+
+
 def _int(name, default):
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
@@ -19,21 +24,21 @@ def _float(name, default):
 def from_env():
     """Return the app's settings as a dict of upper-case Flask config keys."""
     return {
-        "HOST": os.environ.get("HOST", "127.0.0.1"),
+        "HOST": _str("HOST", "127.0.0.1"),
         "PORT": _int("PORT", 5000),
-        "STORE": os.environ.get("STORE", "sqlite").strip().lower(),
-        "DATA_DIR": os.environ.get("DATA_DIR", "./data"),
+        "STORE": _str("STORE", "sqlite").lower(),
+        "DATA_DIR": _str("DATA_DIR", "./data"),
         "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_MB", 20) * 1024 * 1024,
         "MAX_PIXELS": _int("MAX_PIXELS", 50_000_000),
         "CORS_ORIGINS": [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()],
-        "MODEL_PATH": os.environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
+        "MODEL_PATH": _str("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
         "TORCH_THREADS": _int("TORCH_THREADS", 0),
-        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
+        "LOG_LEVEL": _str("LOG_LEVEL", "INFO").upper(),
         "DOC_BUDGET_BYTES": _int("DOC_BUDGET_BYTES", 256 * 1024),
         # Firestore (STORE=firestore)
-        "FIRESTORE_PROJECT": os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("FIREBASE_PROJECT_ID"),
-        "FIRESTORE_CREDENTIALS": os.environ.get("FIREBASE_CREDENTIALS") or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"),
-        "FIRESTORE_DATABASE": os.environ.get("FIRESTORE_DATABASE", "(default)"),
-        "FIRESTORE_COLLECTION": os.environ.get("FIRESTORE_COLLECTION", "analyses"),
+        "FIRESTORE_PROJECT": _str("GOOGLE_CLOUD_PROJECT", None) or _str("FIREBASE_PROJECT_ID", None),
+        "FIRESTORE_CREDENTIALS": _str("FIREBASE_CREDENTIALS", None) or _str("GOOGLE_APPLICATION_CREDENTIALS", None),
+        "FIRESTORE_DATABASE": _str("FIRESTORE_DATABASE", "(default)"),
+        "FIRESTORE_COLLECTION": _str("FIRESTORE_COLLECTION", "analyses"),
         "STORE_TIMEOUT_S": _float("STORE_TIMEOUT_S", 10.0),
     }

@@ -15,7 +15,8 @@ def activation_map(cam: np.ndarray, shape: tuple, body: np.ndarray) -> np.ndarra
 
 def overlay(gray: np.ndarray, activation: np.ndarray, body: np.ndarray, alpha: float = BLEND_ALPHA) -> np.ndarray:
     """RGB uint8: the JET-coloured activation blended over the slice inside the body, the plain slice outside."""
-    colours = cv2.applyColorMap(np.rint(activation * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    slice_rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    blended = (1 - alpha) * slice_rgb + alpha * colours
-    return np.where(body[..., None], blended, slice_rgb).round().astype(np.uint8)
+    colours = cv2.cvtColor(cv2.applyColorMap(np.rint(activation * 255).astype(np.uint8), cv2.COLORMAP_JET),
+                           cv2.COLOR_BGR2RGB)
+    slice_rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    blended = cv2.addWeighted(slice_rgb, 1 - alpha, colours, alpha, 0)
+    return np.where(body[..., None], blended, slice_rgb)

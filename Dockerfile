@@ -1,0 +1,24 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    HOST=0.0.0.0 PORT=5000 DATA_DIR=/data
+
+WORKDIR /app
+COPY requirements.txt .
+# The CPU-only torch build first, so requirements.txt's torch==2.13.0 is already satisfied
+# and no CUDA packages are pulled in.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install -r requirements.txt
+
+COPY backend/ backend/
+COPY frontend/ frontend/
+
+RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
+USER app
+VOLUME /data
+EXPOSE 5000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health', timeout=4)"
+
+CMD ["python", "backend/app.py"]
