@@ -92,6 +92,9 @@ def test_upload_reload_open_and_delete(page, live_server, request):
 
 def test_dicom_by_keyboard_with_a_window_at_phone_width(page, live_server, request):
     page.set_viewport_size({"width": 390, "height": 844})
+    # Playwright turns on file-chooser interception without waiting for it; listening from the
+    # start makes sure it is on before the key press (otherwise the chooser is sometimes missed).
+    page.on("filechooser", lambda chooser: None)
     page.goto(live_server + "/")
     page.select_option("#window-select", "mediastinal")
     page.locator("#dropzone").focus()
