@@ -3,7 +3,7 @@ import pytest
 
 from backend.app import create_app
 
-pytest_plugins = ["tests.fixtures.server", "tests.fixtures.firestore_emulator"]
+pytest_plugins = ["tests.fixtures.server", "tests.fixtures.firestore_emulator", "tests.fixtures.browser"]
 
 
 @pytest.fixture

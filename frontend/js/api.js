@@ -1,0 +1,84 @@
+// The service's API, called by relative URLs so the page works under any host name or path.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status; // 0 when the service could not be reached at all
+    this.code = code;
+  }
+}
+
+const UNREACHABLE = "No answer came from the service. Check your connection, or try again in a moment.";
+
+// An error body the API wrote ({error, message}), or a plain sentence when a proxy answered instead.
+function errorFromResponse(status, bodyText) {
+  try {
+    const body = JSON.parse(bodyText);
+    if (body && typeof body.message === "string") return new ApiError(status, body.error || "error", body.message);
+  } catch {
+    // not JSON: fall through
+  }
+  if (status >= 500) return new ApiError(status, "unavailable", "The service isn't working right now. Please try again in a moment.");
+  return new ApiError(status, "error", `The service answered with an unexpected status (${status}).`);
+}
+
+async function request(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+  } catch {
+    throw new ApiError(0, "unreachable", UNREACHABLE);
+  }
+  if (!response.ok) throw errorFromResponse(response.status, await response.text());
+  if (response.status === 204) return null;
+  try {
+    return await response.json();
+  } catch {
+    throw new ApiError(response.status, "bad_response", "The service sent an answer this page can't read.");
+  }
+}
+
+export const getHealth = () => request("health");
+
+export function listAnalyses(limit, cursor) {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor) params.set("cursor", cursor);
+  return request(`analyses?${params}`);
+}
+
+export const getAnalysis = (id) => request(`analyses/${encodeURIComponent(id)}`);
+
+export const deleteAnalysis = (id) => request(`analyses/${encodeURIComponent(id)}`, { method: "DELETE" });
+
+// XMLHttpRequest rather than fetch: it reports upload progress and can be aborted mid-upload.
+// Returns {promise, abort}; the promise rejects with ApiError, or with code "aborted" on cancel.
+export function uploadForAnalysis(file, windowName, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open("POST", "analyze");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress({ phase: "upload", fraction: event.loaded / event.total });
+    });
+    xhr.upload.addEventListener("load", () => onProgress({ phase: "analysing", fraction: 1 }));
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError(xhr.status, "bad_response", "The service sent an answer this page can't read."));
+        }
+      } else {
+        reject(errorFromResponse(xhr.status, xhr.responseText));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "unreachable", UNREACHABLE)));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "The upload was cancelled.")));
+
+    const form = new FormData();
+    form.append("file", file, file.name);
+    form.append("window", windowName);
+    xhr.send(form);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
