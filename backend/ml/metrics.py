@@ -1,0 +1,51 @@
+"""Scoring labelled slices with the served classifier, and the binary metrics (COVID is positive)."""
+import numpy as np
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+from backend.ml.data import load_gray
+from backend.ml.preprocess import LABELS
+
+POSITIVE = LABELS[0]  # "COVID"
+
+
+def score(classifier, folder, items):
+    """{relative path: P(COVID)} through `Classifier.predict`, exactly the serving path."""
+    return {rel: classifier.predict(load_gray(folder, rel)).probabilities[POSITIVE] for rel, _ in items}
+
+
+def binary_metrics(labels, p_positive):
+    """Accuracy, sensitivity, specificity, F1 and ROC AUC at the argmax threshold (P >= 0.5)."""
+    y = np.array([label == POSITIVE for label in labels], dtype=int)
+    p = np.asarray(p_positive, dtype=float)
+    pred = (p >= 0.5).astype(int)
+    (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1])
+    sensitivity = tp / (tp + fn) if tp + fn else float("nan")
+    specificity = tn / (tn + fp) if tn + fp else float("nan")
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * sensitivity / (precision + sensitivity) if precision + sensitivity else 0.0
+    return {
+        "n": int(len(y)), "roc_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
+        "accuracy": float((pred == y).mean()), "sensitivity": float(sensitivity),
+        "specificity": float(specificity), "f1": float(f1),
+        "confusion_matrix": {"rows_true_cols_predicted": [POSITIVE, LABELS[1]],
+                             "matrix": [[int(tp), int(fn)], [int(fp), int(tn)]]},
+    }
+
+
+def plot_roc(labels, p_positive, path, title):
+    """Write the ROC curve as a PNG (Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    y = np.array([label == POSITIVE for label in labels], dtype=int)
+    fpr, tpr, _ = roc_curve(y, p_positive)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.plot(fpr, tpr, lw=2, label=f"AUC {roc_auc_score(y, p_positive):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

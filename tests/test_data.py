@@ -1,0 +1,37 @@
+"""Source grouping (the split's unit) and the training augmentation."""
+import numpy as np
+
+from backend.ml.augment import augment, shrink
+from backend.ml.data import source_groups, split_by_source
+
+
+def test_source_groups_follow_papers_and_patients():
+    items = [(f"COVID/{n}", "COVID") for n in (
+        "2020.02.22.20024927-p18-66%0.png", "2020.02.22.20024927-p19-68%3.png", "2020.03.12.20027185-p8-216.png")]
+    items += [(f"NonCOVID/{n}", "NonCOVID") for n in ("5%0.jpg", "5%7.jpg", "6%0.jpg", "575.png", "580.png", "1093.png")]
+    g = source_groups(items)
+    assert g[0] == g[1] != g[2]  # one paper, two figures
+    assert g[3] == g[4] != g[5]  # one figure, two crops
+    assert g[6] == g[7] != g[8]  # neighbouring slice numbers
+    assert len(set(g)) == 6
+
+
+def test_split_never_shares_a_source():
+    items = [(f"COVID/paper{p}-p1-{i}.png", "COVID") for p in range(10) for i in range(3)]
+    items += [(f"NonCOVID/{100 * p + i}.png", "NonCOVID") for p in range(10) for i in range(3)]
+    train, val = split_by_source(items, seed=0, folds=5)
+    groups = dict(zip([r for r, _ in items], source_groups(items)))
+    assert len(train) + len(val) == len(items) and val
+    assert not {groups[r] for r, _ in train} & {groups[r] for r, _ in val}
+    assert split_by_source(items, seed=0, folds=5) == (train, val)
+
+
+def test_augment_is_seeded_and_keeps_uint8_2d():
+    gray = np.random.default_rng(0).integers(0, 256, (300, 500), dtype=np.uint8)
+    a = augment(gray, np.random.default_rng(1))
+    b = augment(gray, np.random.default_rng(1))
+    c = augment(gray, np.random.default_rng(2))
+    assert a.dtype == np.uint8 and a.ndim == 2
+    np.testing.assert_array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+    assert shrink(np.zeros((1600, 800), np.uint8)).shape == (448, 224)
