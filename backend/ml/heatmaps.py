@@ -1,30 +1,30 @@
 """Example heatmaps for the model card: `python -m backend.ml.heatmaps <folder> --split ... --out ...`.
 
-Each PNG is a downscaled slice beside the same slice with its CAM overlaid (upsampled, ReLU,
-normalised, JET, blend 0.4), so they are derived images, never copies of dataset files.
+Each PNG is a downscaled slice beside the service's own heatmap overlay of it (the same
+rendering as POST /analyze), so they are derived images, never copies of dataset files.
 """
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from backend.config import DEFAULT_MODEL_PATH
+from backend.imaging import anatomy, heatmap
 from backend.ml import data
 from backend.ml.classifier import Classifier
+from backend.utils.helpers import fit_to_box
 
 SIDE = 224
 
 
-def overlay(gray, cam):
-    """Slice and its CAM overlay side by side, SIDE px high, BGR uint8."""
-    small = cv2.resize(gray, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    heat = np.maximum(cv2.resize(cam, (SIDE, SIDE), interpolation=cv2.INTER_LINEAR), 0)
-    heat = np.uint8(255 * heat / heat.max()) if heat.max() > 0 else np.zeros_like(small)
-    base = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-    blended = cv2.addWeighted(cv2.applyColorMap(heat, cv2.COLORMAP_JET), 0.4, base, 0.6, 0)
-    return np.hstack([base, blended])
+def side_by_side(gray, cam):
+    """The slice and its heatmap overlay side by side, longer side SIDE px each, RGB uint8."""
+    small = np.asarray(fit_to_box(gray, (SIDE, SIDE)))
+    body = anatomy.body_mask(small)
+    overlaid = heatmap.overlay(small, heatmap.activation_map(cam, small.shape, body), body)
+    return np.hstack([np.repeat(small[..., None], 3, axis=2), overlaid])
 
 
 def main(argv=None):
@@ -46,7 +46,7 @@ def main(argv=None):
             gray = data.load_gray(args.folder, rel)
             prediction = classifier.predict(gray)
             name = f"{label.lower()}-{n}-pred-{prediction.label.lower()}-{prediction.probabilities[prediction.label]:.2f}.png"
-            cv2.imwrite(str(args.out / name), overlay(gray, prediction.cam), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+            Image.fromarray(side_by_side(gray, prediction.cam)).save(args.out / name, optimize=True)
             print(f"{rel} -> {args.out / name}")
 
 
