@@ -4,6 +4,9 @@ from pathlib import Path
 
 BACKEND_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "ctnet.pt"
+# ./data at the repository root, however the service is started (python backend/app.py or
+# cd backend && python app.py), so both ways see the same history.
+DEFAULT_DATA_DIR = BACKEND_DIR.parent / "data"
 
 
 def _str(name, default):
@@ -27,7 +30,7 @@ def from_env():
         "HOST": _str("HOST", "127.0.0.1"),
         "PORT": _int("PORT", 5000),
         "STORE": _str("STORE", "sqlite").lower(),
-        "DATA_DIR": _str("DATA_DIR", "./data"),
+        "DATA_DIR": _str("DATA_DIR", str(DEFAULT_DATA_DIR)),
         "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_MB", 20) * 1024 * 1024,
         "MAX_PIXELS": _int("MAX_PIXELS", 50_000_000),
         "CORS_ORIGINS": [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()],
