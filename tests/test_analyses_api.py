@@ -60,3 +60,16 @@ def test_health(client):
     body = client.get("/health").get_json()
     assert body["status"] == "ok" and body["store"] == "sqlite"
     assert body["model"]["name"] and body["model"]["version"]
+
+
+def test_cors_only_for_configured_origins(tmp_path):
+    from backend.app import create_app
+
+    client = create_app({"DATA_DIR": str(tmp_path), "CORS_ORIGINS": ["https://viewer.example.org"]}).test_client()
+    preflight = {"Origin": "https://viewer.example.org", "Access-Control-Request-Method": "POST"}
+    allowed = client.options("/analyze", headers=preflight)
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://viewer.example.org"
+    other = client.get("/health", headers={"Origin": "https://elsewhere.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    same_origin_only = create_app({"DATA_DIR": str(tmp_path)}).test_client()
+    assert "Access-Control-Allow-Origin" not in same_origin_only.get("/health", headers=preflight).headers
