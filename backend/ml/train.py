@@ -42,7 +42,19 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5, help="validation is one fold of a stratified group K-fold")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--dropout", type=float, default=0.3, help="before the linear layer")
+    parser.add_argument("--blur-p", type=float, default=0.3, help="augmentation: Gaussian blur probability")
+    parser.add_argument("--jpeg-p", type=float, default=0.3, help="augmentation: JPEG re-encoding probability")
+    parser.add_argument("--border-p", type=float, default=0.0, help="augmentation: border erasing probability")
+    parser.add_argument("--name", default=NAME)
+    parser.add_argument("--version", default=VERSION)
     return parser.parse_args(argv)
+
+
+# The training options that make a recipe (everything fit() needs besides the data).
+RECIPE_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "widths", "label_smoothing", "dropout",
+               "blur_p", "jpeg_p", "border_p")
 
 
 def seed_everything(seed):
@@ -68,47 +80,18 @@ def main(argv=None):
     val_x = torch.stack([to_input(data.load_gray(args.folder, rel)) for rel, _ in val_items]).to(device)
     val_positive = np.array([label == POSITIVE for _, label in val_items])
 
-    config = {"widths": list(args.widths), "strides": [2, 2, 2, 2, 1][:len(args.widths)]}
-    network = CTNet(**config).to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps = max(1, len(train_items) // args.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps, pct_start=0.15)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-
-    best = {"auc": -1.0, "epoch": 0, "state": None}
-    history = []
-    bar = tqdm(range(1, args.epochs + 1), desc="train", unit="epoch")
-    for epoch in bar:
-        network.train()
-        order = rng.permutation(len(train_items))
-        losses = []
-        for step in range(steps):
-            batch = order[step * args.batch_size:(step + 1) * args.batch_size]
-            x = torch.stack([to_input(augment(train_gray[i], rng)) for i in batch]).to(device)
-            loss = loss_fn(network(x), train_y[batch].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        auc = validation_auc(network, val_x, val_positive)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_roc_auc": auc})
-        if auc > best["auc"]:
-            best = {"auc": auc, "epoch": epoch, "state": copy.deepcopy(network.state_dict())}
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", auc=f"{auc:.3f}", best=f"{best['auc']:.3f}@{best['epoch']}")
-        if epoch - best["epoch"] >= args.patience:
-            break
+    network, config, best, history = fit(args, train_gray, train_y, val_x, val_positive, rng, device)
 
     network.load_state_dict(best["state"])
     network.cpu()
-    checkpoint = {"name": NAME, "version": VERSION, "labels": list(LABELS), "config": config,
+    checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "config": config,
                   "state_dict": network.state_dict()}
     torch.save(checkpoint, args.out / "ctnet.pt")
 
     classifier = Classifier.load(args.out / "ctnet.pt")
     predictions = score(classifier, args.folder, val_items)
     metrics = {
-        "name": NAME, "version": VERSION,
+        "name": args.name, "version": args.version,
         "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
@@ -121,6 +104,47 @@ def main(argv=None):
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(json.dumps({k: metrics[k] for k in ("best_epoch", "epochs_run", "wall_time_s", "validation")}, indent=1))
     return metrics
+
+
+def fit(recipe, train_gray, train_y, val_x, val_positive, rng, device, desc="train"):
+    """Train a fresh CTNet; early stopping on validation AUC after `recipe.patience` epochs without a better one.
+
+    recipe: anything with the RECIPE_KEYS attributes (the parsed arguments). Returns
+    (network as after the last epoch, its config, best {"auc", "epoch", "state"}, per-epoch history).
+    """
+    config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][:len(recipe.widths)]}
+    network = CTNet(**config, dropout=recipe.dropout).to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps = max(1, len(train_gray) // recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps,
+                                                   pct_start=0.15)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    augment_options = {"blur_p": recipe.blur_p, "jpeg_p": recipe.jpeg_p, "border_p": recipe.border_p}
+
+    best = {"auc": -1.0, "epoch": 0, "state": None}
+    history = []
+    bar = tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")
+    for epoch in bar:
+        network.train()
+        order = rng.permutation(len(train_gray))
+        losses = []
+        for step in range(steps):
+            batch = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            x = torch.stack([to_input(augment(train_gray[i], rng, **augment_options)) for i in batch]).to(device)
+            loss = loss_fn(network(x), train_y[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        auc = validation_auc(network, val_x, val_positive)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_roc_auc": auc})
+        if auc > best["auc"]:
+            best = {"auc": auc, "epoch": epoch, "state": copy.deepcopy(network.state_dict())}
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", auc=f"{auc:.3f}", best=f"{best['auc']:.3f}@{best['epoch']}")
+        if epoch - best["epoch"] >= recipe.patience:
+            break
+    return network, config, best, history
 
 
 @torch.inference_mode()
