@@ -35,3 +35,28 @@ def test_augment_is_seeded_and_keeps_uint8_2d():
     np.testing.assert_array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
     assert shrink(np.zeros((1600, 800), np.uint8)).shape == (448, 224)
+
+
+def test_border_erasing_blanks_edges_only_when_asked():
+    gray = np.full((200, 300), 180, np.uint8)
+    plain = augment(gray, np.random.default_rng(3))
+    assert plain.dtype == np.uint8 and plain.min() > 0  # default (1.0.0's recipe): no erasing
+    erased = [augment(gray, np.random.default_rng(s), border_p=1.0, border_max=0.2) for s in range(5)]
+    for out in erased:
+        assert out.dtype == np.uint8 and out.ndim == 2
+        h, w = out.shape
+        assert out[h // 2, w // 2] > 0  # the middle stays
+    assert any((out == 0).any() for out in erased)
+
+
+def test_inner_folds_use_the_training_part_and_never_share_a_source():
+    from backend.ml.select import inner_folds
+
+    items = [(f"COVID/2020.0{k}.x-p1-{i}.png", "COVID") for k in range(6) for i in range(3)]
+    items += [(f"NonCOVID/{100 * k + i}.png", "NonCOVID") for k in range(6) for i in range(3)]
+    groups = source_groups(items)
+    folds = inner_folds(items, 3, 0)
+    assert len(folds) == 3
+    assert sorted(i for _, te in folds for i in te) == list(range(len(items)))
+    for tr, te in folds:
+        assert not {groups[i] for i in tr} & {groups[i] for i in te}
