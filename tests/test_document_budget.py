@@ -1,8 +1,8 @@
 """The stored document stays under its size budget, computed by Firestore's own rules."""
 import numpy as np
 
-from backend.analysis.document import fit_to_budget, stored_size
-from backend.store.docsize import document_size
+from backend.analysis.document import fit_to_budget
+from backend.store.docsize import document_size, stored_document_size
 from backend.utils.helpers import create_thumbnail
 from tests.fixtures.images import decode_data_url, longer_side
 
@@ -31,9 +31,9 @@ def test_a_document_within_budget_is_unchanged():
 def test_an_oversized_document_gets_smaller_thumbnails_from_pixels():
     slice_pixels, heatmap_pixels = noisy((400, 400)), noisy((400, 400, 3))
     doc = stored_doc(slice_pixels, heatmap_pixels)
-    budget = stored_size(doc, "analyses") // 2
+    budget = stored_document_size("analyses", doc) // 2
     fitted = fit_to_budget(doc, slice_pixels, heatmap_pixels, "analyses", budget)
-    assert stored_size(fitted, "analyses") <= budget
+    assert stored_document_size("analyses", fitted) <= budget
     assert fitted["filename"] == doc["filename"]
     for field in ("file_thumbnail", "heatmap_url"):
         assert fitted[field] != doc[field] and longer_side(decode_data_url(fitted[field])) <= 200

@@ -3,12 +3,9 @@
 The stored document holds every response field except `file_url` and `heatmap_thumbnail`; its
 `heatmap_url` is the 200 px thumbnail (the established contract). No image over 200 px is stored.
 """
-from datetime import datetime
-
-from backend.store.docsize import document_size
+from backend.store.docsize import stored_document_size
 from backend.utils.helpers import create_thumbnail
 
-THUMBNAIL = (200, 200)
 # If a document would exceed its budget, thumbnails are re-made from pixels at these settings in turn.
 SHRINK_STEPS = [((200, 200), 40), ((200, 200), 30), ((160, 160), 30), ((120, 120), 25), ((80, 80), 20)]
 
@@ -23,17 +20,11 @@ def build(fields: dict, images: dict) -> tuple[dict, dict]:
 def fit_to_budget(stored: dict, slice_pixels, heatmap_pixels, collection: str, budget: int) -> dict:
     """Shrink the stored thumbnails, from the in-memory pixels, until the document fits `budget` bytes."""
     for size, quality in SHRINK_STEPS:
-        if stored_size(stored, collection) <= budget:
+        if stored_document_size(collection, stored) <= budget:
             break
         stored = {**stored,
                   "file_thumbnail": create_thumbnail(slice_pixels, size, quality),
                   "heatmap_url": create_thumbnail(heatmap_pixels, size, quality)}
-    if stored_size(stored, collection) > budget:
+    if stored_document_size(collection, stored) > budget:
         stored = {**stored, "file_thumbnail": "", "heatmap_url": ""}  # text alone fits: a write never fails for size
     return stored
-
-
-def stored_size(stored: dict, collection: str) -> int:
-    """The document's Firestore size, with created_at counted as the timestamp Firestore stores."""
-    created_at = datetime.fromisoformat(stored["created_at"].replace("Z", "+00:00"))
-    return document_size(collection, stored["id"], {**stored, "created_at": created_at})

@@ -40,3 +40,12 @@ def document_size(collection: str, doc_id: str, fields: dict) -> int:
     """Bytes Firestore counts for `fields` stored at collection/doc_id (a top-level collection)."""
     name = string_size(collection) + string_size(doc_id) + 16
     return name + sum(string_size(k) + value_size(v) for k, v in fields.items()) + 32
+
+
+def stored_document_size(collection: str, doc: dict) -> int:
+    """Size of a service document (`id`, ISO `created_at`, ...) as Firestore stores it.
+
+    `created_at` is stored as a timestamp, so it counts 8 bytes, not the length of its string.
+    """
+    created_at = datetime.fromisoformat(doc["created_at"])
+    return document_size(collection, doc["id"], {**doc, "created_at": created_at})

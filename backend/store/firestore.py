@@ -15,7 +15,7 @@ from google.cloud.firestore import Query
 
 from backend.store import firebase_app
 from backend.store.base import AnalysisStore, StoreUnavailable, decode_cursor, encode_cursor
-from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, document_size
+from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, stored_document_size
 
 TRANSIENT_ERRORS = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
                     exceptions.Aborted, exceptions.ResourceExhausted)
@@ -70,14 +70,13 @@ class FirestoreStore(AnalysisStore):
         return {"retry": self.retry, "timeout": self.timeout_s}
 
     def create(self, doc: dict) -> dict:
-        fields = to_firestore(doc)
-        size = document_size(self.collection_name, doc["id"], fields)
+        size = stored_document_size(self.collection_name, doc)
         if size > self.budget_bytes:
             raise DocumentTooLarge(f"analysis {doc['id']} is {size} bytes in Firestore; the budget is {self.budget_bytes}")
         ref = self.collection.document(doc["id"])
         with self._reaching_firestore("create"):
             try:
-                ref.create(fields, **self._calls())
+                ref.create(to_firestore(doc), **self._calls())
                 return doc
             except exceptions.AlreadyExists:  # an earlier upload with this id (or a retry of this call) wrote it
                 return from_firestore(ref.get(**self._calls()).to_dict())
