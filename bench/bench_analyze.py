@@ -5,11 +5,9 @@ Prints figures and ratios measured in this one run; asserts nothing.
 """
 import argparse
 import io
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -17,20 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.timing import median_ms  # noqa: E402
 from backend.app import create_app  # noqa: E402
 from backend.imaging.decode import decode_image  # noqa: E402
 from backend.ml.classifier import get_classifier  # noqa: E402
 from tests.fixtures.data import dicom_file  # noqa: E402
-
-
-def median_ms(fn, repeat):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def peak_rss_mb(code):
@@ -53,8 +42,8 @@ def main():
         client = app.test_client()
         with app.app_context():
             gray = decode_image(data)
-            forward = median_ms(lambda: get_classifier().predict(gray), args.repeat)
-        request = median_ms(lambda: client.post("/analyze", data={"file": (io.BytesIO(data), "s.dcm")}), args.repeat)
+            forward = median_ms(lambda: get_classifier().predict(gray), args.repeat, warmup=1)
+        request = median_ms(lambda: client.post("/analyze", data={"file": (io.BytesIO(data), "s.dcm")}), args.repeat, warmup=1)
     print(f"512x512 CT DICOM, median of {args.repeat}:")
     print(f"  model forward + CAM (baseline)   {forward:8.1f} ms")
     print(f"  whole POST /analyze              {request:8.1f} ms   ({request / forward:.1f}x the forward pass)")
@@ -62,8 +51,8 @@ def main():
     photo = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (3000, 4000, 3), np.uint8)).save(photo, "JPEG", quality=85)
     photo = photo.getvalue()
-    full = median_ms(lambda: np.asarray(Image.open(io.BytesIO(photo)).convert("L")), 5)
-    draft = median_ms(lambda: decode_image(photo), 5)
+    full = median_ms(lambda: np.asarray(Image.open(io.BytesIO(photo)).convert("L")), 5, warmup=1)
+    draft = median_ms(lambda: decode_image(photo), 5, warmup=1)
     with tempfile.NamedTemporaryFile(suffix=".jpg") as f:
         f.write(photo)
         f.flush()

@@ -5,9 +5,7 @@
 Prints median milliseconds and ratios against the plain forward pass; no assertions.
 """
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -15,21 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.timing import median_ms  # noqa: E402
 from backend.config import DEFAULT_MODEL_PATH  # noqa: E402
 from backend.ml.classifier import Classifier  # noqa: E402
 from backend.ml.gradcam import grad_cam  # noqa: E402
 from backend.ml.preprocess import to_input  # noqa: E402
-
-
-def median_ms(fn, repeats):
-    for _ in range(5):  # warm-up
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main():
