@@ -49,13 +49,13 @@ def test_border_erasing_blanks_edges_only_when_asked():
     assert any((out == 0).any() for out in erased)
 
 
-def test_inner_folds_use_the_training_part_and_never_share_a_source():
-    from backend.ml.select import inner_folds
+def test_grouped_folds_cover_every_item_and_never_share_a_source():
+    from backend.ml.data import grouped_folds
 
     items = [(f"COVID/2020.0{k}.x-p1-{i}.png", "COVID") for k in range(6) for i in range(3)]
     items += [(f"NonCOVID/{100 * k + i}.png", "NonCOVID") for k in range(6) for i in range(3)]
     groups = source_groups(items)
-    folds = inner_folds(items, 3, 0)
+    folds = grouped_folds(items, 3, 0)
     assert len(folds) == 3
     assert sorted(i for _, te in folds for i in te) == list(range(len(items)))
     for tr, te in folds:

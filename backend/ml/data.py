@@ -55,11 +55,16 @@ def source_groups(items):
     return groups
 
 
-def split_by_source(items, seed=0, folds=5):
-    """(train items, validation items): one fold of a stratified group K-fold (~1/folds held out)."""
-    labels = [label for _, label in items]
+def grouped_folds(items, folds, seed):
+    """[(train indices, held-out indices)] of a stratified group K-fold: no source on both sides."""
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    train_idx, val_idx = next(splitter.split(np.zeros(len(items)), labels, source_groups(items)))
+    labels = [label for _, label in items]
+    return list(splitter.split(np.zeros(len(items)), labels, source_groups(items)))
+
+
+def split_by_source(items, seed=0, folds=5):
+    """(train items, validation items): the first fold of `grouped_folds` (~1/folds held out)."""
+    train_idx, val_idx = grouped_folds(items, folds, seed)[0]
     return [items[i] for i in train_idx], [items[i] for i in val_idx]
 
 

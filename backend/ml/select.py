@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedGroupKFold
 
 from backend.ml import data, train
 from backend.ml.augment import shrink
@@ -28,13 +27,6 @@ CANDIDATES = {
     "B": ["--lr", "1e-3", "--weight-decay", "1e-4", "--label-smoothing", "0.05", "--dropout", "0.1",
           "--blur-p", "0.15", "--jpeg-p", "0.15", "--border-p", "0.5"],
 }
-
-
-def inner_folds(items, folds, seed):
-    """[(train indices, held-out indices)] of a stratified group K-fold over items."""
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    labels = [label for _, label in items]
-    return list(splitter.split(np.zeros(len(items)), labels, data.source_groups(items)))
 
 
 def summary(results):
@@ -66,7 +58,7 @@ def main(argv=None):
     inputs = torch.stack([to_input(g) for g in gray])
     y = torch.tensor([LABELS.index(label) for _, label in items])
     positive = np.array([label == POSITIVE for _, label in items])
-    folds = inner_folds(items, args.folds, args.seed)
+    folds = data.grouped_folds(items, args.folds, args.seed)
 
     fixed = ["--epochs", str(args.epochs), "--patience", str(args.epochs), "--seed", str(args.seed)]
     recipes = {name: train.parse_args([str(args.folder), *CANDIDATES[name], *fixed]) for name in args.candidates}
