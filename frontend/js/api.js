@@ -9,6 +9,7 @@ export class ApiError extends Error {
 }
 
 const UNREACHABLE = "No answer came from the service. Check your connection, or try again in a moment.";
+const UNREADABLE = "The service sent an answer this page can't read.";
 
 // An error body the API wrote ({error, message}), or a plain sentence when a proxy answered instead.
 function errorFromResponse(status, bodyText) {
@@ -34,7 +35,7 @@ async function request(url, options = {}) {
   try {
     return await response.json();
   } catch {
-    throw new ApiError(response.status, "bad_response", "The service sent an answer this page can't read.");
+    throw new ApiError(response.status, "bad_response", UNREADABLE);
   }
 }
 
@@ -66,7 +67,7 @@ export function uploadForAnalysis(file, windowName, onProgress) {
         try {
           resolve(JSON.parse(xhr.responseText));
         } catch {
-          reject(new ApiError(xhr.status, "bad_response", "The service sent an answer this page can't read."));
+          reject(new ApiError(xhr.status, "bad_response", UNREADABLE));
         }
       } else {
         reject(errorFromResponse(xhr.status, xhr.responseText));
