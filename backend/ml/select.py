@@ -1,6 +1,6 @@
 """Choose a training recipe by grouped cross-validation inside the training split only.
 
-`python -m backend.ml.select <folder> [--split backend/ml/weights/split.json] [--epochs 15]`
+`python -m backend.ml.select <folder> [--epochs 15] [--candidates A B] [--out selection.json]`
 
 The validation part of the recorded split is never read. The training part is cut into
 stratified group folds by the same source groups as `data.split_by_source`; each candidate
@@ -22,10 +22,13 @@ from backend.ml.metrics import POSITIVE
 from backend.ml.preprocess import LABELS, to_input
 
 # train.py options of each candidate, on top of its defaults (= ctnet-covid 1.0.0's recipe).
+# Round 1 compared A and B, round 2 A, C and D (SELECTION.md).
 CANDIDATES = {
     "A": [],
     "B": ["--lr", "1e-3", "--weight-decay", "1e-4", "--label-smoothing", "0.05", "--dropout", "0.1",
           "--blur-p", "0.15", "--jpeg-p", "0.15", "--border-p", "0.5"],
+    "C": ["--ema", "0.98"],
+    "D": ["--ema", "0.98", "--weight-decay", "0.01", "--label-smoothing", "0", "--dropout", "0.1"],
 }
 
 

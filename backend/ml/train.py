@@ -47,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--blur-p", type=float, default=0.3, help="augmentation: Gaussian blur probability")
     parser.add_argument("--jpeg-p", type=float, default=0.3, help="augmentation: JPEG re-encoding probability")
     parser.add_argument("--border-p", type=float, default=0.0, help="augmentation: border erasing probability")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="decay of an exponential moving average of the weights (and BatchNorm statistics), "
+                             "which is then what is validated and saved; 0: off")
     parser.add_argument("--name", default=NAME)
     parser.add_argument("--version", default=VERSION)
     return parser.parse_args(argv)
@@ -54,7 +57,7 @@ def parse_args(argv=None):
 
 # The training options that make a recipe (everything fit() needs besides the data).
 RECIPE_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "widths", "label_smoothing", "dropout",
-               "blur_p", "jpeg_p", "border_p")
+               "blur_p", "jpeg_p", "border_p", "ema")
 
 
 def seed_everything(seed):
@@ -110,7 +113,7 @@ def fit(recipe, train_gray, train_y, val_x, val_positive, rng, device, desc="tra
     """Train a fresh CTNet; early stopping on validation AUC after `recipe.patience` epochs without a better one.
 
     recipe: anything with the RECIPE_KEYS attributes (the parsed arguments). Returns
-    (network as after the last epoch, its config, best {"auc", "epoch", "state"}, per-epoch history).
+    (network as after the last epoch (its weight average when `recipe.ema`), its config, best {"auc", "epoch", "state"}, per-epoch history).
     """
     config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][:len(recipe.widths)]}
     network = CTNet(**config, dropout=recipe.dropout).to(device)
@@ -120,6 +123,12 @@ def fit(recipe, train_gray, train_y, val_x, val_positive, rng, device, desc="tra
                                                    pct_start=0.15)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     augment_options = {"blur_p": recipe.blur_p, "jpeg_p": recipe.jpeg_p, "border_p": recipe.border_p}
+
+    # The averaged copy, when on, is the network that is validated, kept and returned.
+    averaged = torch.optim.swa_utils.AveragedModel(
+        network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema), use_buffers=True
+    ) if recipe.ema else None
+    evaluated = averaged.module if averaged else network
 
     best = {"auc": -1.0, "epoch": 0, "state": None}
     history = []
@@ -136,15 +145,17 @@ def fit(recipe, train_gray, train_y, val_x, val_positive, rng, device, desc="tra
             loss.backward()
             optimizer.step()
             schedule.step()
+            if averaged:
+                averaged.update_parameters(network)
             losses.append(loss.item())
-        auc = validation_auc(network, val_x, val_positive)
+        auc = validation_auc(evaluated, val_x, val_positive)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_roc_auc": auc})
         if auc > best["auc"]:
-            best = {"auc": auc, "epoch": epoch, "state": copy.deepcopy(network.state_dict())}
+            best = {"auc": auc, "epoch": epoch, "state": copy.deepcopy(evaluated.state_dict())}
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", auc=f"{auc:.3f}", best=f"{best['auc']:.3f}@{best['epoch']}")
         if epoch - best["epoch"] >= recipe.patience:
             break
-    return network, config, best, history
+    return evaluated, config, best, history
 
 
 @torch.inference_mode()
