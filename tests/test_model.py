@@ -98,7 +98,9 @@ def test_to_input_is_normalised_whole_slice():
 
 
 def test_committed_weights_are_the_trained_model(classifier):
-    assert classifier.name == "ctnet-covid" and classifier.version == "1.0.0"
+    recorded = json.loads((WEIGHTS / "metrics.json").read_text())
+    assert classifier.name == recorded["name"] == "ctnet-covid"
+    assert classifier.version == recorded["version"]
     assert classifier.labels == LABELS
     assert DEFAULT_MODEL_PATH.stat().st_size < 5 * 1024 * 1024
 
@@ -120,7 +122,9 @@ def test_committed_weights_reproduce_recorded_validation(classifier):
 
 def test_model_card_quotes_the_recorded_metrics():
     card = (WEIGHTS / "MODEL_CARD.md").read_text()
-    recorded = json.loads((WEIGHTS / "metrics.json").read_text())["validation"]
+    metrics = json.loads((WEIGHTS / "metrics.json").read_text())
+    assert card.startswith(f"# Model card: {metrics['name']} {metrics['version']}\n")
+    recorded = metrics["validation"]
     for key, title in [("roc_auc", "ROC AUC"), ("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
                        ("specificity", "Specificity"), ("f1", "F1")]:
         assert re.search(rf"\| {title} \| {recorded[key]:.3f} \|", card), title
