@@ -53,3 +53,17 @@ def test_two_epochs_write_loadable_deterministic_outputs(tmp_path):
     second = torch.load(tmp_path / "b" / "ctnet.pt", weights_only=True)["state_dict"]
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_weight_average_is_what_is_validated_and_saved(tmp_path):
+    folder = make_folder(tmp_path / "data")
+    plain = run(folder, tmp_path / "plain")
+    averaged = train.main([str(folder), "--out", str(tmp_path / "ema"), "--epochs", "2", "--batch-size", "4",
+                           "--widths", "8", "8", "16", "--folds", "3", "--threads", "2", "--ema", "0.5"])
+    assert averaged["args"]["ema"] == 0.5
+    first = torch.load(tmp_path / "plain" / "ctnet.pt", weights_only=True)["state_dict"]
+    second = torch.load(tmp_path / "ema" / "ctnet.pt", weights_only=True)["state_dict"]
+    assert first.keys() == second.keys()  # a plain CTNet checkpoint, not the averaging wrapper
+    assert not torch.equal(first["fc.weight"], second["fc.weight"])
+    assert averaged["validation_p_covid"] != plain["validation_p_covid"]
+    assert Classifier.load(tmp_path / "ema" / "ctnet.pt").predict(np.zeros((64, 64), np.uint8)).cam.shape == (28, 28)
