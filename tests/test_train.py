@@ -26,9 +26,9 @@ def make_folder(root):
     return root
 
 
-def run(folder, out):
+def run(folder, out, *options):
     return train.main([str(folder), "--out", str(out), "--epochs", "2", "--batch-size", "4",
-                       "--widths", "8", "8", "16", "--folds", "3", "--threads", "2"])
+                       "--widths", "8", "8", "16", "--folds", "3", "--threads", "2", *options])
 
 
 def test_two_epochs_write_loadable_deterministic_outputs(tmp_path):
@@ -58,8 +58,7 @@ def test_two_epochs_write_loadable_deterministic_outputs(tmp_path):
 def test_weight_average_is_what_is_validated_and_saved(tmp_path):
     folder = make_folder(tmp_path / "data")
     plain = run(folder, tmp_path / "plain")
-    averaged = train.main([str(folder), "--out", str(tmp_path / "ema"), "--epochs", "2", "--batch-size", "4",
-                           "--widths", "8", "8", "16", "--folds", "3", "--threads", "2", "--ema", "0.5"])
+    averaged = run(folder, tmp_path / "ema", "--ema", "0.5")
     assert averaged["args"]["ema"] == 0.5
     first = torch.load(tmp_path / "plain" / "ctnet.pt", weights_only=True)["state_dict"]
     second = torch.load(tmp_path / "ema" / "ctnet.pt", weights_only=True)["state_dict"]

@@ -113,7 +113,8 @@ def fit(recipe, train_gray, train_y, val_x, val_positive, rng, device, desc="tra
     """Train a fresh CTNet; early stopping on validation AUC after `recipe.patience` epochs without a better one.
 
     recipe: anything with the RECIPE_KEYS attributes (the parsed arguments). Returns
-    (network as after the last epoch (its weight average when `recipe.ema`), its config, best {"auc", "epoch", "state"}, per-epoch history).
+    (network as after the last epoch, its weight average when `recipe.ema`; its config;
+    best {"auc", "epoch", "state"}; per-epoch history).
     """
     config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][:len(recipe.widths)]}
     network = CTNet(**config, dropout=recipe.dropout).to(device)
