@@ -29,7 +29,6 @@ def analyze():
     # model
     classifier = get_classifier()
     prediction = classifier.predict(gray)
-    confidence = prediction.probabilities[prediction.label]
 
     # images, at display size: the 400 px slice, its body and lung masks, the activation overlay
     slice_400 = fit_to_box(gray, (400, 400))
@@ -45,14 +44,14 @@ def analyze():
     }
 
     # document
-    findings, recommendations = describe(prediction.label, confidence, prediction.probabilities,
+    findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
                                          activation, body, anatomy.lung_mask(pixels, body))
     fields = {
         "id": new_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "filename": upload.filename,
         "sha256": _sha256(upload.source),
-        "prediction": {"label": prediction.label, "confidence": confidence, "probabilities": prediction.probabilities},
+        "prediction": prediction.as_json(),
         "findings": findings,
         "recommendations": recommendations,
         "model": {"name": classifier.name, "version": classifier.version},

@@ -15,6 +15,14 @@ class Prediction:
     probabilities: dict  # label -> probability; they sum to 1
     cam: np.ndarray  # raw class activation map of `label`, (h, w) float32, covering the whole slice
 
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def as_json(self) -> dict:
+        """The response's and stored document's `prediction` field."""
+        return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities}
+
 
 class Classifier:
     def __init__(self, network: CTNet, name: str, version: str, labels=LABELS):
