@@ -9,6 +9,10 @@ DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "ctnet.pt"
 DEFAULT_DATA_DIR = BACKEND_DIR.parent / "data"
 
 
+class ConfigError(Exception):
+    """A setting the service cannot start with; `python backend/app.py` prints it as one line and exits 1."""
+
+
 def _str(name, default):
     """The variable's value, or the default when it is unset or empty (as in .env.example)."""
     return os.environ.get(name, "").strip() or default

@@ -1,6 +1,7 @@
 """Choose the store backend by configuration (STORE) and keep one per app."""
 from flask import current_app
 
+from backend.config import ConfigError
 from backend.errors import error_response
 from backend.store.base import AnalysisStore, StoreUnavailable
 
@@ -23,7 +24,7 @@ BACKENDS = {"sqlite": _sqlite, "firestore": _firestore}
 def init_app(app):
     name = app.config["STORE"]
     if name not in BACKENDS:
-        raise RuntimeError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
+        raise ConfigError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
     app.extensions["store"] = BACKENDS[name](app)
     app.register_error_handler(StoreUnavailable, lambda exc: error_response(
         503, "store_unavailable", "The database is not reachable right now; nothing was saved. Try again shortly."))

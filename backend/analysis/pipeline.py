@@ -1,0 +1,45 @@
+"""One slice through the service: decode, model, images, findings. No request, no store.
+
+The API route and the batch command both call `analyze_slice`; what they do around it
+(authentication, idempotency, storing, writing files) is their own.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from backend.analysis.findings import describe
+from backend.imaging import anatomy, heatmap
+from backend.ml.classifier import Classifier, Prediction
+from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage
+
+
+@dataclass
+class SliceAnalysis:
+    prediction: Prediction
+    findings: list[str]
+    recommendations: list[str]
+    slice_400: Image.Image  # the slice as the model saw it, longer side 400 px
+    overlay_400: Image.Image  # the heatmap blended over it, same size
+    images: dict  # file_url, heatmap_url (400 px data URLs) and their 200 px thumbnails
+
+
+def analyze_slice(source, classifier: Classifier, window="lung", max_pixels=50_000_000) -> SliceAnalysis:
+    """Bytes (or a data URL / base64 text) of one slice -> the prediction, findings and images."""
+    gray = download_image(source, window=window, max_pixels=max_pixels)
+    prediction = classifier.predict(gray)
+
+    slice_400 = fit_to_box(gray, (400, 400))
+    pixels = np.asarray(slice_400)
+    body = anatomy.body_mask(pixels)
+    activation = heatmap.activation_map(prediction.cam, pixels.shape, body)
+    overlay_400 = heatmap.overlay(pixels, activation, body)
+    images = {
+        "file_url": upload_to_storage(slice_400),
+        "heatmap_url": upload_to_storage(overlay_400),
+        "file_thumbnail": create_thumbnail(slice_400),
+        "heatmap_thumbnail": create_thumbnail(overlay_400),
+    }
+    findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
+                                         activation, body, anatomy.lung_mask(pixels, body))
+    return SliceAnalysis(prediction, findings, recommendations, slice_400, overlay_400, images)
