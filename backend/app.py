@@ -9,8 +9,8 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import config, errors, store  # noqa: E402
-from backend.api import analyses, analyze, health, web  # noqa: E402
+from backend import auth, config, errors, ratelimit, store  # noqa: E402
+from backend.api import analyses, analyze, health, signin, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
 
@@ -24,9 +24,11 @@ def create_app(test_config=None):
         CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location"])
 
     errors.init_app(app)
+    auth.init_app(app)
+    ratelimit.init_app(app)
     store.init_app(app)
     classifier.init_app(app)
-    for module in (analyze, analyses, health, web):
+    for module in (analyze, analyses, health, signin, web):
         app.register_blueprint(module.bp)
     return app
 

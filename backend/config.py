@@ -23,6 +23,17 @@ def _int(name, default):
     return int(value) if value else default
 
 
+def _bool(name, default):
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a yes/no value: use 1 or 0")
+
+
 def _float(name, default):
     value = os.environ.get(name, "").strip()
     return float(value) if value else default
@@ -48,4 +59,15 @@ def from_env():
         "FIRESTORE_DATABASE": _str("FIRESTORE_DATABASE", "(default)"),
         "FIRESTORE_COLLECTION": _str("FIRESTORE_COLLECTION", "analyses"),
         "STORE_TIMEOUT_S": _float("STORE_TIMEOUT_S", 10.0),
+        # Accounts (AUTH_MODE) and the per-owner rate limit
+        "AUTH_MODE": _str("AUTH_MODE", "none").lower(),
+        "ALLOW_ANONYMOUS": _bool("ALLOW_ANONYMOUS", False),
+        "AUTH_CHECK_REVOKED": _bool("AUTH_CHECK_REVOKED", True),
+        "FIREBASE_PROJECT": _str("FIREBASE_PROJECT_ID", None) or _str("GOOGLE_CLOUD_PROJECT", None),
+        "FIREBASE_AUTH_EMULATOR_HOST": _str("FIREBASE_AUTH_EMULATOR_HOST", None),
+        "FIREBASE_API_KEY": _str("FIREBASE_API_KEY", None),
+        "FIREBASE_AUTH_DOMAIN": _str("FIREBASE_AUTH_DOMAIN", None),
+        "FIREBASE_GOOGLE_SIGN_IN": _bool("FIREBASE_GOOGLE_SIGN_IN", False),
+        "RATE_LIMIT": _str("RATE_LIMIT", "60/minute"),
+        "RATE_LIMIT_STORAGE_URI": _str("RATE_LIMIT_STORAGE_URI", "memory://"),
     }

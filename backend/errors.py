@@ -6,16 +6,18 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An error meant for the client: raised anywhere, answered as JSON by the handler below."""
 
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, headers=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
 
-def error_response(status, code, message):
+def error_response(status, code, message, headers=None):
     response = jsonify(error=code, message=message)
     response.status_code = status
+    response.headers.update(headers or {})
     return response
 
 
@@ -30,7 +32,7 @@ def _http_error(exc):
 
 
 def init_app(app):
-    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message))
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message, e.headers))
     app.register_error_handler(HTTPException, _http_error)
 
     @app.errorhandler(Exception)

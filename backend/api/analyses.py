@@ -1,6 +1,7 @@
 """The stored analyses: list newest first with a cursor, get one, delete one."""
 from flask import Blueprint, jsonify, request
 
+from backend.auth import authenticate
 from backend.errors import ApiError
 from backend.store import get_store
 
@@ -11,12 +12,14 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 @bp.get("/analyses")
 def list_analyses():
+    authenticate()
     items, next_cursor = get_store().list(_limit(), request.args.get("cursor") or None)
     return jsonify(items=items, next_cursor=next_cursor)
 
 
 @bp.get("/analyses/<analysis_id>")
 def get_analysis(analysis_id):
+    authenticate()
     doc = get_store().get(analysis_id)
     if doc is None:
         raise _not_found(analysis_id)
@@ -25,6 +28,7 @@ def get_analysis(analysis_id):
 
 @bp.delete("/analyses/<analysis_id>")
 def delete_analysis(analysis_id):
+    authenticate()
     if not get_store().delete(analysis_id):
         raise _not_found(analysis_id)
     return "", 204

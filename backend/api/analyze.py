@@ -4,9 +4,11 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, jsonify, url_for
 
+from backend import ratelimit
 from backend.analysis import document
 from backend.analysis.pipeline import analyze_slice
 from backend.api.upload import analysis_id, read_upload
+from backend.auth import authenticate
 from backend.errors import ApiError
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
@@ -16,6 +18,8 @@ bp = Blueprint("analyze", __name__)
 
 @bp.post("/analyze")
 def analyze():
+    caller = authenticate()
+    ratelimit.check(caller)
     config = current_app.config
     upload = read_upload()
     new_id = analysis_id()

@@ -1,0 +1,39 @@
+"""A per-owner limit on POST /analyze (RATE_LIMIT), kept by `limits`, the library under Flask-Limiter.
+
+The route calls `check(caller)` right after authenticating, so the limit counts per owner
+whatever address the requests come from. Counters live in memory by default (one process);
+RATE_LIMIT_STORAGE_URI=redis://... shares them between several instances.
+"""
+import math
+import time
+
+from flask import current_app
+from limits import parse_many, storage, strategies
+from limits.errors import ConfigurationError
+
+from backend.config import ConfigError
+from backend.errors import ApiError
+
+
+def init_app(app):
+    try:
+        limits = parse_many(app.config["RATE_LIMIT"])
+    except ValueError:
+        raise ConfigError(f"RATE_LIMIT={app.config['RATE_LIMIT']!r} is not a rate such as 60/minute") from None
+    try:
+        counters = storage.storage_from_string(app.config["RATE_LIMIT_STORAGE_URI"])
+    except ConfigurationError as exc:
+        raise ConfigError(f"RATE_LIMIT_STORAGE_URI can't be used: {exc}") from None
+    app.extensions["rate_limit"] = (strategies.MovingWindowRateLimiter(counters), limits)
+
+
+def check(caller, scope="analyze"):
+    """Count one request of `caller`; ApiError 429 with Retry-After once over any of the limits."""
+    limiter, limits = current_app.extensions["rate_limit"]
+    for limit in limits:
+        if not limiter.hit(limit, scope, caller.uid):
+            reset_at = limiter.get_window_stats(limit, scope, caller.uid).reset_time
+            retry_after = max(1, math.ceil(reset_at - time.time()))
+            raise ApiError(429, "rate_limited",
+                           f"Too many analyses: at most {limit} for each account. Try again in {retry_after} s.",
+                           {"Retry-After": str(retry_after)})
