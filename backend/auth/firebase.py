@@ -11,6 +11,7 @@ import time
 import uuid
 
 import firebase_admin
+import google.auth.exceptions
 from firebase_admin import auth
 
 from backend.auth.base import AuthMode, User, unauthorized
@@ -32,6 +33,15 @@ def check_emulator_allowed(project: str, emulator: str | None):
     return emulator
 
 
+def load_credential(credential):
+    """Find the service's Google credential now: the Admin SDK needs one, and would otherwise fail on the first request."""
+    try:
+        credential.get_credential()
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise ConfigError("AUTH_MODE=firebase found no Google credential: set GOOGLE_APPLICATION_CREDENTIALS to a "
+                          "service-account key file, or run where Application Default Credentials exist") from None
+
+
 class FirebaseAuth(AuthMode):
     name = "firebase"
 
@@ -48,8 +58,10 @@ class FirebaseAuth(AuthMode):
         self.auth_domain = auth_domain or f"{project}.firebaseapp.com"
         self.check_revoked = check_revoked
         self.google_sign_in = google_sign_in
-        self.app = firebase_admin.initialize_app(choose_credential(credentials_path), {"projectId": project},
-                                                 name=f"auth-{uuid.uuid4().hex}")
+        credential = choose_credential(credentials_path)
+        if not self.emulator:
+            load_credential(credential)
+        self.app = firebase_admin.initialize_app(credential, {"projectId": project}, name=f"auth-{uuid.uuid4().hex}")
 
     @classmethod
     def from_config(cls, config):

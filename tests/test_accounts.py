@@ -1,0 +1,234 @@
+"""Accounts: AUTH_MODE=none (one local owner, loopback only, no cross-site changes) and
+AUTH_MODE=firebase (ID tokens verified by the Admin SDK against the real Auth emulator)."""
+import base64
+import io
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from backend.app import create_app
+from backend.config import ConfigError
+from tests.fixtures.data import dicom_file
+
+SLICE = "693_UNCR.dcm"
+
+
+def post_slice(client, token=None, key=None, **headers):
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post("/analyze", data={"file": (io.BytesIO(dicom_file(SLICE).read_bytes()), SLICE)}, headers=headers)
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def altered(token: str, **claims) -> str:
+    """The token with some payload claims replaced, header and signature left as they were."""
+    header, payload, signature = token.split(".")
+    fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    payload = base64.urlsafe_b64encode(json.dumps({**fields, **claims}).encode()).decode().rstrip("=")
+    return f"{header}.{payload}.{signature}"
+
+
+def assert_401(response, code):
+    assert response.status_code == 401, response.get_json()
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.get_json()["error"] == code and response.get_json()["message"]
+
+
+# --- AUTH_MODE=none ----------------------------------------------------------------------------
+
+
+def test_none_is_the_default_and_needs_no_token(client):
+    created = post_slice(client)
+    assert created.status_code == 201
+    assert [d["id"] for d in client.get("/analyses").get_json()["items"]] == [created.get_json()["id"]]
+    assert client.get("/auth/config").get_json() == {"mode": "none"}
+
+
+def test_cross_site_changes_are_refused_and_nothing_is_stored(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path), "CORS_ORIGINS": ["https://dashboard.example.org"], "TESTING": True})
+    client = app.test_client()
+    refused = post_slice(client, Origin="https://evil.example")
+    assert refused.status_code == 403 and refused.get_json()["error"] == "cross_origin_refused"
+    assert client.get("/analyses").get_json()["items"] == []
+
+    # The page's own origin and configured CORS origins may; so may curl, which sends no Origin.
+    own = post_slice(client, Origin="http://localhost").get_json()["id"]
+    post_slice(client, Origin="https://dashboard.example.org")
+    post_slice(client)
+    assert len(client.get("/analyses").get_json()["items"]) == 3
+    # A cross-site DELETE is refused too; reading is left to the browser's same-origin policy.
+    assert client.delete(f"/analyses/{own}", headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.get(f"/analyses/{own}", headers={"Origin": "https://evil.example"}).status_code == 200
+    assert client.delete(f"/analyses/{own}", headers={"Origin": "http://localhost"}).status_code == 204
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "ct.example.org"])
+def test_none_refuses_a_non_loopback_host_unless_anonymous_is_allowed(tmp_path, host):
+    with pytest.raises(ConfigError, match="ALLOW_ANONYMOUS=1"):
+        create_app({"DATA_DIR": str(tmp_path), "HOST": host})
+    assert create_app({"DATA_DIR": str(tmp_path), "HOST": host, "ALLOW_ANONYMOUS": True}).config["HOST"] == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_none_serves_loopback_hosts(tmp_path, host):
+    create_app({"DATA_DIR": str(tmp_path), "HOST": host})
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("AUTH_MODE", "oauth", "AUTH_MODE"), ("RATE_LIMIT", "lots", "RATE_LIMIT"), ("ALLOW_ANONYMOUS", "maybe", "ALLOW_ANONYMOUS")])
+def test_unusable_settings_are_refused(tmp_path, monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        create_app({"DATA_DIR": str(tmp_path)})
+
+
+def test_rate_limit_per_owner_answers_429_with_retry_after(tmp_path):
+    client = create_app({"DATA_DIR": str(tmp_path), "RATE_LIMIT": "2/minute", "TESTING": True}).test_client()
+    assert [post_slice(client).status_code for _ in range(2)] == [201, 201]
+    limited = post_slice(client)
+    assert limited.status_code == 429 and limited.get_json()["error"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert len(client.get("/analyses").get_json()["items"]) == 2
+
+
+# --- AUTH_MODE=firebase, on the Auth emulator ----------------------------------------------------
+
+
+@pytest.fixture
+def firebase_app(auth_env, tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True})
+    yield app
+    app.extensions["auth"].close()
+
+
+@pytest.fixture
+def api(firebase_app):
+    return firebase_app.test_client()
+
+
+def test_every_analyses_route_needs_a_token_and_health_stays_open(api):
+    for method, path in [("POST", "/analyze"), ("GET", "/analyses"), ("GET", "/analyses/abc"), ("DELETE", "/analyses/abc")]:
+        response = api.open(path, method=method)
+        assert_401(response, "sign_in_required")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    health = api.get("/health")
+    assert health.status_code == 200 and set(health.get_json()) == {"status", "store", "model"}
+
+
+def test_the_dashboard_gets_the_web_config(api, auth_env):
+    assert api.get("/auth/config").get_json() == {
+        "mode": "firebase", "emulator": f"http://{auth_env.host}", "google_sign_in": False,
+        "firebase": {"apiKey": "demo-api-key", "authDomain": "demo-ct-analysis-test.firebaseapp.com",
+                     "projectId": "demo-ct-analysis-test"}}
+    csp = api.get("/").headers["Content-Security-Policy"]
+    assert f"connect-src 'self' http://{auth_env.host}" in csp and "unsafe" not in csp
+
+
+def test_a_signed_in_user_can_analyse_and_list(api, auth_env):
+    alice = auth_env.sign_up("alice@example.com")
+    created = post_slice(api, alice.id_token)
+    assert created.status_code == 201
+    listed = api.get("/analyses", headers=bearer(alice.id_token)).get_json()["items"]
+    assert [d["id"] for d in listed] == [created.get_json()["id"]]
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "Token abc"])
+def test_malformed_authorization_headers(api, header):
+    assert_401(api.get("/analyses", headers={"Authorization": header}), "sign_in_required")
+
+
+def test_garbage_tokens(api):
+    for token in ["not-a-jwt", "a.b.c", "eyJhbGciOiJub25lIn0.e30."]:
+        assert_401(api.get("/analyses", headers=bearer(token)), "invalid_token")
+
+
+def test_a_token_of_another_project_is_refused(api, auth_env):
+    alice = auth_env.sign_up("alice@example.com")
+    other = "demo-another-project"
+    token = altered(alice.id_token, aud=other, iss=f"https://securetoken.google.com/{other}")
+    assert_401(api.get("/analyses", headers=bearer(token)), "invalid_token")
+    assert_401(post_slice(api, token), "invalid_token")
+
+
+def test_an_expired_token_is_refused(api, auth_env):
+    alice = auth_env.sign_up("alice@example.com")
+    # Only `exp` moves into the past: the issue time stays after the account's creation, so the
+    # revocation check alone would let it through.
+    token = altered(alice.id_token, exp=int(time.time()) - 60)
+    assert_401(api.get("/analyses", headers=bearer(token)), "token_expired")
+
+
+def test_a_disabled_user_is_refused(api, auth_env):
+    alice = auth_env.sign_up("alice@example.com")
+    assert api.get("/analyses", headers=bearer(alice.id_token)).status_code == 200
+    auth_env.update(alice.uid, disableUser=True)
+    assert_401(api.get("/analyses", headers=bearer(alice.id_token)), "user_disabled")
+
+
+def test_a_deleted_user_is_refused(api, auth_env):
+    alice = auth_env.sign_up("alice@example.com")
+    auth_env.clear()
+    assert_401(api.get("/analyses", headers=bearer(alice.id_token)), "invalid_token")
+
+
+def service_account_key(path, project):
+    """A service-account key file of the form the Firebase console gives, with a key made here."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": project, "private_key_id": "test-key", "private_key": pem.decode(),
+        "client_email": f"ct-analysis@{project}.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token"}))
+    return str(path)
+
+
+def test_tampered_tokens_are_refused_by_the_signature_check(auth_env, tmp_path, monkeypatch):
+    """Outside the emulator the SDK checks Google's signature: a token whose payload was altered fails.
+
+    The emulator's tokens are unsigned, so they stand for a token whose signature no longer
+    matches; a verifier that skipped the signature would accept this one as Bob's.
+    """
+    alice, bob = auth_env.sign_up("alice@example.com"), auth_env.sign_up("bob@example.com")
+    project = "ct-analysis-production"
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST")
+    monkeypatch.setenv("FIREBASE_PROJECT_ID", project)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", service_account_key(tmp_path / "key.json", project))
+    app = create_app({"DATA_DIR": str(tmp_path), "AUTH_CHECK_REVOKED": False})
+    try:
+        token = altered(alice.id_token, sub=bob.uid, user_id=bob.uid, aud=project,
+                        iss=f"https://securetoken.google.com/{project}")
+        assert_401(app.test_client().get("/analyses", headers=bearer(token)), "invalid_token")
+    finally:
+        app.extensions["auth"].close()
+
+
+def test_the_emulator_is_refused_for_a_project_that_is_not_demo(auth_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("FIREBASE_PROJECT_ID", "ct-analysis-production")
+    with pytest.raises(ConfigError, match="FIREBASE_AUTH_EMULATOR_HOST"):
+        create_app({"DATA_DIR": str(tmp_path)})
+
+
+def test_firebase_mode_needs_a_project_an_api_key_and_a_credential(auth_env, monkeypatch, tmp_path):
+    monkeypatch.delenv("FIREBASE_API_KEY")
+    with pytest.raises(ConfigError, match="FIREBASE_API_KEY"):
+        create_app({"DATA_DIR": str(tmp_path)})
+    monkeypatch.delenv("FIREBASE_PROJECT_ID")
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    with pytest.raises(ConfigError, match="FIREBASE_PROJECT_ID"):
+        create_app({"DATA_DIR": str(tmp_path)})
+    # Outside the emulator, a Google credential must be found at start, not at the first request.
+    for name in ("FIREBASE_AUTH_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "FIREBASE_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FIREBASE_PROJECT_ID", "ct-analysis-production")
+    monkeypatch.setenv("FIREBASE_API_KEY", "key")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud user credential either
+    with pytest.raises(ConfigError, match="credential"):
+        create_app({"DATA_DIR": str(tmp_path)})
