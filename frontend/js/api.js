@@ -23,10 +23,22 @@ function errorFromResponse(status, bodyText) {
   return new ApiError(status, "error", `The service answered with an unexpected status (${status}).`);
 }
 
+// With AUTH_MODE=firebase, session.js hands over a function that resolves to a fresh ID token.
+let idToken = null;
+
+export function sendIdTokens(getToken) {
+  idToken = getToken;
+}
+
+async function authorization() {
+  const token = idToken ? await idToken() : null;
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 async function request(url, options = {}) {
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+    response = await fetch(url, { ...options, headers: { Accept: "application/json", ...(await authorization()) } });
   } catch {
     throw new ApiError(0, "unreachable", UNREACHABLE);
   }
@@ -40,6 +52,8 @@ async function request(url, options = {}) {
 }
 
 export const getHealth = () => request("health");
+
+export const getAuthConfig = () => request("auth/config");
 
 export function listAnalyses(limit, cursor) {
   const params = new URLSearchParams({ limit: String(limit) });
@@ -55,6 +69,7 @@ export const deleteAnalysis = (id) => request(`analyses/${encodeURIComponent(id)
 // Returns {promise, abort}; the promise rejects with ApiError, or with code "aborted" on cancel.
 export function uploadForAnalysis(file, windowName, onProgress) {
   const xhr = new XMLHttpRequest();
+  let cancelled = false;
   const promise = new Promise((resolve, reject) => {
     xhr.open("POST", "analyze");
     xhr.setRequestHeader("Accept", "application/json");
@@ -79,7 +94,14 @@ export function uploadForAnalysis(file, windowName, onProgress) {
     const form = new FormData();
     form.append("file", file, file.name);
     form.append("window", windowName);
-    xhr.send(form);
+    authorization().then(
+      (headers) => {
+        if (cancelled) return reject(new ApiError(0, "aborted", "The upload was cancelled."));
+        for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+        xhr.send(form);
+      },
+      () => reject(new ApiError(0, "unreachable", UNREACHABLE)),
+    );
   });
-  return { promise, abort: () => xhr.abort() };
+  return { promise, abort: () => { cancelled = true; xhr.abort(); } };
 }

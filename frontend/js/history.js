@@ -11,6 +11,7 @@ const template = document.getElementById("card-template");
 
 let nextCursor = null;
 let loading = false;
+let generation = 0; // bumped when the signed-in user changes: a page asked for before is dropped
 let handlers = { open: () => {}, deleted: () => {} };
 
 // An upload's answer has both sizes (heatmap_thumbnail is the small heatmap); a stored
@@ -51,17 +52,20 @@ function updateEmptyState() {
 }
 
 async function loadPage(cursor) {
+  const asked = generation;
   loading = true;
   moreButton.disabled = true;
   status.textContent = cursor ? "Loading older analyses…" : "Loading past analyses…";
   try {
     const page = await listAnalyses(PAGE_SIZE, cursor);
+    if (asked !== generation) return;
     if (!cursor) list.replaceChildren();
     const known = new Set([...list.children].map((card) => card.dataset.id));
     for (const doc of page.items) if (!known.has(doc.id)) list.append(cardFor(doc));
     nextCursor = page.next_cursor;
     status.textContent = "";
   } catch (error) {
+    if (asked !== generation) return;
     status.textContent = error.status === 0 || error.status >= 500
       ? "Past analyses can't be shown right now because the service isn't answering. Try Refresh in a moment."
       : `Past analyses can't be shown: ${error.message}`;
@@ -103,5 +107,15 @@ export function initHistory(onOpen, onDeleted) {
   handlers = { open: onOpen, deleted: onDeleted };
   moreButton.addEventListener("click", () => loadPage(nextCursor));
   document.getElementById("refresh-history").addEventListener("click", () => loadPage(null));
-  return loadPage(null);
+}
+
+export const loadHistory = () => loadPage(null);
+
+// Signed out (or another user signed in): nothing of the previous user's stays on the page.
+export function clearHistory() {
+  generation += 1;
+  list.replaceChildren();
+  nextCursor = null;
+  moreButton.hidden = true;
+  status.textContent = "";
 }

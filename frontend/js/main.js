@@ -1,13 +1,15 @@
-// Wires the dashboard's parts together and reports whether the service is up.
-import { getHealth } from "./api.js";
+// Wires the dashboard's parts together and reports whether the service is up. With
+// AUTH_MODE=firebase the work area appears only once someone is signed in.
+import { getAuthConfig, getHealth } from "./api.js";
 import { openDetail, initDetail } from "./detail.js";
-import { addToHistory, confirmAndDelete, initHistory } from "./history.js";
-import { forgetResult, initResults, showResult } from "./results.js";
+import { addToHistory, clearHistory, confirmAndDelete, initHistory, loadHistory } from "./history.js";
+import { clearResult, forgetResult, initResults, showResult } from "./results.js";
 import { initUpload } from "./upload.js";
 import { modelText } from "./format.js";
 
 const serviceStatus = document.getElementById("service-status");
 const historyStatus = document.getElementById("history-status");
+const workArea = [document.getElementById("upload-panel"), document.getElementById("history-panel")];
 
 async function checkHealth() {
   try {
@@ -22,14 +24,44 @@ async function checkHealth() {
   }
 }
 
-initResults();
-initUpload((doc) => {
-  showResult(doc);
-  addToHistory(doc);
-});
-initDetail(confirmAndDelete);
-initHistory(
-  (id) => openDetail(id, (message) => { historyStatus.textContent = message; }),
-  (id) => forgetResult(id),
-);
-checkHealth();
+function showWorkArea(shown) {
+  for (const panel of workArea) panel.hidden = !shown;
+}
+
+// AUTH_MODE=firebase: sign-in first; the SDK is loaded only then.
+async function startSignedIn(config) {
+  showWorkArea(false);
+  const { initSession } = await import("./session.js");
+  initSession(config, {
+    onSignedIn: () => {
+      clearHistory();
+      showWorkArea(true);
+      loadHistory();
+    },
+    onSignedOut: () => {
+      showWorkArea(false);
+      clearHistory();
+      clearResult();
+    },
+  });
+}
+
+async function start() {
+  initResults();
+  initUpload((doc) => {
+    showResult(doc);
+    addToHistory(doc);
+  });
+  initDetail(confirmAndDelete);
+  initHistory(
+    (id) => openDetail(id, (message) => { historyStatus.textContent = message; }),
+    (id) => forgetResult(id),
+  );
+  checkHealth();
+  // An unreachable service answers nothing either way; the page then behaves as without accounts.
+  const config = await getAuthConfig().catch(() => ({ mode: "none" }));
+  if (config.mode === "firebase") startSignedIn(config);
+  else loadHistory();
+}
+
+start();

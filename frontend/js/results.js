@@ -42,3 +42,6 @@ export function forgetResult(id) {
   section.hidden = true;
   for (const img of [slice, overlay, heatmap]) img.removeAttribute("src");
 }
+
+// Signed out: the last result goes with the user who made it.
+export const clearResult = () => forgetResult(shownId);
