@@ -6,16 +6,18 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An error meant for the client: raised anywhere, answered as JSON by the handler below."""
 
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, headers=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
-def error_response(status, code, message):
+def error_response(status, code, message, headers=None):
     response = jsonify(error=code, message=message)
     response.status_code = status
+    response.headers.update(headers or {})
     return response
 
 
@@ -25,13 +27,21 @@ def _http_error(exc):
         413: "The upload is larger than this service accepts (MAX_UPLOAD_MB).",
         404: "There is nothing at this address.",
         405: "This address does not accept that HTTP method.",
+        400: "The request could not be read.",
     }
     return error_response(exc.code or 500, code, messages.get(exc.code, exc.description))
 
 
+def _no_sniffing(response):
+    """Browsers must take every answer as the type it says it is (a JSON error is never HTML)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def init_app(app):
-    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message))
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message, e.headers))
     app.register_error_handler(HTTPException, _http_error)
+    app.after_request(_no_sniffing)
 
     @app.errorhandler(Exception)
     def _unexpected(exc):
