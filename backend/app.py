@@ -1,5 +1,7 @@
 """The service's entry point: `create_app()` for WSGI servers and tests, `python backend/app.py` to serve."""
+import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
 from backend import auth, config, errors, ratelimit, store  # noqa: E402
+from backend.analysis import capacity  # noqa: E402
 from backend.api import analyses, analyze, health, signin, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
@@ -28,20 +31,36 @@ def create_app(test_config=None):
     ratelimit.init_app(app)
     store.init_app(app)
     classifier.init_app(app)
+    capacity.init_app(app)
     for module in (analyze, analyses, health, signin, web):
         app.register_blueprint(module.bp)
     return app
 
 
-def main():
-    from waitress import serve
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python backend/app.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the CT slice analysis API and dashboard (default http://127.0.0.1:5000/). "
+                    "Stop it with Ctrl+C (or SIGTERM).",
+        epilog="Settings come from environment variables, or from a .env file in the working directory "
+               "or above it (variables already set win):\n\n" + config.settings_help())
+    parser.parse_args(argv)
+    config.load_dotenv_file()
+    try:
+        app = create_app()
+    except config.ConfigError as exc:
+        sys.exit(f"error: {exc}")
 
-    app = create_app()
+    from backend.server import serve
+
     host, port = app.config["HOST"], app.config["PORT"]
-    app.logger.info("serving on http://%s:%s (store: %s)", host, port, app.config["STORE"])
-    # Waitress buffers whole bodies before Flask sees them; its own cap sits well above
-    # MAX_UPLOAD_MB so that oversized uploads get Flask's JSON 413, not a dropped connection.
-    serve(app, host=host, port=port, threads=8, max_request_body_size=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
+    app.logger.info("serving on http://%s:%s (store: %s); stop with Ctrl+C", host, port, app.config["STORE"])
+    try:
+        # The server's own body cap sits above MAX_UPLOAD_MB so that oversized uploads get Flask's 413.
+        serve(app, host, port, max_body_bytes=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
+    except OSError as exc:
+        sys.exit(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} (set PORT or HOST)")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 import os
 from pathlib import Path
 
+import dotenv
+
 BACKEND_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "ctnet.pt"
 # ./data at the repository root, however the service is started (python backend/app.py or
 # cd backend && python app.py), so both ways see the same history.
 DEFAULT_DATA_DIR = BACKEND_DIR.parent / "data"
+ENV_EXAMPLE = BACKEND_DIR.parent / ".env.example"
 
 
 class ConfigError(Exception):
@@ -47,7 +50,11 @@ def from_env():
         "STORE": _str("STORE", "sqlite").lower(),
         "DATA_DIR": _str("DATA_DIR", str(DEFAULT_DATA_DIR)),
         "MAX_CONTENT_LENGTH": _int("MAX_UPLOAD_MB", 20) * 1024 * 1024,
-        "MAX_PIXELS": _int("MAX_PIXELS", 50_000_000),
+        "MAX_PIXELS": _int("MAX_PIXELS", 16_777_216),
+        "DECODE_BUDGET_MB": _int("DECODE_BUDGET_MB", 64),
+        "MAX_FORM_PARTS": 16,  # a form needs 'file', 'window' and 'frame'; werkzeug's default is 1000
+        "HEAVY_WORK_SLOTS": _int("HEAVY_WORK_SLOTS", 0),
+        "HEAVY_WORK_WAIT_S": _float("HEAVY_WORK_WAIT_S", 5.0),
         "CORS_ORIGINS": [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()],
         "MODEL_PATH": _str("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
         "TORCH_THREADS": _int("TORCH_THREADS", 0),
@@ -71,3 +78,13 @@ def from_env():
         "RATE_LIMIT": _str("RATE_LIMIT", "60/minute"),
         "RATE_LIMIT_STORAGE_URI": _str("RATE_LIMIT_STORAGE_URI", "memory://"),
     }
+
+
+def load_dotenv_file():
+    """Read .env from the working directory or the nearest folder above it, if there is one."""
+    dotenv.load_dotenv(dotenv.find_dotenv(usecwd=True), override=False)
+
+
+def settings_help() -> str:
+    """Every setting with its default and meaning, as .env.example lists them (for --help)."""
+    return ENV_EXAMPLE.read_text() if ENV_EXAMPLE.is_file() else "See .env.example in the repository."

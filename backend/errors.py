@@ -27,13 +27,21 @@ def _http_error(exc):
         413: "The upload is larger than this service accepts (MAX_UPLOAD_MB).",
         404: "There is nothing at this address.",
         405: "This address does not accept that HTTP method.",
+        400: "The request could not be read.",
     }
     return error_response(exc.code or 500, code, messages.get(exc.code, exc.description))
+
+
+def _no_sniffing(response):
+    """Browsers must take every answer as the type it says it is (a JSON error is never HTML)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def init_app(app):
     app.register_error_handler(ApiError, lambda e: error_response(e.status, e.code, e.message, e.headers))
     app.register_error_handler(HTTPException, _http_error)
+    app.after_request(_no_sniffing)
 
     @app.errorhandler(Exception)
     def _unexpected(exc):

@@ -25,14 +25,16 @@ def test_listing_pages_newest_first_through_every_document(app, client):
     assert seen == [f"doc{i:03d}" for i in range(6, -1, -1)]
 
 
-def test_default_limit_and_clamp(app, client):
+def test_default_and_largest_limit(app, client):
     make_docs(app, 101)
     assert len(client.get("/analyses").get_json()["items"]) == 20
-    page = client.get("/analyses?limit=500").get_json()
+    page = client.get("/analyses?limit=100").get_json()
     assert len(page["items"]) == 100 and page["next_cursor"]
 
 
 @pytest.mark.parametrize("query, code", [("limit=0", "invalid_limit"), ("limit=abc", "invalid_limit"),
+                                         ("limit=101", "invalid_limit"), ("limit=%C2%B2", "invalid_limit"),
+                                         ("limit=" + "9" * 5000, "invalid_limit"),
                                          ("cursor=garbage!", "invalid_cursor")])
 def test_bad_listing_parameters(client, query, code):
     response = client.get(f"/analyses?{query}")

@@ -57,7 +57,7 @@ def test_the_slice_returned_is_the_decoded_slice(client):
 
 def test_aspect_ratio_is_kept_and_small_slices_scaled_up(client):
     wide = Image.fromarray(ct_slice()[100:300, :])  # 512 x 200
-    body = post_file(client, encode(wide.resize((128, 50)), "PNG"), "small.png").get_json()
+    body = post_file(client, encode(wide.resize((256, 100)), "PNG"), "small.png").get_json()
     assert decode_data_url(body["file_url"]).size == (400, 156)
     assert decode_data_url(body["heatmap_url"]).size == (400, 156)
     assert decode_data_url(body["file_thumbnail"]).size == (200, 78)

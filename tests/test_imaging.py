@@ -9,6 +9,7 @@ from pydicom.uid import RLELossless
 
 from backend.errors import ApiError
 from backend.imaging.decode import decode_image
+from backend.imaging.limits import Limits
 from tests.fixtures.data import covid_ct_image, dicom_file
 from tests.fixtures.uploads import ct_slice, dicom_bytes, encode
 
@@ -159,5 +160,5 @@ def test_dicom_without_pixel_data():
 def test_too_many_pixels():
     for data in (encode(Image.fromarray(ct_slice()), "PNG"), dicom_file("693_UNCR.dcm").read_bytes()):
         with pytest.raises(ApiError) as error:
-            decode_image(data, max_pixels=512 * 511)
+            decode_image(data, limits=Limits(max_pixels=512 * 511))
         assert (error.value.status, error.value.code) == (413, "too_many_pixels")

@@ -1,8 +1,10 @@
 """The store contract, run against every backend: SQLite and Firestore (the official emulator)."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from backend.errors import ApiError
-from backend.store.base import encode_cursor
+from backend.store.base import IdempotencyConflict, IdempotencyKey, encode_cursor
 from backend.store.firestore import FirestoreStore
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.firestore_emulator import PROJECT
@@ -40,12 +42,48 @@ def test_create_then_get_returns_the_document_exactly(store):
     assert store.get("a1") == doc  # created_at round-trips to the microsecond, "Z" and all
 
 
-def test_create_is_create_only(store):
+def test_a_key_stores_once_and_replays_the_first_analysis(store):
+    key = IdempotencyKey("local", "upload-1", "request-1")
     first = analysis("a1", "2026-11-24T10:00:00.000001Z", filename="first.png")
-    store.create(first)
-    assert store.create(analysis("a1", "2026-11-24T11:00:00.000002Z", filename="retry.png")) == first
-    assert store.get("a1") == first
+    assert store.find_by_key(key) is None
+    assert store.create(first, key) == first
+    assert store.create(analysis("a2", "2026-11-24T11:00:00.000002Z"), key) == first  # nothing new written
+    assert store.find_by_key(key) == first
     assert ids(store.list(10)[0]) == ["a1"]
+
+
+def test_a_key_used_for_another_request_conflicts(store):
+    store.create(analysis("a1", "2026-11-24T10:00:00.000001Z"), IdempotencyKey("local", "upload-1", "request-1"))
+    other = IdempotencyKey("local", "upload-1", "request-2")
+    with pytest.raises(IdempotencyConflict):
+        store.create(analysis("a2", "2026-11-24T11:00:00.000002Z"), other)
+    with pytest.raises(IdempotencyConflict):
+        store.find_by_key(other)
+    assert ids(store.list(10)[0]) == ["a1"]
+
+
+def test_keys_are_scoped_per_owner(store):
+    store.create(analysis("a1", "2026-11-24T10:00:00.000001Z"), IdempotencyKey("alice", "upload-1", "r"))
+    store.create(analysis("a2", "2026-11-24T11:00:00.000002Z"), IdempotencyKey("bob", "upload-1", "r"))
+    assert sorted(ids(store.list(10)[0])) == ["a1", "a2"]
+
+
+def test_deleting_an_analysis_frees_its_key(store):
+    key = IdempotencyKey("local", "upload-1", "request-1")
+    store.create(analysis("a1", "2026-11-24T10:00:00.000001Z"), key)
+    assert store.delete("a1")
+    assert store.find_by_key(key) is None
+    second = analysis("a2", "2026-11-24T11:00:00.000002Z")
+    assert store.create(second, key) == second
+
+
+def test_racing_creates_with_one_key_store_one_analysis(store):
+    key = IdempotencyKey("local", "upload-1", "request-1")
+    docs = [analysis(f"a{i}", f"2026-11-24T10:00:00.00000{i}Z") for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda doc: store.create(doc, key), docs))
+    assert len({r["id"] for r in results}) == 1
+    assert ids(store.list(10)[0]) == [results[0]["id"]]
 
 
 def test_get_of_an_unknown_id_is_none(store):

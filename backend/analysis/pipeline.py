@@ -10,6 +10,7 @@ from PIL import Image
 
 from backend.analysis.findings import describe
 from backend.imaging import anatomy, heatmap
+from backend.imaging.limits import Limits
 from backend.ml.classifier import Classifier, Prediction
 from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage
 
@@ -24,9 +25,9 @@ class SliceAnalysis:
     images: dict  # file_url, heatmap_url (400 px data URLs) and their 200 px thumbnails
 
 
-def analyze_slice(source, classifier: Classifier, window="lung", max_pixels=50_000_000) -> SliceAnalysis:
+def analyze_slice(source, classifier: Classifier, window="lung", frame=None, limits=Limits()) -> SliceAnalysis:
     """Bytes (or a data URL / base64 text) of one slice -> the prediction, findings and images."""
-    gray = download_image(source, window=window, max_pixels=max_pixels)
+    gray = download_image(source, window=window, frame=frame, limits=limits)
     prediction = classifier.predict(gray)
 
     slice_400 = fit_to_box(gray, (400, 400))

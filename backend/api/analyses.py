@@ -36,9 +36,9 @@ def delete_analysis(analysis_id):
 
 def _limit():
     raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "invalid_limit", "limit must be a whole number of at least 1.")
-    return min(int(raw), MAX_LIMIT)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
 
 
 def _not_found(analysis_id):

@@ -1,19 +1,24 @@
-"""POST /analyze: read the upload, analyse the slice, store the document, answer."""
-import hashlib
+"""POST /analyze: read the upload, replay a known Idempotency-Key, analyse, store, answer."""
+import uuid
 from datetime import datetime, timezone
 
-from flask import Blueprint, current_app, jsonify, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 
 from backend import ratelimit
 from backend.analysis import document
+from backend.analysis.capacity import heavy_work_slot
 from backend.analysis.pipeline import analyze_slice
-from backend.api.upload import analysis_id, read_upload
+from backend.api.upload import Upload, read_upload
 from backend.auth import authenticate
 from backend.errors import ApiError
+from backend.imaging.limits import Limits
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
+from backend.store.base import IdempotencyKey
 
 bp = Blueprint("analyze", __name__)
+
+LOCAL_OWNER = "local"
 
 
 @bp.post("/analyze")
@@ -22,17 +27,20 @@ def analyze():
     ratelimit.check(caller)
     config = current_app.config
     upload = read_upload()
-    new_id = analysis_id()
+    key = _idempotency_key(upload)
+    if key is not None and (earlier := get_store().find_by_key(key)) is not None:
+        return _answer(earlier, replayed=True)
 
     classifier = get_classifier()
-    result = analyze_slice(upload.source, classifier, window=upload.window, max_pixels=config["MAX_PIXELS"])
+    with heavy_work_slot():
+        result = analyze_slice(upload.data, classifier, window=upload.window, frame=upload.frame,
+                               limits=Limits.from_config(config))
 
-    # document
     fields = {
-        "id": new_id,
+        "id": uuid.uuid4().hex,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "filename": upload.filename,
-        "sha256": _sha256(upload.source),
+        "sha256": upload.sha256,
         "prediction": result.prediction.as_json(),
         "findings": result.findings,
         "recommendations": result.recommendations,
@@ -42,20 +50,24 @@ def analyze():
     stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
                                     config["FIRESTORE_COLLECTION"], config["DOC_BUDGET_BYTES"])
 
-    # store: create-only, so a retried upload (same Idempotency-Key) finds the first write
-    saved = get_store().create(stored)
-    replayed = saved["created_at"] != stored["created_at"]
-    if replayed and saved.get("sha256") != stored["sha256"]:
-        raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was already used for a different image.")
+    saved = get_store().create(stored, key)
+    if saved["id"] != fields["id"]:  # an identical request with this key was stored first
+        return _answer(saved, replayed=True)
+    return _answer(response)
 
-    # response
-    body_json = jsonify({**response, "created_at": saved["created_at"]})
-    headers = {"Location": url_for("analyses.get_analysis", analysis_id=new_id)}
+
+def _idempotency_key(upload: Upload) -> IdempotencyKey | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not (key.isascii() and key.isprintable()):
+        raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header must be 1 to 255 printable characters.")
+    return IdempotencyKey(LOCAL_OWNER, key, upload.request_fingerprint)
+
+
+def _answer(body: dict, replayed=False):
+    """201 with the analysis; a replay answers with the stored analysis, as the first request stored it."""
+    headers = {"Location": url_for("analyses.get_analysis", analysis_id=body["id"])}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return body_json, 201, headers
-
-
-def _sha256(source) -> str:
-    """Fingerprint of the upload as sent (base64 text for JSON uploads), to recognise replays."""
-    return hashlib.sha256(source.encode() if isinstance(source, str) else source).hexdigest()
+    return jsonify(body), 201, headers

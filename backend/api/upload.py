@@ -1,47 +1,108 @@
-"""Reading an analysis request: a multipart `file`, or JSON {"image": data URL or base64, "filename"}."""
-import re
-import uuid
-from dataclasses import dataclass
+"""Reading an analysis request: a multipart `file`, or JSON {"image": data URL or base64, "filename"}.
 
-from flask import request
+Both ways give the same Upload: the file's bytes (base64 already decoded), a printable display
+name, and the parameters that change the result (`window`, `frame`).
+"""
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 from backend.errors import ApiError
+from backend.utils.helpers import base64_payload
 
-IDEMPOTENCY_NAMESPACE = uuid.UUID("8a7c1d5e-3f0b-4c58-9d3e-2b6f0c9a41e7")
 MAX_FILENAME = 255
+MAX_FRAME_DIGITS = 5
+# The lines that head each multipart part, up to the blank line that ends them.
+_PART_HEADERS = re.compile(rb"(\r\n\r\n|\A)(--[^\r\n]*\r\n)(.*?)(\r\n\r\n)", re.DOTALL)
 
 
 @dataclass
 class Upload:
-    source: bytes | str  # raw bytes (multipart) or a data URL / base64 string (JSON)
+    data: bytes
     filename: str
     window: str
+    frame: int | None
+
+    @cached_property
+    def sha256(self) -> str:
+        """The file's fingerprint, the same whichever way it was sent."""
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def request_fingerprint(self) -> str:
+        """Everything that shapes the stored analysis: an Idempotency-Key replays only this request."""
+        return json.dumps([self.sha256, self.window, self.frame, self.filename])
 
 
 def read_upload() -> Upload:
     if request.is_json:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("image"), str) or not body["image"]:
-            raise ApiError(400, "missing_image", 'Send JSON like {"image": "<data URL or base64>", "filename": "slice.png"}.')
-        return Upload(body["image"], _clean_filename(body.get("filename")), str(body.get("window") or "lung"))
-    upload = request.files.get("file")
+        return _from_json()
+    return _from_form()
+
+
+def _from_json():
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", "The body is not valid JSON (or is nested too deeply).") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("image"), str) or not body["image"]:
+        raise ApiError(400, "missing_image", 'Send JSON like {"image": "<data URL or base64>", "filename": "slice.png"}.')
+    for field in ("filename", "window"):
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise ApiError(400, "invalid_field", f"'{field}' must be a string.")
+    frame = body.get("frame")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
+        raise ApiError(400, "invalid_frame", "'frame' must be a whole number (the frame index, from 0).")
+    return Upload(base64_payload(body["image"]), _clean_filename(body.get("filename")),
+                  body.get("window") or "lung", frame)
+
+
+def _from_form():
+    request.get_data(cache=True)  # kept, so a form werkzeug cannot read can be read again below
+    try:
+        form, files = request.form, request.files
+        if "file" not in files and request.mimetype == "multipart/form-data":
+            form, files = _reparse_tolerantly()
+    except RequestEntityTooLarge as exc:  # under MAX_UPLOAD_MB, so it is werkzeug's limit on form parts
+        raise ApiError(400, "too_many_form_fields", "The form has more fields than this service reads: "
+                                                    "send 'file' and, if needed, 'window' and 'frame'.") from exc
+    upload = files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", "Send the image in a multipart form field named 'file'.")
-    return Upload(upload.read(), _clean_filename(upload.filename), request.form.get("window") or "lung")
+    return Upload(upload.read(), _clean_filename(upload.filename), form.get("window") or "lung",
+                  _frame(form.get("frame")))
 
 
-def analysis_id() -> str:
-    """A new id, or the same id for every retry that carries the same Idempotency-Key header."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return uuid.uuid4().hex
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header must be 1 to 255 printable characters.")
-    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key).hex
+def _reparse_tolerantly():
+    """Werkzeug drops the whole form when a part's headers are not UTF-8 (a filename in a legacy
+    encoding); parse again with those header bytes replaced, keeping the file itself as sent."""
+    boundary = request.mimetype_params.get("boundary", "")
+    fixed = _PART_HEADERS.sub(lambda m: m[1] + m[2] + m[3].decode("utf-8", "replace").encode() + m[4],
+                              request.get_data(cache=True))
+    config = current_app.config
+    parser = FormDataParser(max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"],
+                            max_form_parts=config["MAX_FORM_PARTS"])
+    _, form, files = parser.parse(io.BytesIO(fixed), "multipart/form-data", len(fixed), {"boundary": boundary})
+    return form, files
+
+
+def _frame(raw) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_FRAME_DIGITS):
+        raise ApiError(400, "invalid_frame", "frame must be a whole number (the frame index, from 0).")
+    return int(raw)
 
 
 def _clean_filename(name) -> str:
     """The base name only, printable, at most 255 characters ("upload" when none was given)."""
     name = re.split(r"[\\/]", str(name or ""))[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    name = "".join(ch for ch in name if ch.isprintable() and ch != "\ufffd").strip()
     return name[:MAX_FILENAME] or "upload"

@@ -41,7 +41,6 @@ def _send(path):
     # Last-Modified make an unchanged file a cheap 304.
     response = send_from_directory(FRONTEND_DIR, path, mimetype=MIMETYPES.get(suffix), max_age=0)
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -1,65 +1,100 @@
-"""Bytes in, the grayscale slice the model sees out: uint8, transparency flattened on black."""
-import io
-import warnings
+"""Bytes in, the grayscale slice the model sees out: uint8, transparency flattened on black.
 
+Everything a client sends is checked before the model sees it: the format from the bytes, the
+size from the header before any pixel is allocated, a complete and undamaged image stream,
+and a slice worth analysing (each side at least MIN_SIDE pixels, not one value everywhere).
+"""
+import io
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps
 
 from backend.errors import ApiError
 from backend.imaging import formats
-from backend.imaging.dicom import WINDOWS, decode_dicom
+from backend.imaging.dicom import WINDOWS, decode_dicom, stretch_to_uint8
+from backend.imaging.limits import Limits
 
-# Photos far larger than any CT slice decode at a reduced scale (JPEG draft mode): 1024 px is
+# The smallest side worth analysing: the model looks at 224 px and the heatmap at 14x14 cells;
+# the public CT crops this model was trained on are at least about 100 px on each side.
+MIN_SIDE = 64
+# Photos far larger than any CT slice decode at a reduced scale (JPEG DCT scaling): 1024 px is
 # more than the 400 px output and the model's input need.
-DRAFT_SIZE = (1024, 1024)
+JPEG_MIN_DECODED_SIDE = 1024
+# Bytes per sample of Pillow's modes that are not 8-bit.
+_WIDE_MODES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
-def decode_image(data: bytes, window: str = "lung", max_pixels: int = 50_000_000) -> np.ndarray:
+def decode_image(data: bytes, window: str = "lung", frame: int | None = None, limits: Limits = Limits()) -> np.ndarray:
     """Decode PNG, JPEG or DICOM bytes into a 2-D uint8 array, or raise ApiError saying what is wrong."""
     if not data:
         raise ApiError(400, "empty_file", "The uploaded file is empty.")
     if window not in WINDOWS:
-        raise ApiError(400, "invalid_window", f"Unknown window '{window}'; use one of: {', '.join(WINDOWS)}.")
+        raise ApiError(400, "invalid_window", f"Unknown window; use one of: {', '.join(WINDOWS)}.")
     kind = formats.sniff(data)
     if kind is None:
         raise ApiError(415, "unsupported_format", "The file is not a PNG, JPEG or DICOM image.")
     if kind == formats.DICOM:
-        return decode_dicom(data, window, max_pixels)
-    return _decode_raster(data, max_pixels)
+        gray = decode_dicom(data, window, frame, limits)
+    else:
+        if frame not in (None, 0):
+            raise ApiError(400, "invalid_frame", "A PNG or JPEG image has one frame: frame must be 0 or left out.")
+        gray = _decode_jpeg(data, limits) if kind == formats.JPEG else _decode_png(data, limits)
+    _check_content(gray)
+    return gray
 
 
-def _decode_raster(data, max_pixels):
+def _decode_png(data, limits):
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ApiError(413, "too_many_pixels",
-                               f"The image has {width * height} pixels; this service accepts at most {max_pixels}.")
-            if image.format == "JPEG":
-                image.draft("L", DRAFT_SIZE)
-            image.load()
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+        limits.check(*image.size, len(image.getbands()) * _WIDE_MODES.get(image.mode, 1))
+        image.verify()  # every chunk's CRC, through IEND: damaged files are refused, never half-read
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+        image.load()
     except ApiError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ApiError(413, "too_many_pixels", f"The image is too large to decode safely: {exc}.") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise _corrupt() from exc
+    return _to_gray(ImageOps.exif_transpose(image))
+
+
+def _decode_jpeg(data, limits):
+    """libjpeg-turbo in strict mode: a truncated or damaged stream is an error, never a grey fill."""
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        limits.check(width, height, 1 if colorspace == "Gray" else 3)
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if colorspace == "Gray" else "RGB", strict=True,
+                                        min_width=JPEG_MIN_DECODED_SIDE, min_height=JPEG_MIN_DECODED_SIDE)
+        orientation = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif()  # the header only
+    except ApiError:
+        raise
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(400, "corrupt_image", f"The image could not be decoded; it may be truncated or damaged ({exc}).") from exc
-    image = ImageOps.exif_transpose(image)
-    return _to_gray(image)
+        raise _corrupt() from exc
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    image.getexif().update(orientation)
+    return _to_gray(ImageOps.exif_transpose(image))
+
+
+def _corrupt():
+    return ApiError(400, "corrupt_image", "The image could not be decoded: it is truncated or damaged.")
 
 
 def _to_gray(image):
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit and float PNGs: stretch to 8 bits
-        values = np.asarray(image, dtype=np.float32)
-        low, high = float(values.min()), float(values.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        return np.rint((values - low) * scale).astype(np.uint8)
+    if image.mode in _WIDE_MODES:  # 16-bit and float PNGs: stretch to 8 bits
+        return stretch_to_uint8(np.asarray(image, dtype=np.float32))
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.rint(gray * (rgba[..., 3] / 255.0)).astype(np.uint8)  # composited on black
+    if "A" in image.getbands():  # composite on black, in integers: gray * alpha / 255
+        gray = np.asarray(image.convert("L"), dtype=np.uint16)
+        alpha = np.asarray(image.getchannel("A"), dtype=np.uint16)
+        return ((gray * alpha + 127) // 255).astype(np.uint8)
     return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _check_content(gray):
+    height, width = gray.shape
+    if min(height, width) < MIN_SIDE:
+        raise ApiError(422, "image_too_small",
+                       f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE}.")
+    if gray.min() == gray.max():
+        raise ApiError(422, "blank_image", "The image has no content: every pixel has the same value "
+                                           "(for DICOM, another window may show it).")

@@ -1,12 +1,25 @@
-"""DICOM to an 8-bit slice: Hounsfield units through the modality LUT, then a display window."""
+"""DICOM to an 8-bit slice: Hounsfield units through the modality LUT, then a display window.
+
+Headers come from anyone: every number the decode depends on is parsed here, checked against
+the pixel data and the decode budget, and refused with a 4xx before pydicom allocates pixels.
+"""
 import io
+import logging
+import math
+import zlib
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_voi_lut
+from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from backend.errors import ApiError
+from backend.imaging.limits import Limits
+
+# pydicom logs each decoder plugin's failure with a traceback. For uploads those failures are
+# the client's, answered as 4xx, and nothing an operator can act on.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
 # Width and level in Hounsfield units; "dicom" means the window the file carries.
 WINDOWS = {
@@ -15,40 +28,148 @@ WINDOWS = {
     "bone": (1800, 400),
     "dicom": None,
 }
+MAX_FRAMES = 10_000
+INFLATE_STEP = 2**20
 
 
-def decode_dicom(data: bytes, window: str, max_pixels: int) -> np.ndarray:
+def decode_dicom(data: bytes, window: str, frame: int | None, limits: Limits) -> np.ndarray:
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
-        raise ApiError(400, "invalid_dicom", f"The file looks like DICOM but could not be read: {exc}.") from exc
+        ds = _read(data, limits)
+        return _slice(ds, window, frame, limits)
+    except RecursionError as exc:  # sequences nested thousands deep
+        raise ApiError(400, "invalid_dicom", "The DICOM file nests sequences too deeply to be read.") from exc
+
+
+def _read(data, limits):
+    try:
+        if _transfer_syntax_of(data) == DeflatedExplicitVRLittleEndian:
+            _check_inflated_size(data, limits)
+        return pydicom.dcmread(io.BytesIO(data), force=True)
+    except (ApiError, RecursionError):
+        raise
+    except Exception as exc:  # hostile bytes make the parser fail in many ways; all mean the same
+        raise ApiError(400, "invalid_dicom", "The file looks like DICOM but could not be read.") from exc
+
+
+def _transfer_syntax_of(data):
+    fp = io.BytesIO(data)
+    read_preamble(fp, force=True)
+    return _read_file_meta_info(fp).get("TransferSyntaxUID")
+
+
+def _check_inflated_size(data, limits):
+    """Inflate in bounded steps, counting, so a deflate bomb is refused before pydicom inflates it."""
+    fp = io.BytesIO(data)
+    read_preamble(fp, force=True)
+    _read_file_meta_info(fp)
+    inflater, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[fp.tell():], 0
+    while True:
+        size += len(inflater.decompress(pending, INFLATE_STEP))
+        limits.check_bytes(size)
+        pending = inflater.unconsumed_tail
+        if not pending and (inflater.eof or not inflater.decompress(b"", 1)):
+            return
+
+
+def _slice(ds, window, frame, limits):
     if "PixelData" not in ds:
         raise ApiError(400, "no_pixel_data", "The DICOM file holds no image (it has no Pixel Data element).")
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-    if rows * cols == 0:
-        raise ApiError(400, "invalid_dicom", "The DICOM file gives no image size (Rows and Columns).")
-    if rows * cols > max_pixels:
-        raise ApiError(413, "too_many_pixels", f"The image has {rows * cols} pixels; this service accepts at most {max_pixels}.")
+    rows, cols = _number(ds, "Rows", 1, 65535), _number(ds, "Columns", 1, 65535)
+    samples = _number(ds, "SamplesPerPixel", 1, 4, default=1)
+    bits = _number(ds, "BitsAllocated", 1, 64)
+    if samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
+        raise _bad_header("SamplesPerPixel" if samples not in (1, 3) else "BitsAllocated")
+    _number(ds, "BitsStored", 1, bits, default=bits)
+    frames = _number(ds, "NumberOfFrames", 1, MAX_FRAMES, default=1)
+    index = _frame_index(frame, frames)
+    limits.check(cols, rows, samples * 4)  # the one frame decoded, as float32 while windowing
 
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    middle = frames // 2
-    try:
-        pixels = pydicom.pixels.pixel_array(ds, index=middle if frames > 1 else None)
-    except Exception as exc:  # decoders raise many types for damaged or unsupported data
-        raise ApiError(400, "undecodable_dicom", f"The DICOM pixel data could not be decoded: {exc}.") from exc
+    syntax = _transfer_syntax(ds)
+    if not syntax.is_compressed:
+        _check_native_length(ds, rows * cols * samples * frames, bits)
+    pixels = _decode_frame(ds, syntax, index if frames > 1 else None)
+    if pixels.shape[:2] != (rows, cols):
+        raise _bad_header("Rows")
 
     if pixels.ndim == 3:  # colour (secondary capture): luma, then treat as already displayable
-        return _to_uint8(pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
-
-    rescale = _rescale(ds, middle)
+        return stretch_to_uint8(pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    values = pixels.astype(np.float32)
+    rescale = _rescale(ds, index)
     if rescale is not None:
         slope, intercept = rescale
-        values = _window(pixels.astype(np.float32) * slope + intercept, ds, window)
+        values *= slope
+        values += intercept
     else:  # not CT (MR, secondary capture): HU presets mean nothing, so use the file's own window
-        values = _window(pixels.astype(np.float32), ds, "dicom")
+        window = "dicom"
+    if not np.isfinite(values).all():
+        raise ApiError(400, "invalid_dicom_header", "The pixel values are not finite numbers.")
+    gray = _window(values, ds, window)
     if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-        values = 255 - values
-    return values
+        gray = 255 - gray
+    return gray
+
+
+def _number(ds, keyword, low, high, default=None, whole=True):
+    """The attribute as a number within [low, high] (first value if several), or ApiError 400."""
+    try:
+        value = ds.get(keyword, default)
+        if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+            value = value[0]
+        number = float(value)
+    except Exception as exc:  # text, empty, malformed bytes: all unusable alike
+        raise _bad_header(keyword) from exc
+    if not low <= number <= high or (whole and not number.is_integer()):  # NaN fails the range too
+        raise _bad_header(keyword)
+    return int(number) if whole else number
+
+
+def _bad_header(keyword):
+    return ApiError(400, "invalid_dicom_header", f"The DICOM header's {keyword} is missing, not a number, "
+                                                 "or does not fit the image.")
+
+
+def _transfer_syntax(ds) -> UID:
+    """The pixel encoding: the file meta's, or the default for a bare data set without one."""
+    syntax = UID(str((getattr(ds, "file_meta", None) or {}).get("TransferSyntaxUID") or ImplicitVRLittleEndian))
+    if not syntax.is_transfer_syntax:
+        raise ApiError(415, "unsupported_transfer_syntax", f"'{syntax[:64]}' is not a DICOM transfer syntax this "
+                                                          "service knows.")
+    return syntax
+
+
+def _frame_index(frame, frames):
+    if frame is None:
+        return frames // 2
+    if not 0 <= frame < frames:
+        raise ApiError(400, "invalid_frame", f"This file has {frames} frame(s): frame must be from 0 to {frames - 1}.")
+    return frame
+
+
+def _check_native_length(ds, samples_total, bits):
+    expected = math.ceil(samples_total * bits / 8)
+    try:
+        actual = len(ds.PixelData)
+    except Exception as exc:
+        raise ApiError(400, "invalid_dicom", "The DICOM pixel data could not be read.") from exc
+    if actual not in (expected, expected + 1):  # + 1: the pad byte of an odd length
+        raise ApiError(400, "invalid_dicom_header",
+                       f"The pixel data hold {actual} bytes, but Rows x Columns x SamplesPerPixel x "
+                       f"NumberOfFrames x BitsAllocated call for {expected}.")
+
+
+def _decode_frame(ds, syntax, index):
+    try:
+        available = get_decoder(syntax).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        raise ApiError(415, "unsupported_transfer_syntax",
+                       f"This service cannot decode DICOM pixel data encoded as {syntax.name} ({syntax}).")
+    try:
+        return pydicom.pixels.pixel_array(ds, index=index)
+    except Exception as exc:  # decoders raise many types for damaged data
+        raise ApiError(400, "undecodable_dicom",
+                       f"The DICOM pixel data ({syntax.name}) could not be decoded: they may be damaged.") from exc
 
 
 def _rescale(ds, frame):
@@ -64,26 +185,33 @@ def _rescale(ds, frame):
             sources.append(groups[index].PixelValueTransformationSequence[0])
     for source in sources:
         if "RescaleIntercept" in source:
-            return float(source.get("RescaleSlope", 1) or 1), float(source.RescaleIntercept)
+            slope = _number(source, "RescaleSlope", -1e6, 1e6, default=1, whole=False)
+            if slope == 0:
+                raise _bad_header("RescaleSlope")
+            return slope, _number(source, "RescaleIntercept", -1e7, 1e7, whole=False)
     return (1.0, 0.0) if ds.get("Modality") == "CT" else None
 
 
 def _window(values, ds, window):
     preset = WINDOWS[window]
     if preset is None:
-        if "WindowCenter" in ds and "WindowWidth" in ds:
-            return _to_uint8(apply_voi_lut(values, ds, prefer_lut=False))
-        return _to_uint8(values)  # no window in the file: the full range
+        if "WindowCenter" not in ds or "WindowWidth" not in ds:
+            return stretch_to_uint8(values)  # no window in the file: the full range
+        preset = (_number(ds, "WindowWidth", 1, 1e7, whole=False), _number(ds, "WindowCenter", -1e7, 1e7, whole=False))
     width, level = preset
     low = level - width / 2
-    scaled = (np.clip(values, low, low + width) - low) * (255.0 / width)
-    return np.rint(scaled).astype(np.uint8)
+    np.clip(values, low, low + width, out=values)
+    values -= low
+    values *= 255.0 / width
+    return np.rint(values, out=values).astype(np.uint8)
 
 
-def _to_uint8(values):
-    """Stretch the values' own range to 0..255 (for data with no Hounsfield scale)."""
+def stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Stretch the values' own range to 0..255 (for data with no display scale of their own)."""
     values = np.asarray(values, dtype=np.float32)
     low, high = float(values.min()), float(values.max())
-    if high <= low:
+    if not high > low:  # one value everywhere: the content check refuses it
         return np.zeros(values.shape, np.uint8)
-    return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)
+    values = values - low
+    values *= 255.0 / (high - low)
+    return np.rint(values, out=values).astype(np.uint8)

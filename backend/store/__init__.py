@@ -3,7 +3,7 @@ from flask import current_app
 
 from backend.config import ConfigError
 from backend.errors import error_response
-from backend.store.base import AnalysisStore, StoreUnavailable
+from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable
 
 
 def _sqlite(app):
@@ -28,6 +28,9 @@ def init_app(app):
     app.extensions["store"] = BACKENDS[name](app)
     app.register_error_handler(StoreUnavailable, lambda exc: error_response(
         503, "store_unavailable", "The database is not reachable right now; nothing was saved. Try again shortly."))
+    app.register_error_handler(IdempotencyConflict, lambda exc: error_response(
+        422, "idempotency_key_reused", "This Idempotency-Key was already used for a different request "
+                                       "(another file, window, frame or file name)."))
 
 
 def get_store() -> AnalysisStore:

@@ -5,7 +5,10 @@ Documents go in and come out as the JSON-ready dicts the API serves: `id` (str) 
 """
 import base64
 import binascii
+import hashlib
 import json
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from backend.errors import ApiError
@@ -15,14 +18,38 @@ class StoreUnavailable(Exception):
     """The backing database could not be reached in time; the API answers 503."""
 
 
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was first used for a different request; the API answers 422."""
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's Idempotency-Key, scoped to its owner, with the request it stands for."""
+
+    owner: str
+    key: str
+    request: str  # fingerprint of everything that shapes the analysis (file, window, frame, name)
+
+    @property
+    def record_id(self) -> str:
+        """The key record's id: a hash, so neither the key nor the owner shows in it."""
+        return hashlib.sha256(f"{self.owner}\0{self.key}".encode()).hexdigest()
+
+
 class AnalysisStore:
     name = "base"
 
-    def create(self, doc: dict) -> dict:
-        """Store `doc` under doc["id"] unless that id exists; return the stored document either way.
+    def create(self, doc: dict, key: IdempotencyKey | None = None) -> dict:
+        """Store `doc` (a new, random id) and, atomically with it, `key`; return what is stored.
 
-        Create-only semantics make retried uploads (same Idempotency-Key, same id) write once.
+        If `key` is already recorded, nothing is written and the analysis stored under it comes
+        back (a replay: its id differs from doc["id"]), or IdempotencyConflict if it was recorded
+        for another request. Two identical uploads racing with one key store one analysis.
         """
+        raise NotImplementedError
+
+    def find_by_key(self, key: IdempotencyKey) -> dict | None:
+        """The analysis stored under `key`, None if the key is new; IdempotencyConflict as above."""
         raise NotImplementedError
 
     def get(self, analysis_id: str) -> dict | None:
@@ -33,7 +60,7 @@ class AnalysisStore:
         raise NotImplementedError
 
     def delete(self, analysis_id: str) -> bool:
-        """Remove the document; False when there was none."""
+        """Remove the document and its key record; False when there was none."""
         raise NotImplementedError
 
     def close(self):
@@ -45,14 +72,17 @@ def encode_cursor(doc: dict) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
 def decode_cursor(cursor: str) -> tuple[str, str]:
     """(created_at, id) of the last item of the previous page; ApiError 400 for a malformed cursor."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, analysis_id = json.loads(raw)
-        if isinstance(created_at, str) and isinstance(analysis_id, str):
-            datetime.fromisoformat(created_at)  # every backend can order by it
-            return created_at, analysis_id
-    except (binascii.Error, ValueError, TypeError):
+        if _CURSOR.fullmatch(cursor):  # the shape encode_cursor makes, before anything is parsed
+            created_at, analysis_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if isinstance(created_at, str) and isinstance(analysis_id, str):
+                datetime.fromisoformat(created_at)  # every backend can order by it
+                return created_at, analysis_id
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         pass
     raise ApiError(400, "invalid_cursor", "The cursor is not one this service issued; start again without it.")

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from firebase_admin import firestore as admin_firestore
 from google.api_core import exceptions
 from google.api_core.retry import Retry, if_exception_type
-from google.cloud.firestore import Query
+from google.cloud.firestore import FieldFilter, Query
 
 from backend.store import firebase_app
-from backend.store.base import AnalysisStore, StoreUnavailable, decode_cursor, encode_cursor
+from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable, decode_cursor, encode_cursor
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, stored_document_size
 
 TRANSIENT_ERRORS = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
@@ -47,6 +47,7 @@ class FirestoreStore(AnalysisStore):
         self.client = admin_firestore.client(self.app, database)
         self.collection_name = collection
         self.collection = self.client.collection(collection)
+        self.keys = self.client.collection(f"{collection}-idempotency-keys")
         self.timeout_s = timeout_s
         self.budget_bytes = min(budget_bytes, FIRESTORE_MAX_DOC_BYTES)
         self.retry = Retry(predicate=if_exception_type(*TRANSIENT_ERRORS),
@@ -69,17 +70,31 @@ class FirestoreStore(AnalysisStore):
     def _calls(self):
         return {"retry": self.retry, "timeout": self.timeout_s}
 
-    def create(self, doc: dict) -> dict:
+    def create(self, doc: dict, key=None) -> dict:
         size = stored_document_size(self.collection_name, doc)
         if size > self.budget_bytes:
             raise DocumentTooLarge(f"analysis {doc['id']} is {size} bytes in Firestore; the budget is {self.budget_bytes}")
-        ref = self.collection.document(doc["id"])
+        batch = self.client.batch()  # one atomic write: the key record and the document, or neither
+        if key is not None:
+            batch.create(self.keys.document(key.record_id), {"request": key.request, "analysis_id": doc["id"]})
+        batch.create(self.collection.document(doc["id"]), to_firestore(doc))
         with self._reaching_firestore("create"):
             try:
-                ref.create(to_firestore(doc), **self._calls())
+                batch.commit(**self._calls())
                 return doc
-            except exceptions.AlreadyExists:  # an earlier upload with this id (or a retry of this call) wrote it
-                return from_firestore(ref.get(**self._calls()).to_dict())
+            except exceptions.AlreadyExists:  # the key's first request (or a retry of this commit) wrote it
+                if key is None:
+                    raise
+                return self.find_by_key(key)
+
+    def find_by_key(self, key):
+        with self._reaching_firestore("find_by_key"):
+            record = self.keys.document(key.record_id).get(**self._calls())
+        if not record.exists:
+            return None
+        if record.get("request") != key.request:
+            raise IdempotencyConflict(key.key)
+        return self.get(record.get("analysis_id"))
 
     def get(self, analysis_id: str) -> dict | None:
         with self._reaching_firestore("get"):
@@ -100,9 +115,12 @@ class FirestoreStore(AnalysisStore):
 
     def delete(self, analysis_id: str) -> bool:
         with self._reaching_firestore("delete"):
+            batch = self.client.batch()
+            for record in self.keys.where(filter=FieldFilter("analysis_id", "==", analysis_id)).get(**self._calls()):
+                batch.delete(record.reference)
+            batch.delete(self.collection.document(analysis_id), option=self.client.write_option(exists=True))
             try:
-                self.collection.document(analysis_id).delete(option=self.client.write_option(exists=True),
-                                                             **self._calls())
+                batch.commit(**self._calls())
                 return True
             except exceptions.NotFound:
                 return False

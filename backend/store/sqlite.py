@@ -8,7 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from backend.store.base import AnalysisStore, decode_cursor, encode_cursor
+from backend.store.base import AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (
@@ -17,6 +17,12 @@ CREATE TABLE IF NOT EXISTS analyses (
     document TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS analyses_newest_first ON analyses (created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    record_id TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    analysis_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_analysis ON idempotency_keys (analysis_id);
 """
 
 
@@ -39,16 +45,37 @@ class SQLiteStore(AnalysisStore):
         finally:
             db.close()
 
-    def create(self, doc):
+    def create(self, doc, key=None):
         with self._connect() as db:
-            db.execute("INSERT OR IGNORE INTO analyses (id, created_at, document) VALUES (?, ?, ?)",
+            if key is not None:  # the insert takes the write lock: a racing twin waits, then finds the key
+                inserted = db.execute("INSERT OR IGNORE INTO idempotency_keys (record_id, request, analysis_id) "
+                                      "VALUES (?, ?, ?)", (key.record_id, key.request, doc["id"])).rowcount
+                if not inserted:
+                    return self._find_by_key(db, key)
+            db.execute("INSERT INTO analyses (id, created_at, document) VALUES (?, ?, ?)",
                        (doc["id"], doc["created_at"], json.dumps(doc)))
-            row = db.execute("SELECT document FROM analyses WHERE id = ?", (doc["id"],)).fetchone()
-        return json.loads(row[0])
+        return doc
+
+    def find_by_key(self, key):
+        with self._connect() as db:
+            return self._find_by_key(db, key)
+
+    def _find_by_key(self, db, key):
+        row = db.execute("SELECT request, analysis_id FROM idempotency_keys WHERE record_id = ?",
+                         (key.record_id,)).fetchone()
+        if row is None:
+            return None
+        if row[0] != key.request:
+            raise IdempotencyConflict(key.key)
+        return self._get(db, row[1])
 
     def get(self, analysis_id):
         with self._connect() as db:
-            row = db.execute("SELECT document FROM analyses WHERE id = ?", (analysis_id,)).fetchone()
+            return self._get(db, analysis_id)
+
+    @staticmethod
+    def _get(db, analysis_id):
+        row = db.execute("SELECT document FROM analyses WHERE id = ?", (analysis_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def list(self, limit, cursor=None):
@@ -65,4 +92,5 @@ class SQLiteStore(AnalysisStore):
 
     def delete(self, analysis_id):
         with self._connect() as db:
+            db.execute("DELETE FROM idempotency_keys WHERE analysis_id = ?", (analysis_id,))
             return db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount > 0

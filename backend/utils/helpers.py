@@ -13,6 +13,7 @@ from PIL import Image
 
 from backend.errors import ApiError
 from backend.imaging.decode import decode_image
+from backend.imaging.limits import Limits
 
 
 def fit_to_box(image, box=(400, 400)) -> Image.Image:
@@ -45,14 +46,15 @@ def create_thumbnail(image, size=(200, 200), quality=50) -> str:
     return to_data_url(fit_to_box(image, size), quality)
 
 
-def download_image(source, window="lung", max_pixels=50_000_000) -> np.ndarray:
+def download_image(source, window="lung", frame=None, limits=Limits()) -> np.ndarray:
     """A data URL, bare base64 or raw bytes -> the slice as the model sees it (2-D uint8)."""
     if isinstance(source, str):
-        source = _base64_payload(source)
-    return decode_image(bytes(source), window=window, max_pixels=max_pixels)
+        source = base64_payload(source)
+    return decode_image(bytes(source), window=window, frame=frame, limits=limits)
 
 
-def _base64_payload(text: str) -> bytes:
+def base64_payload(text: str) -> bytes:
+    """The bytes of a data URL or bare base64 text (JSON uploads), or ApiError 400."""
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
