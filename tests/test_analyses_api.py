@@ -9,7 +9,7 @@ def make_docs(app, count):
     with app.app_context():
         store = get_store()
         return [store.create({"id": f"doc{i:03d}", "created_at": f"2026-11-24T10:{i // 60:02d}:{i % 60:02d}.000000Z",
-                              "filename": f"{i}.png"}) for i in range(count)]
+                              "filename": f"{i}.png", "owner": "local"}) for i in range(count)]
 
 
 def test_listing_pages_newest_first_through_every_document(app, client):

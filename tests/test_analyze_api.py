@@ -11,7 +11,7 @@ from tests.fixtures.data import covid_ct_image, dicom_file
 from tests.fixtures.images import decode_data_url, jpeg_quality, longer_side
 from tests.fixtures.uploads import ct_slice, encode
 
-STORED_FIELDS = {"id", "created_at", "filename", "sha256", "prediction", "findings", "recommendations",
+STORED_FIELDS = {"id", "owner", "created_at", "filename", "sha256", "prediction", "findings", "recommendations",
                  "model", "file_thumbnail", "heatmap_url"}
 
 

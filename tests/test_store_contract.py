@@ -23,7 +23,7 @@ def store(request, tmp_path):
 
 def analysis(analysis_id, created_at, **extra):
     """A document shaped like the service core's, with every kind of value it holds."""
-    return {"id": analysis_id, "created_at": created_at, "filename": "693_UNCR.dcm", "sha256": "ab" * 32,
+    return {"id": analysis_id, "owner": "alice", "created_at": created_at, "filename": "693_UNCR.dcm", "sha256": "ab" * 32,
             "prediction": {"label": "COVID", "confidence": 0.8125,
                            "probabilities": {"COVID": 0.8125, "NonCOVID": 0.1875}},
             "findings": ["Ground-glass opacity pattern in both lower lobes."], "recommendations": [],
@@ -139,3 +139,22 @@ def test_delete_once_then_not_found(store):
     assert store.delete("a1") is True
     assert store.get("a1") is None
     assert store.delete("a1") is False
+
+
+def test_each_owner_lists_gets_and_deletes_only_its_own(store):
+    for i in range(5):
+        store.create(analysis(f"a{i}", f"2026-11-24T10:00:0{i}.000000Z"))
+        store.create(analysis(f"b{i}", f"2026-11-24T10:00:0{i}.500000Z", owner="bob"))
+    seen, cursor = [], None
+    while True:  # pages of two through alice's five, bob's in between never showing
+        page, cursor = store.list(2, cursor, owner="alice")
+        seen += ids(page)
+        if cursor is None:
+            break
+    assert seen == ["a4", "a3", "a2", "a1", "a0"]
+    assert ids(store.list(3, owner="bob")[0]) == ["b4", "b3", "b2"]
+    assert ids(store.list(3)[0]) == ["b4", "a4", "b3"]  # no owner: everyone's, for administrators
+    assert store.get("b1", owner="alice") is None and store.get("b1", owner="bob")["owner"] == "bob"
+    assert store.delete("b1", owner="alice") is False
+    assert store.get("b1") is not None
+    assert store.delete("b1", owner="bob") is True and store.get("b1") is None

@@ -18,8 +18,6 @@ from backend.store.base import IdempotencyKey
 
 bp = Blueprint("analyze", __name__)
 
-LOCAL_OWNER = "local"
-
 
 @bp.post("/analyze")
 def analyze():
@@ -27,7 +25,7 @@ def analyze():
     ratelimit.check(caller)
     config = current_app.config
     upload = read_upload()
-    key = _idempotency_key(upload)
+    key = _idempotency_key(upload, caller.uid)
     if key is not None and (earlier := get_store().find_by_key(key)) is not None:
         return _answer(earlier, replayed=True)
 
@@ -38,6 +36,7 @@ def analyze():
 
     fields = {
         "id": uuid.uuid4().hex,
+        "owner": caller.uid,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "filename": upload.filename,
         "sha256": upload.sha256,
@@ -56,13 +55,13 @@ def analyze():
     return _answer(response)
 
 
-def _idempotency_key(upload: Upload) -> IdempotencyKey | None:
+def _idempotency_key(upload: Upload, owner: str) -> IdempotencyKey | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
     if not 1 <= len(key) <= 255 or not (key.isascii() and key.isprintable()):
         raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header must be 1 to 255 printable characters.")
-    return IdempotencyKey(LOCAL_OWNER, key, upload.request_fingerprint)
+    return IdempotencyKey(owner, key, upload.request_fingerprint)
 
 
 def _answer(body: dict, replayed=False):

@@ -9,8 +9,9 @@ import ipaddress
 from backend.auth.base import AuthMode, User
 from backend.config import ConfigError
 from backend.errors import ApiError
+from backend.store.base import LOCAL_OWNER
 
-LOCAL_OWNER = User(uid="local")
+LOCAL_USER = User(uid=LOCAL_OWNER)
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -40,4 +41,4 @@ class LocalOwner(AuthMode):
             if origin.rstrip("/").lower() not in self.allowed_origins | {own}:
                 raise ApiError(403, "cross_origin_refused",
                                "This service does not accept changes sent by pages of other sites (add the site to CORS_ORIGINS to allow it).")
-        return LOCAL_OWNER
+        return LOCAL_USER

@@ -14,6 +14,10 @@ from datetime import datetime
 from backend.errors import ApiError
 
 
+# The owner of every analysis made without accounts (AUTH_MODE=none), and of rows stored before accounts.
+LOCAL_OWNER = "local"
+
+
 class StoreUnavailable(Exception):
     """The backing database could not be reached in time; the API answers 503."""
 
@@ -52,15 +56,18 @@ class AnalysisStore:
         """The analysis stored under `key`, None if the key is new; IdempotencyConflict as above."""
         raise NotImplementedError
 
-    def get(self, analysis_id: str) -> dict | None:
+    def get(self, analysis_id: str, owner: str | None = None) -> dict | None:
+        """The document, if it exists and belongs to `owner` (None: whoever owns it, for administrators)."""
         raise NotImplementedError
 
-    def list(self, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        """Newest first (created_at, then id, both descending); returns (items, next_cursor)."""
+    def list(self, limit: int, cursor: str | None = None, owner: str | None = None) -> tuple[list[dict], str | None]:
+        """`owner`'s documents (None: everyone's), newest first (created_at, then id, both descending).
+
+        Returns (items, next_cursor)."""
         raise NotImplementedError
 
-    def delete(self, analysis_id: str) -> bool:
-        """Remove the document and its key record; False when there was none."""
+    def delete(self, analysis_id: str, owner: str | None = None) -> bool:
+        """Remove the document and its key record if it belongs to `owner` (None: anyone's); False when there was none."""
         raise NotImplementedError
 
     def close(self):

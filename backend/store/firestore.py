@@ -96,13 +96,19 @@ class FirestoreStore(AnalysisStore):
             raise IdempotencyConflict(key.key)
         return self.get(record.get("analysis_id"))
 
-    def get(self, analysis_id: str) -> dict | None:
+    def get(self, analysis_id: str, owner: str | None = None) -> dict | None:
         with self._reaching_firestore("get"):
             snapshot = self.collection.document(analysis_id).get(**self._calls())
-        return from_firestore(snapshot.to_dict()) if snapshot.exists else None
+        fields = snapshot.to_dict() if snapshot.exists else None
+        if fields is None or (owner is not None and fields.get("owner") != owner):
+            return None
+        return from_firestore(fields)
 
-    def list(self, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        query = (self.collection.order_by("created_at", direction=Query.DESCENDING)
+    def list(self, limit: int, cursor: str | None = None, owner: str | None = None) -> tuple[list[dict], str | None]:
+        query = self.collection
+        if owner is not None:  # served by the composite index (owner, created_at DESC) in firestore.indexes.json
+            query = query.where(filter=FieldFilter("owner", "==", owner))
+        query = (query.order_by("created_at", direction=Query.DESCENDING)
                  .order_by("__name__", direction=Query.DESCENDING).limit(limit + 1))
         if cursor:
             created_at, analysis_id = decode_cursor(cursor)
@@ -113,7 +119,9 @@ class FirestoreStore(AnalysisStore):
         next_cursor = encode_cursor(items[-1]) if len(snapshots) > limit else None
         return items, next_cursor
 
-    def delete(self, analysis_id: str) -> bool:
+    def delete(self, analysis_id: str, owner: str | None = None) -> bool:
+        if owner is not None and self.get(analysis_id, owner) is None:  # an analysis's owner never changes
+            return False
         with self._reaching_firestore("delete"):
             batch = self.client.batch()
             for record in self.keys.where(filter=FieldFilter("analysis_id", "==", analysis_id)).get(**self._calls()):

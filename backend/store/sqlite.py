@@ -8,15 +8,17 @@ import json
 import sqlite3
 from pathlib import Path
 
-from backend.store.base import AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor
+from backend.store.base import LOCAL_OWNER, AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS analyses (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
-    document TEXT NOT NULL
+    document TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '{LOCAL_OWNER}'
 );
 CREATE INDEX IF NOT EXISTS analyses_newest_first ON analyses (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS analyses_by_owner ON analyses (owner, created_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     record_id TEXT PRIMARY KEY,
     request TEXT NOT NULL,
@@ -24,6 +26,18 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_analysis ON idempotency_keys (analysis_id);
 """
+
+
+def migrate(db):
+    """Databases made before accounts get the owner column; their analyses belong to the local owner."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(analyses)")}
+    if columns and "owner" not in columns:
+        db.execute(f"ALTER TABLE analyses ADD COLUMN owner TEXT NOT NULL DEFAULT '{LOCAL_OWNER}'")
+
+
+def document(row) -> dict:
+    """A stored row (document, owner) as the API's dict; the owner column is the one that counts."""
+    return {**json.loads(row[0]), "owner": row[1]}
 
 
 class SQLiteStore(AnalysisStore):
@@ -34,6 +48,7 @@ class SQLiteStore(AnalysisStore):
         self.path = Path(data_dir) / "analyses.sqlite3"
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
+            migrate(db)
             db.executescript(SCHEMA)
 
     @contextlib.contextmanager
@@ -52,8 +67,8 @@ class SQLiteStore(AnalysisStore):
                                       "VALUES (?, ?, ?)", (key.record_id, key.request, doc["id"])).rowcount
                 if not inserted:
                     return self._find_by_key(db, key)
-            db.execute("INSERT INTO analyses (id, created_at, document) VALUES (?, ?, ?)",
-                       (doc["id"], doc["created_at"], json.dumps(doc)))
+            db.execute("INSERT INTO analyses (id, created_at, document, owner) VALUES (?, ?, ?, ?)",
+                       (doc["id"], doc["created_at"], json.dumps(doc), doc["owner"]))
         return doc
 
     def find_by_key(self, key):
@@ -69,28 +84,35 @@ class SQLiteStore(AnalysisStore):
             raise IdempotencyConflict(key.key)
         return self._get(db, row[1])
 
-    def get(self, analysis_id):
+    def get(self, analysis_id, owner=None):
         with self._connect() as db:
-            return self._get(db, analysis_id)
+            return self._get(db, analysis_id, owner)
 
     @staticmethod
-    def _get(db, analysis_id):
-        row = db.execute("SELECT document FROM analyses WHERE id = ?", (analysis_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+    def _get(db, analysis_id, owner=None):
+        row = db.execute("SELECT document, owner FROM analyses WHERE id = ? AND (? IS NULL OR owner = ?)",
+                         (analysis_id, owner, owner)).fetchone()
+        return document(row) if row else None
 
-    def list(self, limit, cursor=None):
-        query, params = "SELECT document FROM analyses", []
+    def list(self, limit, cursor=None, owner=None):
+        conditions, params = [], []
+        if owner is not None:
+            conditions.append("owner = ?")
+            params.append(owner)
         if cursor:
             created_at, analysis_id = decode_cursor(cursor)
-            query += " WHERE (created_at, id) < (?, ?)"
+            conditions.append("(created_at, id) < (?, ?)")
             params += [created_at, analysis_id]
-        query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._connect() as db:
-            rows = db.execute(query, params + [limit + 1]).fetchall()
-        items = [json.loads(row[0]) for row in rows[:limit]]
+            rows = db.execute(f"SELECT document, owner FROM analyses{where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                              params + [limit + 1]).fetchall()
+        items = [document(row) for row in rows[:limit]]
         return items, (encode_cursor(items[-1]) if len(rows) > limit else None)
 
-    def delete(self, analysis_id):
+    def delete(self, analysis_id, owner=None):
         with self._connect() as db:
+            if self._get(db, analysis_id, owner) is None:
+                return False
             db.execute("DELETE FROM idempotency_keys WHERE analysis_id = ?", (analysis_id,))
             return db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount > 0
