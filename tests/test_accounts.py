@@ -3,6 +3,9 @@ AUTH_MODE=firebase (ID tokens verified by the Admin SDK against the real Auth em
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.app import create_app
 from backend.config import ConfigError
-from tests.fixtures.data import dicom_file
+from tests.fixtures.data import REPO, dicom_file
+from tests.fixtures.server import free_port
 
 SLICE = "693_UNCR.dcm"
 
@@ -232,3 +236,93 @@ def test_firebase_mode_needs_a_project_an_api_key_and_a_credential(auth_env, mon
     monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud user credential either
     with pytest.raises(ConfigError, match="credential"):
         create_app({"DATA_DIR": str(tmp_path)})
+
+
+# --- Ownership ------------------------------------------------------------------------------------
+
+
+def ids(response):
+    assert response.status_code == 200, response.get_json()
+    return [doc["id"] for doc in response.get_json()["items"]]
+
+
+def test_each_user_sees_only_their_own_analyses(api, auth_env):
+    alice, bob = auth_env.sign_up("alice@example.com"), auth_env.sign_up("bob@example.com")
+    mine = [post_slice(api, alice.id_token).get_json() for _ in range(3)]
+    theirs = post_slice(api, bob.id_token).get_json()
+    assert {doc["owner"] for doc in mine} == {alice.uid} and theirs["owner"] == bob.uid
+
+    # Alice's listing, paged by cursor, is hers alone, newest first.
+    seen, cursor = [], None
+    while True:
+        page = api.get("/analyses", query_string={"limit": 2, **({"cursor": cursor} if cursor else {})},
+                       headers=bearer(alice.id_token)).get_json()
+        seen += [doc["id"] for doc in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == [doc["id"] for doc in reversed(mine)]
+    assert ids(api.get("/analyses", headers=bearer(bob.id_token))) == [theirs["id"]]
+
+    # Someone else's id answers exactly as an id that does not exist.
+    unknown = api.get("/analyses/0123456789abcdef", headers=bearer(bob.id_token))
+    foreign = api.get(f"/analyses/{mine[0]['id']}", headers=bearer(bob.id_token))
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.get_json()["error"] == unknown.get_json()["error"] == "not_found"
+    assert api.delete(f"/analyses/{mine[0]['id']}", headers=bearer(bob.id_token)).status_code == 404
+    assert api.get(f"/analyses/{mine[0]['id']}", headers=bearer(alice.id_token)).status_code == 200
+    assert api.delete(f"/analyses/{mine[0]['id']}", headers=bearer(alice.id_token)).status_code == 204
+
+
+def test_an_admin_lists_reads_and_deletes_everyones(api, auth_env):
+    alice, bob, carol = (auth_env.sign_up(f"{name}@example.com") for name in ("alice", "bob", "carol"))
+    a = post_slice(api, alice.id_token).get_json()["id"]
+    b = post_slice(api, bob.id_token).get_json()["id"]
+    refused = api.get("/analyses?owner=all", headers=bearer(alice.id_token))
+    assert refused.status_code == 403 and refused.get_json()["error"] == "forbidden"
+
+    auth_env.update(carol.uid, customAttributes=json.dumps({"admin": True}))
+    admin = auth_env.sign_in("carol@example.com")  # a new token carries the new claim
+    assert ids(api.get("/analyses", headers=bearer(admin))) == []  # without ?owner=all: their own
+    assert ids(api.get("/analyses?owner=all", headers=bearer(admin))) == [b, a]
+    assert api.get(f"/analyses/{a}", headers=bearer(admin)).get_json()["owner"] == alice.uid
+    assert api.delete(f"/analyses/{b}", headers=bearer(admin)).status_code == 204
+    assert ids(api.get("/analyses", headers=bearer(bob.id_token))) == []
+
+
+def test_idempotency_keys_are_scoped_per_user(api, auth_env):
+    alice, bob = auth_env.sign_up("alice@example.com"), auth_env.sign_up("bob@example.com")
+    first = post_slice(api, alice.id_token, key="upload-1")
+    retry = post_slice(api, alice.id_token, key="upload-1")
+    other = post_slice(api, bob.id_token, key="upload-1")
+    assert first.status_code == retry.status_code == other.status_code == 201
+    assert retry.headers.get("Idempotent-Replayed") == "true" and retry.get_json()["id"] == first.get_json()["id"]
+    assert "Idempotent-Replayed" not in other.headers
+    assert other.get_json()["id"] != first.get_json()["id"] and other.get_json()["owner"] == bob.uid
+    assert ids(api.get("/analyses", headers=bearer(bob.id_token))) == [other.get_json()["id"]]
+
+
+def test_the_rate_limit_counts_per_user(auth_env, tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path), "RATE_LIMIT": "2/minute", "TESTING": True})
+    try:
+        api = app.test_client()
+        alice, bob = auth_env.sign_up("alice@example.com"), auth_env.sign_up("bob@example.com")
+        assert [post_slice(api, alice.id_token).status_code for _ in range(3)] == [201, 201, 429]
+        assert post_slice(api, bob.id_token).status_code == 201
+        # An unauthenticated flood is answered 401 and counts against nobody.
+        assert post_slice(api).status_code == 401
+    finally:
+        app.extensions["auth"].close()
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),
+    ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis-production", "FIREBASE_API_KEY": "key",
+      "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "demo-"),
+])
+def test_the_service_refuses_to_start_in_one_line(tmp_path, env, words):
+    """`python backend/app.py` as users start it: one clear line and exit code 1, before listening."""
+    started = subprocess.run([sys.executable, "backend/app.py"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env})
+    assert started.returncode == 1
+    lines = started.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], started.stderr
