@@ -25,9 +25,13 @@ const errorBox = document.getElementById("sign-in-error");
 const account = document.getElementById("account");
 const accountName = document.getElementById("account-name");
 
-// Firebase's error codes, in words a person can act on.
+// Firebase's error codes, in words a person can act on. Which of email or password was wrong
+// is not said (projects with email enumeration protection report both as invalid-credential).
+const WRONG_CREDENTIALS = "The email or password is not right.";
 const MESSAGES = {
-  "auth/invalid-credential": "The email or password is not right.",
+  "auth/invalid-credential": WRONG_CREDENTIALS,
+  "auth/wrong-password": WRONG_CREDENTIALS,
+  "auth/user-not-found": WRONG_CREDENTIALS,
   "auth/invalid-email": "That is not a valid email address.",
   "auth/user-disabled": "This account is disabled.",
   "auth/too-many-requests": "Too many attempts. Wait a moment, then try again.",

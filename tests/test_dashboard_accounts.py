@@ -1,0 +1,78 @@
+"""The dashboard with AUTH_MODE=firebase: the real server, the Auth emulator, headless Chromium."""
+import pytest
+from playwright.sync_api import expect
+
+from tests.fixtures.auth_emulator import PASSWORD
+from tests.fixtures.browser import screenshot_path
+from tests.fixtures.data import covid_ct_image
+from tests.fixtures.server import running_server
+from tests.test_dashboard import ANALYSIS_TIMEOUT_MS, FAILED_RESOURCE, longer_side
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def firebase_server(auth_emulator, tmp_path):
+    auth_emulator.clear()
+    with running_server({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data"), **auth_emulator.env()}) as base_url:
+        yield base_url
+
+
+def sign_in(page, email, password=PASSWORD):
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def test_sign_in_upload_reload_and_keep_users_apart(page, page_errors, firebase_server, auth_emulator, request):
+    page_errors.expect(FAILED_RESOURCE + r".*\b400\b")  # the emulator's answer to a wrong password
+    auth_emulator.sign_up("alice@example.com")
+    auth_emulator.sign_up("bob@example.com")
+    emulator = f"http://{auth_emulator.host}/"
+    requested = []
+    page.on("request", lambda req: requested.append(req.url))
+    cards = page.locator("#history-list .card")
+    sign_in_form = page.locator("#sign-in-form")
+
+    page.goto(firebase_server + "/")
+    expect(sign_in_form).to_be_visible()
+    expect(page.locator("#upload-panel")).to_be_hidden()
+    expect(page.locator("#history-panel")).to_be_hidden()
+    sign_in(page, "alice@example.com", "not the password")
+    expect(page.locator("#sign-in-error")).to_have_text("The email or password is not right.")
+
+    sign_in(page, "alice@example.com")
+    expect(page.locator("#account-name")).to_have_text("alice@example.com")
+    expect(sign_in_form).to_be_hidden()
+    expect(page.locator("#history-status")).to_contain_text("No analyses yet")
+    ct_slice = covid_ct_image("COVID", 0)
+    page.set_input_files("#file-input", ct_slice)
+    expect(page.locator("#result")).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    expect(cards).to_have_count(1)
+    page.screenshot(path=screenshot_path(request.node.name, "1-alice-result"), full_page=True)
+
+    # Still signed in after a reload, with the history and its 200 px thumbnails.
+    page.reload()
+    expect(page.locator("#account-name")).to_have_text("alice@example.com")
+    expect(cards).to_have_count(1)
+    expect(cards).to_contain_text(ct_slice.name)
+    assert longer_side(page, cards.locator(".card-slice")) == 200
+    assert longer_side(page, cards.locator(".card-heatmap")) == 200
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(sign_in_form).to_be_visible()
+    expect(page.locator("#account")).to_be_hidden()
+    expect(page.locator("#history-panel")).to_be_hidden()
+    expect(cards).to_have_count(0)
+
+    sign_in(page, "bob@example.com")
+    expect(page.locator("#account-name")).to_have_text("bob@example.com")
+    expect(page.locator("#history-status")).to_contain_text("No analyses yet")
+    expect(cards).to_have_count(0)
+    page.screenshot(path=screenshot_path(request.node.name, "2-bob-empty"), full_page=True)
+    page.get_by_role("button", name="Sign out").click()
+    expect(sign_in_form).to_be_visible()
+
+    # Every request went to the service itself or to the Auth emulator; sign-in really used the emulator.
+    assert [url for url in requested if not url.startswith((firebase_server + "/", emulator, "data:"))] == []
+    assert any(url.startswith(emulator + "identitytoolkit.googleapis.com/") for url in requested)
