@@ -326,3 +326,25 @@ def test_the_service_refuses_to_start_in_one_line(tmp_path, env, words):
     assert started.returncode == 1
     lines = started.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], started.stderr
+
+
+@pytest.mark.parametrize("google, script_src, frame_src", [
+    ("0", "script-src 'self';", "frame-src 'none';"),
+    ("1", "script-src 'self' https://apis.google.com;", "frame-src https://ct-analysis-production.firebaseapp.com;"),
+])
+def test_the_csp_allows_only_firebase_auth_in_production(tmp_path, monkeypatch, google, script_src, frame_src):
+    project = "ct-analysis-production"
+    for name in ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": project, "FIREBASE_API_KEY": "key",
+                        "FIREBASE_GOOGLE_SIGN_IN": google,
+                        "GOOGLE_APPLICATION_CREDENTIALS": service_account_key(tmp_path / "key.json", project)}.items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"DATA_DIR": str(tmp_path)})
+    try:
+        csp = app.test_client().get("/").headers["Content-Security-Policy"] + ";"
+        assert "connect-src 'self' https://identitytoolkit.googleapis.com https://securetoken.googleapis.com;" in csp
+        assert script_src in csp and frame_src in csp and "unsafe" not in csp
+        assert app.test_client().get("/auth/config").get_json()["google_sign_in"] is (google == "1")
+    finally:
+        app.extensions["auth"].close()
