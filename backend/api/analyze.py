@@ -1,4 +1,4 @@
-"""POST /analyze: read the upload, replay a known Idempotency-Key, analyse, store, answer."""
+"""POST /analyze: authenticate, read the upload, replay the caller's Idempotency-Key, analyse, store, answer."""
 import uuid
 from datetime import datetime, timezone
 

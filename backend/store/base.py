@@ -1,7 +1,8 @@
 """The store contract every backend keeps: create, get, list newest first with a cursor, delete.
 
-Documents go in and come out as the JSON-ready dicts the API serves: `id` (str) and
-`created_at` (ISO 8601 UTC string, e.g. "2026-11-24T10:00:00.123456Z") are always present.
+Documents go in and come out as the JSON-ready dicts the API serves: `id` (str), `owner` (the
+uid that created it) and `created_at` (ISO 8601 UTC string, e.g. "2026-11-24T10:00:00.123456Z")
+are always present. Reads and deletes take an `owner`: another owner's document is not there.
 """
 import base64
 import binascii

@@ -39,6 +39,8 @@ async function startSignedIn(config) {
       loadHistory();
     },
     onSignedOut: () => {
+      const detail = document.getElementById("detail-dialog");
+      if (detail.open) detail.close();
       showWorkArea(false);
       clearHistory();
       clearResult();
