@@ -4,6 +4,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     HOST=0.0.0.0 PORT=5000 DATA_DIR=/data
 
 WORKDIR /app
+# tini as PID 1 forwards SIGTERM to the service and reaps children, so `docker stop` is quick.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 # The CPU-only torch build first, so requirements.txt's torch==2.13.0 is already satisfied
 # and no CUDA packages are pulled in.
@@ -12,6 +14,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
 
 COPY backend/ backend/
 COPY frontend/ frontend/
+COPY .env.example .
 
 RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app
@@ -21,4 +24,6 @@ EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health', timeout=4)"
 
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["python", "backend/app.py"]

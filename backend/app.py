@@ -55,7 +55,6 @@ def main(argv=None):
 
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
-    app.logger.info("serving on http://%s:%s (store: %s); stop with Ctrl+C", host, port, app.config["STORE"])
     try:
         # The server's own body cap sits above MAX_UPLOAD_MB so that oversized uploads get Flask's 413.
         serve(app, host, port, max_body_bytes=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)

@@ -59,4 +59,5 @@ def serve(app, host, port, max_body_bytes):
                            cleanup_interval=5, asyncore_use_poll=True,
                            max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=max_body_bytes)
     server.channel_class = GuardedChannel
+    app.logger.info("serving on http://%s:%s (store: %s); stop with Ctrl+C", host, port, app.config["STORE"])
     server.run()  # returns on SIGINT, or SIGTERM (see app.main), after in-flight requests finish

@@ -63,12 +63,13 @@ def _check_inflated_size(data, limits):
     read_preamble(fp, force=True)
     _read_file_meta_info(fp)
     inflater, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[fp.tell():], 0
-    while True:
-        size += len(inflater.decompress(pending, INFLATE_STEP))
+    while not inflater.eof:  # bytes after the stream's end never inflate: stop there, not at the input's end
+        inflated = inflater.decompress(pending, INFLATE_STEP)
+        if not inflated:  # the input ran out before the stream's end; pydicom reports the damage
+            return
+        size += len(inflated)
         limits.check_bytes(size)
         pending = inflater.unconsumed_tail
-        if not pending and (inflater.eof or not inflater.decompress(b"", 1)):
-            return
 
 
 def _slice(ds, window, frame, limits):
