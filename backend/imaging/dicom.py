@@ -28,6 +28,7 @@ WINDOWS = {
     "bone": (1800, 400),
     "dicom": None,
 }
+ONE_SAMPLE_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
 MAX_FRAMES = 10_000
 INFLATE_STEP = 2**20
 LOOKUP_BLOCK = 2**20
@@ -81,6 +82,9 @@ def _slice(ds, window, frame, limits):
     bits = _number(ds, "BitsAllocated", 1, 64)
     if samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
         raise _bad_header("SamplesPerPixel" if samples not in (1, 3) else "BitsAllocated")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2" if samples == 1 else "RGB"))
+    if (samples == 1) != (photometric in ONE_SAMPLE_PHOTOMETRICS):  # e.g. frames passed off as colour channels
+        raise _bad_header("SamplesPerPixel")
     _number(ds, "BitsStored", 1, bits, default=bits)
     frames = _number(ds, "NumberOfFrames", 1, MAX_FRAMES, default=1)
     index = _frame_index(frame, frames)
@@ -138,7 +142,8 @@ def _file_window(ds):
     """(width, level) the file carries, or None."""
     if "WindowCenter" not in ds or "WindowWidth" not in ds:
         return None
-    return _number(ds, "WindowWidth", 1, 1e7, whole=False), _number(ds, "WindowCenter", -1e7, 1e7, whole=False)
+    return (_number(ds, "WindowWidth", 1, 1e7, whole=False, several=True),
+            _number(ds, "WindowCenter", -1e7, 1e7, whole=False, several=True))
 
 
 def _full_range(pixels, slope, intercept):
@@ -147,11 +152,13 @@ def _full_range(pixels, slope, intercept):
     return max(high - low, 1e-6), (low + high) / 2
 
 
-def _number(ds, keyword, low, high, default=None, whole=True):
-    """The attribute as a number within [low, high] (first value if several), or ApiError 400."""
+def _number(ds, keyword, low, high, default=None, whole=True, several=False):
+    """The attribute as a number within [low, high] (the first, where `several` are allowed), or ApiError 400."""
     try:
         value = ds.get(keyword, default)
         if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+            if not several:
+                raise ValueError(f"{keyword} holds several values")
             value = value[0]
         number = float(value)
     except Exception as exc:  # text, empty, malformed bytes: all unusable alike
