@@ -107,7 +107,7 @@ def test_huge_rows_and_columns_are_refused_without_decoding(client):
     assert peak < 256 * 1024**2
 
 
-@pytest.mark.parametrize("shape", [(32, 32), (63, 512), (512, 40), (1, 1)])
+@pytest.mark.parametrize("shape", [(16, 16), (23, 512), (512, 20), (1, 1)])
 def test_tiny_dicom_is_too_small(client, shape):
     pixels = ct_pixels()[200:200 + shape[0], 100:100 + shape[1]]
     assert_rejected(client, post_file(client, ct_with_pixels(pixels)), 422, "image_too_small")

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from backend.app import create_app
+from tests.fixtures.data import covid_ct_dir
 from tests.fixtures.hostile import (assert_rejected, assert_sane_analysis, ct_jpeg, ct_png, jpeg_claiming,
                                     jpeg_segments, png_chunks, png_claiming, png_from_chunks, post_file, stored_count)
 from tests.fixtures.uploads import ct_slice, encode
@@ -126,13 +127,22 @@ def test_the_default_pixel_limit_admits_4096_by_4096(client):
 # --- Too small, no content ------------------------------------------------------------------
 
 
+def test_the_smallest_real_slice_is_analysed(client):
+    """The dataset's smallest figure crop (53 x 26) is a real slice: the minimum side stays below it."""
+    path = min((p for label in ("COVID", "NonCOVID") for p in (covid_ct_dir() / label).iterdir()),
+               key=lambda p: min(Image.open(p).size))
+    assert min(Image.open(path).size) < 30
+    response = post_file(client, path.read_bytes(), path.name)
+    assert response.status_code == 201, response.get_data(as_text=True)[:300]
+
+
 def _scaled(height, width):
     """The whole real slice scaled to width x height: small, but with the slice's structure."""
     return Image.fromarray(ct_slice()).resize((width, height), Image.Resampling.LANCZOS)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-@pytest.mark.parametrize("height, width", [(1, 1), (2, 3), (63, 63), (63, 512), (512, 63), (10, 400)])
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 3), (23, 23), (23, 512), (512, 23), (10, 400)])
 def test_tiny_images_are_too_small(client, fmt, height, width):
     data = encode(_scaled(height, width), fmt)
     assert_rejected(client, post_file(client, data, f"tiny.{fmt.lower()}"), 422, "image_too_small")

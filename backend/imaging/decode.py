@@ -16,9 +16,9 @@ from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS, decode_dicom, stretch_to_uint8
 from backend.imaging.limits import Limits
 
-# The smallest side worth analysing: the model looks at 224 px and the heatmap at 14x14 cells;
-# the public CT crops this model was trained on are at least about 100 px on each side.
-MIN_SIDE = 64
+# The smallest side worth analysing: below the smallest real slice of the training data (a 53 x 26
+# figure crop), far above 1 x 1 and other images that hold no slice.
+MIN_SIDE = 24
 # Photos far larger than any CT slice decode at a reduced scale (JPEG DCT scaling): 1024 px is
 # more than the 400 px output and the model's input need.
 JPEG_MIN_DECODED_SIDE = 1024
