@@ -9,7 +9,7 @@ import struct
 import zlib
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageOps
 
 from backend.errors import ApiError
 from backend.imaging import formats
@@ -109,8 +109,10 @@ def _to_gray(image):
         return stretch_to_uint8(np.asarray(image, dtype=np.float32))
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if "A" in image.getbands():  # composite on black: gray * alpha / 255, in 8 bits
-        return np.asarray(ImageChops.multiply(image.convert("L"), image.getchannel("A")))
+    if "A" in image.getbands():  # composite on black, in integers: gray * alpha / 255
+        gray = np.asarray(image.convert("L"), dtype=np.uint16)
+        alpha = np.asarray(image.getchannel("A"), dtype=np.uint16)
+        return ((gray * alpha + 127) // 255).astype(np.uint8)
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
