@@ -87,8 +87,8 @@ def _decode_jpeg(data, limits):
     """libjpeg-turbo in strict mode: a truncated or damaged stream is an error, never a grey fill."""
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        limits.check(width, height, 1 if colorspace == "Gray" else 3)
-        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if colorspace == "Gray" else "RGB", strict=True,
+        limits.check(width, height, 1)
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True,
                                         min_width=JPEG_MIN_DECODED_SIDE, min_height=JPEG_MIN_DECODED_SIDE)
         orientation = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif()  # the header only
     except ApiError:
@@ -109,10 +109,10 @@ def _to_gray(image):
         return stretch_to_uint8(np.asarray(image, dtype=np.float32))
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if "A" in image.getbands():  # composite on black, in integers: gray * alpha / 255
-        gray = np.asarray(image.convert("L"), dtype=np.uint16)
-        alpha = np.asarray(image.getchannel("A"), dtype=np.uint16)
-        return ((gray * alpha + 127) // 255).astype(np.uint8)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.rint(gray * (rgba[..., 3] / 255.0)).astype(np.uint8)  # composited on black
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
