@@ -1,5 +1,4 @@
 """The service's entry point: `create_app()` for WSGI servers and tests, `python backend/app.py` to serve."""
-import logging
 import sys
 from pathlib import Path
 
@@ -9,7 +8,7 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import config, errors, store  # noqa: E402
+from backend import config, errors, logs, store  # noqa: E402
 from backend.api import analyses, analyze, health, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
@@ -19,9 +18,9 @@ def create_app(test_config=None):
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.init_app(app)
     if app.config["CORS_ORIGINS"]:
-        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location"])
+        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID"])
 
     errors.init_app(app)
     store.init_app(app)

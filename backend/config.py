@@ -41,6 +41,7 @@ def from_env():
         "MODEL_PATH": _str("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
         "TORCH_THREADS": _int("TORCH_THREADS", 0),
         "LOG_LEVEL": _str("LOG_LEVEL", "INFO").upper(),
+        "LOG_FORMAT": _str("LOG_FORMAT", "text").lower(),
         "DOC_BUDGET_BYTES": _int("DOC_BUDGET_BYTES", 256 * 1024),
         # Firestore (STORE=firestore)
         "FIRESTORE_PROJECT": _str("GOOGLE_CLOUD_PROJECT", None) or _str("FIREBASE_PROJECT_ID", None),
