@@ -13,8 +13,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status, code, message):
-    response = jsonify(error=code, message=message)
+def error_response(status, code, message, **details):
+    """The JSON error; `details` are extra fields for the few errors that need them (e.g. /ready's checks)."""
+    response = jsonify(error=code, message=message, **details)
     response.status_code = status
     return response
 

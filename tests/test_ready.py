@@ -1,0 +1,43 @@
+"""GET /ready: 200 only while the model is loaded and the store answers; 503 naming what is not."""
+import time
+
+import pytest
+
+from backend.app import create_app
+from tests.fixtures.firestore_emulator import PROJECT
+
+RECOVERY_S = 60  # gRPC reconnects with backoff after an outage
+
+
+def test_ready_with_the_embedded_store(client):
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"model": "ok", "store": "ok"}}
+
+
+@pytest.mark.firestore
+def test_ready_follows_firestore_going_away_and_coming_back(own_firestore_emulator, monkeypatch):
+    for name, value in own_firestore_emulator.env().items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"STORE": "firestore", "FIRESTORE_PROJECT": PROJECT, "STORE_TIMEOUT_S": 3})
+    client = app.test_client()
+    try:
+        assert client.get("/ready").status_code == 200
+
+        own_firestore_emulator.stop()
+        started = time.monotonic()
+        response = client.get("/ready")
+        assert time.monotonic() - started < 5  # a probe answers fast, not after the store's retries
+        assert response.status_code == 503
+        body = response.get_json()
+        assert body["error"] == "not_ready" and set(body["not_ready"]) == {"store"}
+        assert "firestore" in body["message"]
+        assert client.get("/health").status_code == 200  # still alive: no restart wanted
+
+        own_firestore_emulator.start()  # same port
+        deadline = time.monotonic() + RECOVERY_S
+        while (status := client.get("/ready").status_code) != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert status == 200
+    finally:
+        app.extensions["store"].close()
