@@ -8,7 +8,7 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import config, errors, logs, store  # noqa: E402
+from backend import config, errors, logs, metrics, store  # noqa: E402
 from backend.api import analyses, analyze, health, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
@@ -19,6 +19,7 @@ def create_app(test_config=None):
     if test_config:
         app.config.from_mapping(test_config)
     logs.init_app(app)
+    metrics.init_app(app)
     if app.config["CORS_ORIGINS"]:
         CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID"])
 

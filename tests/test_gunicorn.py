@@ -9,6 +9,7 @@ import pytest
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.data import dicom_file
 from tests.fixtures.http import multipart, request
+from tests.fixtures.metrics import samples, value
 from tests.fixtures.server import GUNICORN, started_server
 
 
@@ -67,3 +68,16 @@ def test_sigterm_lets_an_upload_in_flight_finish_and_be_stored(tmp_path):
     created = json.loads(payload)
     assert SQLiteStore(tmp_path / "data").get(created["id"])["sha256"] == created["sha256"]
     assert "Shutting down" in "\n".join(server.log_lines())
+
+
+def test_metrics_add_up_across_workers(gunicorn_server):
+    """Each scrape lands on either worker; both must report the totals of the whole service."""
+    def scrape():
+        status, _, raw = request("GET", gunicorn_server.base_url + "/metrics")
+        assert status == 200
+        return value(samples(raw.decode()), "http_requests_total", method="GET", route="/health", status="200")
+
+    before = scrape()
+    for _ in range(8):
+        assert request("GET", gunicorn_server.base_url + "/health")[0] == 200
+    assert [scrape() - before for _ in range(4)] == [8] * 4

@@ -5,8 +5,13 @@ import pytest
 
 from backend.app import create_app
 from tests.fixtures.firestore_emulator import PROJECT
+from tests.fixtures.metrics import samples, value
 
 RECOVERY_S = 60  # gRPC reconnects with backoff after an outage
+
+
+def store_errors(client) -> float:
+    return value(samples(client.get("/metrics").get_data(as_text=True)), "store_errors_total", store="firestore")
 
 
 def test_ready_with_the_embedded_store(client):
@@ -17,8 +22,8 @@ def test_ready_with_the_embedded_store(client):
 
 @pytest.mark.firestore
 def test_ready_follows_firestore_going_away_and_coming_back(own_firestore_emulator, monkeypatch):
-    for name, value in own_firestore_emulator.env().items():
-        monkeypatch.setenv(name, value)
+    for name, setting in own_firestore_emulator.env().items():
+        monkeypatch.setenv(name, setting)
     app = create_app({"STORE": "firestore", "FIRESTORE_PROJECT": PROJECT, "STORE_TIMEOUT_S": 3})
     client = app.test_client()
     try:
@@ -33,6 +38,9 @@ def test_ready_follows_firestore_going_away_and_coming_back(own_firestore_emulat
         assert body["error"] == "not_ready" and set(body["not_ready"]) == {"store"}
         assert "firestore" in body["message"]
         assert client.get("/health").status_code == 200  # still alive: no restart wanted
+        errors_before = store_errors(client)
+        assert client.get("/analyses").status_code == 503
+        assert store_errors(client) == errors_before + 1
 
         own_firestore_emulator.start()  # same port
         deadline = time.monotonic() + RECOVERY_S

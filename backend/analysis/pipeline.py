@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from backend import metrics
 from backend.analysis.findings import describe
 from backend.imaging import anatomy, heatmap
 from backend.ml.classifier import Classifier, Prediction
@@ -26,20 +27,28 @@ class SliceAnalysis:
 
 def analyze_slice(source, classifier: Classifier, window="lung", max_pixels=50_000_000) -> SliceAnalysis:
     """Bytes (or a data URL / base64 text) of one slice -> the prediction, findings and images."""
-    gray = download_image(source, window=window, max_pixels=max_pixels)
-    prediction = classifier.predict(gray)
+    with metrics.stage("decode"):
+        gray = download_image(source, window=window, max_pixels=max_pixels)
+    with metrics.stage("model"):
+        prediction = classifier.predict(gray)
+    return describe_slice(gray, prediction)
 
-    slice_400 = fit_to_box(gray, (400, 400))
-    pixels = np.asarray(slice_400)
-    body = anatomy.body_mask(pixels)
-    activation = heatmap.activation_map(prediction.cam, pixels.shape, body)
-    overlay_400 = heatmap.overlay(pixels, activation, body)
-    images = {
-        "file_url": upload_to_storage(slice_400),
-        "heatmap_url": upload_to_storage(overlay_400),
-        "file_thumbnail": create_thumbnail(slice_400),
-        "heatmap_thumbnail": create_thumbnail(overlay_400),
-    }
-    findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
-                                         activation, body, anatomy.lung_mask(pixels, body))
+
+def describe_slice(gray: np.ndarray, prediction: Prediction) -> SliceAnalysis:
+    """The decoded slice and its prediction -> images, findings and recommendations."""
+    with metrics.stage("images"):
+        slice_400 = fit_to_box(gray, (400, 400))
+        pixels = np.asarray(slice_400)
+        body = anatomy.body_mask(pixels)
+        activation = heatmap.activation_map(prediction.cam, pixels.shape, body)
+        overlay_400 = heatmap.overlay(pixels, activation, body)
+        images = {
+            "file_url": upload_to_storage(slice_400),
+            "heatmap_url": upload_to_storage(overlay_400),
+            "file_thumbnail": create_thumbnail(slice_400),
+            "heatmap_thumbnail": create_thumbnail(overlay_400),
+        }
+    with metrics.stage("findings"):
+        findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
+                                             activation, body, anatomy.lung_mask(pixels, body))
     return SliceAnalysis(prediction, findings, recommendations, slice_400, overlay_400, images)

@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, jsonify, url_for
 
+from backend import metrics
 from backend.analysis import document
 from backend.analysis.pipeline import analyze_slice
 from backend.api.upload import analysis_id, read_upload
@@ -39,10 +40,14 @@ def analyze():
                                     config["FIRESTORE_COLLECTION"], config["DOC_BUDGET_BYTES"])
 
     # store: create-only, so a retried upload (same Idempotency-Key) finds the first write
-    saved = get_store().create(stored)
+    with metrics.stage("store"):
+        saved = get_store().create(stored)
     replayed = saved["created_at"] != stored["created_at"]
     if replayed and saved.get("sha256") != stored["sha256"]:
         raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was already used for a different image.")
+
+    if not replayed:
+        metrics.ANALYSES.labels(label=result.prediction.label).inc()
 
     # response
     body_json = jsonify({**response, "created_at": saved["created_at"]})
