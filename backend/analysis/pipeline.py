@@ -10,6 +10,7 @@ from PIL import Image
 
 from backend import metrics
 from backend.analysis.findings import describe
+from backend.errors import ApiError
 from backend.imaging import anatomy, heatmap
 from backend.ml.classifier import Classifier, Prediction
 from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage
@@ -32,6 +33,26 @@ def analyze_slice(source, classifier: Classifier, window="lung", max_pixels=50_0
     with metrics.stage("model"):
         prediction = classifier.predict(gray)
     return describe_slice(gray, prediction)
+
+
+def predict_slices(sources: list, classifier: Classifier, window="lung", max_pixels=50_000_000) -> list:
+    """Several slices decoded, then one forward pass for all: per source (gray, Prediction), or the
+    ApiError that rejected it. `describe_slice` turns a (gray, Prediction) into what analyze_slice gives.
+    """
+    decoded = {}
+    answers = [None] * len(sources)
+    for index, source in enumerate(sources):
+        try:
+            with metrics.stage("decode"):
+                decoded[index] = download_image(source, window=window, max_pixels=max_pixels)
+        except ApiError as exc:
+            answers[index] = exc
+    if decoded:
+        with metrics.stage("model"):
+            predictions = classifier.predict_batch(list(decoded.values()))
+        for (index, gray), prediction in zip(decoded.items(), predictions):
+            answers[index] = (gray, prediction)
+    return answers
 
 
 def describe_slice(gray: np.ndarray, prediction: Prediction) -> SliceAnalysis:
