@@ -9,7 +9,7 @@ from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
 from backend import config, errors, logs, metrics, store  # noqa: E402
-from backend.api import analyses, analyze, health, web  # noqa: E402
+from backend.api import analyses, analyze, health, openapi, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
 
@@ -26,7 +26,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     store.init_app(app)
     classifier.init_app(app)
-    for module in (analyze, analyses, health, web):
+    for module in (analyze, analyses, health, openapi, web):
         app.register_blueprint(module.bp)
     return app
 

@@ -3,6 +3,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -16,8 +17,6 @@ SLICES = [("COVID", i) for i in range(4)] + [("NonCOVID", i) for i in range(4)]
 
 
 def analyze(*args, env=None):
-    import os
-
     return subprocess.run([sys.executable, "-m", "backend", "analyze", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 

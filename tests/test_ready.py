@@ -6,6 +6,7 @@ import pytest
 from backend.app import create_app
 from tests.fixtures.firestore_emulator import PROJECT
 from tests.fixtures.metrics import samples, value
+from tests.fixtures.openapi import ResponseChecker
 
 RECOVERY_S = 60  # gRPC reconnects with backoff after an outage
 
@@ -37,6 +38,7 @@ def test_ready_follows_firestore_going_away_and_coming_back(own_firestore_emulat
         body = response.get_json()
         assert body["error"] == "not_ready" and set(body["not_ready"]) == {"store"}
         assert "firestore" in body["message"]
+        ResponseChecker(app, client.get("/openapi.json").get_json()).check(response, "GET", "/ready")
         assert client.get("/health").status_code == 200  # still alive: no restart wanted
         errors_before = store_errors(client)
         assert client.get("/analyses").status_code == 503
