@@ -141,9 +141,14 @@ def run(args) -> int:
 def _open(with_store: bool):
     """The classifier, and the configured store when --store asks for one (through the app's factory)."""
     if not with_store:
+        import torch
+
         from backend.ml.classifier import Classifier
 
-        return Classifier.load(config.from_env()["MODEL_PATH"]), None
+        settings = config.from_env()
+        if settings["TORCH_THREADS"]:
+            torch.set_num_threads(settings["TORCH_THREADS"])
+        return Classifier.load(settings["MODEL_PATH"]), None
     from backend.app import create_app
 
     app = create_app({"METRICS": False})
