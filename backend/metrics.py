@@ -52,6 +52,8 @@ def _start():
 
 
 def _finish(response):
+    if g.get("metrics_started") is None:  # a hook registered before ours failed the request
+        return response
     # The route's pattern (/analyses/<analysis_id>), never the raw path: one series per route.
     route = request.url_rule.rule if request.url_rule else "<unmatched>"
     labels = {"method": request.method, "route": route, "status": str(response.status_code)}

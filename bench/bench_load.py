@@ -29,6 +29,7 @@ from backend.config import DEFAULT_MODEL_PATH  # noqa: E402
 from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage  # noqa: E402
 from tests.fixtures.data import covid_ct_dir  # noqa: E402
 from tests.fixtures.http import multipart  # noqa: E402
+from tests.fixtures.metrics import samples, value  # noqa: E402
 from tests.fixtures.server import GUNICORN, started_server  # noqa: E402
 
 CORES = len(os.sched_getaffinity(0))
@@ -105,10 +106,26 @@ def bench_server(name, argv, env, bodies, levels, seconds):
                       + (f"   {len(errors)} errors" if errors else ""))
                 if clients == levels[0]:
                     one_client_p50 = p50
+            print("  " + stage_means(server.base_url))
             for pid in service_pids(server.process):
                 rss, pss = memory_mib(pid)
                 print(f"  process {pid}: RSS {rss:6.1f} MiB, PSS {pss:6.1f} MiB")
     return one_client_p50
+
+
+def stage_means(base_url):
+    """Mean ms per analysis stage and per POST /analyze over the whole run, from the service's /metrics."""
+    with urllib.request.urlopen(base_url + "/metrics") as response:
+        scraped = samples(response.read().decode())
+
+    def mean(name, **labels):
+        count = value(scraped, name + "_count", **labels)
+        return 1000 * value(scraped, name + "_sum", **labels) / count if count else float("nan")
+
+    stages = ", ".join(f"{stage} {mean('analysis_stage_duration_seconds', stage=stage):.1f}"
+                       for stage in ("decode", "model", "images", "findings", "store"))
+    whole = mean("http_request_duration_seconds", method="POST", route="/analyze", status="201")
+    return f"mean ms over all levels (from /metrics): {stages}; whole POST /analyze {whole:.1f}"
 
 
 def in_process_floor(paths, classifier, repeat):
