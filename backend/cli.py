@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
 from backend import config
 from backend.analysis import document
 from backend.analysis.pipeline import describe_slice, predict_slices
+from backend.app import create_app
 from backend.errors import ApiError
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS
+from backend.ml.classifier import Classifier
 from backend.store.base import StoreUnavailable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
@@ -121,7 +124,7 @@ class Recorder:
 
 def run(args) -> int:
     settings = config.from_env()
-    classifier, store = _open(args.store)
+    classifier, store = _open(settings, args.store)
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)
     failed = 0
@@ -138,21 +141,14 @@ def run(args) -> int:
     return EXIT_SOME_FAILED if failed else 0
 
 
-def _open(with_store: bool):
+def _open(settings: dict, with_store: bool):
     """The classifier, and the configured store when --store asks for one (through the app's factory)."""
-    if not with_store:
-        import torch
-
-        from backend.ml.classifier import Classifier
-
-        settings = config.from_env()
-        if settings["TORCH_THREADS"]:
-            torch.set_num_threads(settings["TORCH_THREADS"])
-        return Classifier.load(settings["MODEL_PATH"]), None
-    from backend.app import create_app
-
-    app = create_app({"METRICS": False})
-    return app.extensions["classifier"], app.extensions["store"]
+    if with_store:
+        app = create_app({"METRICS": False})
+        return app.extensions["classifier"], app.extensions["store"]
+    if settings["TORCH_THREADS"]:
+        torch.set_num_threads(settings["TORCH_THREADS"])
+    return Classifier.load(settings["MODEL_PATH"]), None
 
 
 def analyse_batch(batch: list[Item], classifier, store, args, settings) -> list[dict]:

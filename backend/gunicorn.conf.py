@@ -31,7 +31,8 @@ graceful_timeout = settings["GRACEFUL_TIMEOUT_S"]
 # No control socket: its default path is one per user, so two instances on one host would clash.
 control_socket_disable = True
 # Each worker's PyTorch threads (read by create_app through TORCH_THREADS).
-os.environ.setdefault("TORCH_THREADS", str(max(1, cores // workers)))
+if not settings["TORCH_THREADS"]:
+    os.environ["TORCH_THREADS"] = str(max(1, cores // workers))
 
 # Logs: gunicorn's own lines in the service's format; the access line comes from the app.
 accesslog = None

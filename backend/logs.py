@@ -19,7 +19,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Ids we pass on: short, printable and free of anything a log line or header could trip on.
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-JSON_FIELDS = ["asctime", "levelname", "name", "request_id", "message"]
+JSON_FIELDS = ["levelname", "name", "request_id", "message"]
 
 access_log = logging.getLogger("backend.access")
 
@@ -35,7 +35,8 @@ class RequestIdFilter(logging.Filter):
 
 def make_formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
-        return JsonFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
+        return JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"},
+                             timestamp="time")  # ISO 8601, UTC
     return logging.Formatter(TEXT_FORMAT)
 
 

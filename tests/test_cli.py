@@ -3,22 +3,23 @@ import csv
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
+from backend import cli
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.data import REPO, covid_ct_image
 
 SLICES = [("COVID", i) for i in range(4)] + [("NonCOVID", i) for i in range(4)]
 
 
-def analyze(*args, env=None):
+def analyze(*args):
+    """The command as a user runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "backend", "analyze", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -52,10 +53,10 @@ def test_a_folder_with_one_broken_file_gives_a_record_for_each_and_exit_2(folder
     assert {r["label"] for r in records.values()} == {"COVID", "NonCOVID"}
 
 
-def test_csv_and_store_like_the_api(folder, tmp_path):
+def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     good = [folder / "COVID", folder / "NonCOVID"]
-    done = analyze(*good, "--out", tmp_path / "results.csv", "--store", env={"DATA_DIR": str(tmp_path / "data")})
-    assert done.returncode == 0, done.stderr
+    assert cli.main(["analyze", *map(str, good), "--out", str(tmp_path / "results.csv"), "--store"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert len(rows) == len(SLICES)
     store = SQLiteStore(tmp_path / "data")
@@ -67,10 +68,9 @@ def test_csv_and_store_like_the_api(folder, tmp_path):
         assert stored["file_thumbnail"].startswith("data:image/jpeg;base64,") and stored["findings"]
 
 
-def test_batched_answers_match_the_api(client, folder, tmp_path):
-    done = analyze(folder / "COVID", "--batch-size", "4")
-    assert done.returncode == 0, done.stderr
-    for record in map(json.loads, done.stdout.splitlines()):
+def test_batched_answers_match_the_api(client, folder, capsys):
+    assert cli.main(["analyze", str(folder / "COVID"), "--batch-size", "4"]) == 0
+    for record in map(json.loads, capsys.readouterr().out.splitlines()):
         data = open(record["path"], "rb").read()
         answer = client.post("/analyze", data={"file": (io.BytesIO(data), "s.png")}).get_json()
         assert answer["prediction"]["label"] == record["label"]
@@ -78,8 +78,10 @@ def test_batched_answers_match_the_api(client, folder, tmp_path):
             assert record["probabilities"][label] == pytest.approx(probability, abs=1e-6)
 
 
-def test_help_documents_the_command():
-    done = analyze("--help")
-    assert done.returncode == 0
+def test_help_documents_the_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["analyze", "--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
     for option in ("--out", "--window", "--heatmaps", "--store", "Exit status"):
-        assert option in done.stdout
+        assert option in shown

@@ -50,7 +50,7 @@ def _send_part_of_an_upload(base_url, data):
 
 
 def test_sigterm_lets_an_upload_in_flight_finish_and_be_stored(tmp_path):
-    env = {"DATA_DIR": str(tmp_path / "data"), "WEB_CONCURRENCY": "1", "THREADS": "2",
+    env = {"DATA_DIR": str(tmp_path / "data"), "WEB_CONCURRENCY": "1", "THREADS": "2", "LOG_FORMAT": "json",
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     with started_server(env, argv=GUNICORN, log_path=tmp_path / "server.log", timeout_s=120) as server:
         sock, rest = _send_part_of_an_upload(server.base_url, dicom_file("693_UNCR.dcm").read_bytes())
@@ -67,7 +67,12 @@ def test_sigterm_lets_an_upload_in_flight_finish_and_be_stored(tmp_path):
     assert head.startswith(b"HTTP/1.1 201")
     created = json.loads(payload)
     assert SQLiteStore(tmp_path / "data").get(created["id"])["sha256"] == created["sha256"]
-    assert "Shutting down" in "\n".join(server.log_lines())
+    # gunicorn's own lines are JSON too; the upload finished after the signal, before the worker exited
+    messages = [json.loads(line)["message"] for line in server.log_lines()]
+    signal_at = messages.index("Handling signal: term")
+    upload_at = next(i for i, m in enumerate(messages) if m.startswith("POST /analyze 201"))
+    exit_at = next(i for i, m in enumerate(messages) if m.startswith("Worker exiting"))
+    assert signal_at < upload_at < exit_at
 
 
 def test_metrics_add_up_across_workers(gunicorn_server):
