@@ -28,7 +28,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian  
 
 from tests.fixtures.data import dicom_file  # noqa: E402
 from tests.fixtures.http import multipart, request  # noqa: E402
-from tests.fixtures.server import server_process  # noqa: E402
+from tests.fixtures.server import started_server  # noqa: E402
 
 SIDE = 4096  # MAX_PIXELS' default is 4096 x 4096
 GOAL_MIB = 1536
@@ -93,9 +93,9 @@ def main():
     cases = worst_case_uploads()
     print(f"{len(cases)} worst cases: " + ", ".join(f"{name} {len(body) / 2**20:.1f} MB" for name, body, _ in cases))
     statuses = collections.Counter()
-    with tempfile.TemporaryDirectory() as tmp, server_process({"DATA_DIR": tmp, "TORCH_THREADS": "",
-                                                                 "HEAVY_WORK_SLOTS": args.slots}) as (base_url, process):
-        pid = process.pid
+    settings = {"DATA_DIR": "", "TORCH_THREADS": "", "HEAVY_WORK_SLOTS": args.slots}
+    with tempfile.TemporaryDirectory() as tmp, started_server({**settings, "DATA_DIR": tmp}) as server:
+        base_url, pid = server.base_url, server.process.pid
         small, small_headers = multipart("file", "693_UNCR.dcm", dicom_file("693_UNCR.dcm").read_bytes())
         request("POST", base_url + "/analyze", small, small_headers)  # warm-up: the model has run once
         idle = memory_mib(pid, "VmRSS")
