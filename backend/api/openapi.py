@@ -42,6 +42,7 @@ ANALYSIS_TEXT = {
 }
 STORE_ERRORS = {"503": _error("The store did not answer within STORE_TIMEOUT_S; nothing was written."),
                 "500": _error("An unexpected failure, logged with the request id.")}
+FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
 ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 SPEC = {
@@ -58,36 +59,46 @@ SPEC = {
         "/analyze": {"post": {
             "summary": "Analyse one slice and store the analysis",
             "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                            "description": "Retries with the same key give the same analysis, stored once.",
+                            "description": "The same key with the same request (file, window, frame, file name) "
+                                           "answers with the stored analysis; stored once.",
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {
                     "schema": {"type": "object", "required": ["file"], "properties": {
                         "file": {"type": "string", "contentMediaType": "application/octet-stream",
                                  "description": "PNG, JPEG or DICOM bytes; the format is read from the bytes"},
-                        "window": _ref("Window")}},
+                        "window": _ref("Window"),
+                        "frame": {"type": "string", "pattern": "^[0-9]+$", "description": FRAME}}},
                 },
                 "application/json": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
                         "image": {"type": "string", "description": "a data URL (data:<type>;base64,...) or bare "
                                                                    "base64 of PNG, JPEG or DICOM bytes"},
                         "filename": {"type": "string"},
-                        "window": _ref("Window")}},
+                        "window": _ref("Window"),
+                        "frame": {"type": "integer", "minimum": 0, "description": FRAME}}},
                 },
             }},
             "responses": {
-                "201": {**_json(_ref("Analysis"), "The analysis (also stored)."),
+                "201": {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
+                                "The analysis (also stored); a replay of an Idempotency-Key answers with "
+                                "the stored analysis and Idempotent-Replayed: true."),
                         "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
                                     "Location": {"schema": {"type": "string"}, "required": True,
                                                  "description": "/analyses/<id>"},
                                     "Idempotent-Replayed": {"schema": {"const": "true"},
                                                             "description": "present when this is a replay"}}},
-                "400": _error("No file, an empty, truncated or damaged image, bad base64, an unknown window, "
-                              "or a bad Idempotency-Key."),
-                "413": _error("Larger than MAX_UPLOAD_MB, or more pixels than MAX_PIXELS."),
-                "415": _error("Not PNG, JPEG or DICOM."),
-                "422": _error("The Idempotency-Key was used before for a different image."),
+                "400": _error("No file, an empty, truncated or damaged image, a DICOM header that does not "
+                              "fit its pixels, bad JSON or base64, an unknown window or frame, too many form "
+                              "fields, or a bad Idempotency-Key."),
+                "413": _error("Larger than MAX_UPLOAD_MB, more pixels than MAX_PIXELS, or a decoded size over "
+                              "DECODE_BUDGET_MB."),
+                "415": _error("Not PNG, JPEG or DICOM, or a DICOM pixel encoding no installed decoder reads."),
+                "422": _error("Too small (a side under 24 px), blank (one value everywhere), or an "
+                              "Idempotency-Key used before for a different request."),
                 **STORE_ERRORS,
+                "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or the "
+                              "store did not answer within STORE_TIMEOUT_S; nothing was written."),
             },
         }},
         "/analyses": {"get": {
