@@ -24,6 +24,8 @@ EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health', timeout=4)"
 
+# gunicorn with gthread workers (backend/gunicorn.conf.py; WEB_CONCURRENCY, THREADS); SIGTERM
+# from `docker stop`, forwarded by tini, lets requests in flight finish within GRACEFUL_TIMEOUT_S.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["python", "backend/app.py"]
+CMD ["gunicorn", "--config", "backend/gunicorn.conf.py", "backend.app:create_app()"]

@@ -1,6 +1,5 @@
 """The service's entry point: `create_app()` for WSGI servers and tests, `python backend/app.py` to serve."""
 import argparse
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -11,9 +10,9 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import auth, config, errors, ratelimit, store  # noqa: E402
+from backend import auth, config, errors, logs, metrics, ratelimit, store  # noqa: E402
 from backend.analysis import capacity  # noqa: E402
-from backend.api import analyses, analyze, health, signin, web  # noqa: E402
+from backend.api import analyses, analyze, health, openapi, signin, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
 
@@ -22,9 +21,10 @@ def create_app(test_config=None):
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.init_app(app)
+    metrics.init_app(app)
     if app.config["CORS_ORIGINS"]:
-        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location"])
+        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID"])
 
     errors.init_app(app)
     auth.init_app(app)
@@ -32,7 +32,7 @@ def create_app(test_config=None):
     store.init_app(app)
     classifier.init_app(app)
     capacity.init_app(app)
-    for module in (analyze, analyses, health, signin, web):
+    for module in (analyze, analyses, health, openapi, signin, web):
         app.register_blueprint(module.bp)
     return app
 

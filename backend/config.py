@@ -59,6 +59,13 @@ def from_env():
         "MODEL_PATH": _str("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
         "TORCH_THREADS": _int("TORCH_THREADS", 0),
         "LOG_LEVEL": _str("LOG_LEVEL", "INFO").upper(),
+        "LOG_FORMAT": _str("LOG_FORMAT", "text").lower(),
+        "METRICS": _str("METRICS", "1") not in ("0", "false", "no", "off"),
+        # gunicorn (backend/gunicorn.conf.py); 0 workers: one per CPU core
+        "WEB_CONCURRENCY": _int("WEB_CONCURRENCY", 0),
+        "THREADS": _int("THREADS", 4),
+        "WORKER_TIMEOUT_S": _int("WORKER_TIMEOUT_S", 120),
+        "GRACEFUL_TIMEOUT_S": _int("GRACEFUL_TIMEOUT_S", 25),
         "DOC_BUDGET_BYTES": _int("DOC_BUDGET_BYTES", 256 * 1024),
         # Firestore (STORE=firestore)
         "FIRESTORE_PROJECT": _str("GOOGLE_CLOUD_PROJECT", None) or _str("FIREBASE_PROJECT_ID", None),

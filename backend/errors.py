@@ -14,8 +14,9 @@ class ApiError(Exception):
         self.headers = headers or {}  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
 
-def error_response(status, code, message, headers=None):
-    response = jsonify(error=code, message=message)
+def error_response(status, code, message, headers=None, **details):
+    """The JSON error; `details` are extra fields for the few errors that need them (e.g. /ready's checks)."""
+    response = jsonify(error=code, message=message, **details)
     response.status_code = status
     response.headers.update(headers or {})
     return response

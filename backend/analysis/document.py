@@ -3,11 +3,28 @@
 The stored document holds every response field except `file_url` and `heatmap_thumbnail`; its
 `heatmap_url` is the 200 px thumbnail (the established contract). No image over 200 px is stored.
 """
+from datetime import datetime, timezone
+
 from backend.store.docsize import stored_document_size
 from backend.utils.helpers import create_thumbnail
 
 # If a document would exceed its budget, thumbnails are re-made from pixels at these settings in turn.
 SHRINK_STEPS = [((200, 200), 40), ((200, 200), 30), ((160, 160), 30), ((120, 120), 25), ((80, 80), 20)]
+
+
+def new_fields(analysis_id: str, owner: str, filename: str, sha256: str, result, classifier) -> dict:
+    """The text fields of a new analysis (`result` a SliceAnalysis), as the API and the batch command store them."""
+    return {
+        "id": analysis_id,
+        "owner": owner,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "filename": filename,
+        "sha256": sha256,
+        "prediction": result.prediction.as_json(),
+        "findings": result.findings,
+        "recommendations": result.recommendations,
+        "model": {"name": classifier.name, "version": classifier.version},
+    }
 
 
 def build(fields: dict, images: dict) -> tuple[dict, dict]:

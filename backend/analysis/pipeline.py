@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from backend import metrics
 from backend.analysis.findings import describe
+from backend.errors import ApiError
 from backend.imaging import anatomy, heatmap
 from backend.imaging.limits import Limits
 from backend.ml.classifier import Classifier, Prediction
@@ -27,20 +29,48 @@ class SliceAnalysis:
 
 def analyze_slice(source, classifier: Classifier, window="lung", frame=None, limits=Limits()) -> SliceAnalysis:
     """Bytes (or a data URL / base64 text) of one slice -> the prediction, findings and images."""
-    gray = download_image(source, window=window, frame=frame, limits=limits)
-    prediction = classifier.predict(gray)
+    with metrics.stage("decode"):
+        gray = download_image(source, window=window, frame=frame, limits=limits)
+    with metrics.stage("model"):
+        prediction = classifier.predict(gray)
+    return describe_slice(gray, prediction)
 
-    slice_400 = fit_to_box(gray, (400, 400))
-    pixels = np.asarray(slice_400)
-    body = anatomy.body_mask(pixels)
-    activation = heatmap.activation_map(prediction.cam, pixels.shape, body)
-    overlay_400 = heatmap.overlay(pixels, activation, body)
-    images = {
-        "file_url": upload_to_storage(slice_400),
-        "heatmap_url": upload_to_storage(overlay_400),
-        "file_thumbnail": create_thumbnail(slice_400),
-        "heatmap_thumbnail": create_thumbnail(overlay_400),
-    }
-    findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
-                                         activation, body, anatomy.lung_mask(pixels, body))
+
+def predict_slices(sources: list, classifier: Classifier, window="lung", limits=Limits()) -> list:
+    """Several slices decoded, then one forward pass for all: per source (gray, Prediction), or the
+    ApiError that rejected it. `describe_slice` turns a (gray, Prediction) into what analyze_slice gives.
+    """
+    decoded = {}
+    answers = [None] * len(sources)
+    for index, source in enumerate(sources):
+        try:
+            with metrics.stage("decode"):
+                decoded[index] = download_image(source, window=window, limits=limits)
+        except ApiError as exc:
+            answers[index] = exc
+    if decoded:
+        with metrics.stage("model"):
+            predictions = classifier.predict_batch(list(decoded.values()))
+        for (index, gray), prediction in zip(decoded.items(), predictions):
+            answers[index] = (gray, prediction)
+    return answers
+
+
+def describe_slice(gray: np.ndarray, prediction: Prediction) -> SliceAnalysis:
+    """The decoded slice and its prediction -> images, findings and recommendations."""
+    with metrics.stage("images"):
+        slice_400 = fit_to_box(gray, (400, 400))
+        pixels = np.asarray(slice_400)
+        body = anatomy.body_mask(pixels)
+        activation = heatmap.activation_map(prediction.cam, pixels.shape, body)
+        overlay_400 = heatmap.overlay(pixels, activation, body)
+        images = {
+            "file_url": upload_to_storage(slice_400),
+            "heatmap_url": upload_to_storage(overlay_400),
+            "file_thumbnail": create_thumbnail(slice_400),
+            "heatmap_thumbnail": create_thumbnail(overlay_400),
+        }
+    with metrics.stage("findings"):
+        findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
+                                             activation, body, anatomy.lung_mask(pixels, body))
     return SliceAnalysis(prediction, findings, recommendations, slice_400, overlay_400, images)

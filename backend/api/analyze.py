@@ -1,10 +1,9 @@
 """POST /analyze: authenticate, read the upload, replay the caller's Idempotency-Key, analyse, store, answer."""
 import uuid
-from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from backend import ratelimit
+from backend import metrics, ratelimit
 from backend.analysis import document
 from backend.analysis.capacity import heavy_work_slot
 from backend.analysis.pipeline import analyze_slice
@@ -34,24 +33,16 @@ def analyze():
         result = analyze_slice(upload.data, classifier, window=upload.window, frame=upload.frame,
                                limits=Limits.from_config(config))
 
-    fields = {
-        "id": uuid.uuid4().hex,
-        "owner": caller.uid,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "filename": upload.filename,
-        "sha256": upload.sha256,
-        "prediction": result.prediction.as_json(),
-        "findings": result.findings,
-        "recommendations": result.recommendations,
-        "model": {"name": classifier.name, "version": classifier.version},
-    }
+    fields = document.new_fields(uuid.uuid4().hex, caller.uid, upload.filename, upload.sha256, result, classifier)
     response, stored = document.build(fields, result.images)
     stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
                                     config["FIRESTORE_COLLECTION"], config["DOC_BUDGET_BYTES"])
 
-    saved = get_store().create(stored, key)
+    with metrics.stage("store"):
+        saved = get_store().create(stored, key)
     if saved["id"] != fields["id"]:  # an identical request with this key was stored first
         return _answer(saved, replayed=True)
+    metrics.ANALYSES.labels(label=result.prediction.label).inc()
     return _answer(response)
 
 

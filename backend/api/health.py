@@ -1,10 +1,13 @@
-"""GET /health: for load balancers, Docker's health check and a curious user."""
-from flask import Blueprint, jsonify
+"""GET /health (liveness: cheap, no dependencies) and GET /ready (readiness: model and store answer)."""
+from flask import Blueprint, current_app, jsonify
 
+from backend.errors import error_response
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
 
 bp = Blueprint("health", __name__)
+
+READY_TIMEOUT_S = 2  # a load balancer's probe waits a few seconds at most
 
 
 @bp.get("/health")
@@ -12,3 +15,21 @@ def health():
     classifier = get_classifier()
     return jsonify(status="ok", store=get_store().name,
                    model={"name": classifier.name, "version": classifier.version})
+
+
+@bp.get("/ready")
+def ready():
+    """200 when this instance can analyse and store now, else 503 naming what is not ready."""
+    not_ready = {}
+    if current_app.extensions.get("classifier") is None:
+        not_ready["model"] = "the model is not loaded"
+    store = get_store()
+    try:
+        store.ping(READY_TIMEOUT_S)
+    except Exception as exc:  # whatever the backend raises, the answer is "not ready", logged with its cause
+        current_app.logger.warning("readiness: the %s store did not answer: %s", store.name, exc)
+        not_ready["store"] = f"the {store.name} store did not answer within {READY_TIMEOUT_S} s"
+    if not_ready:
+        return error_response(503, "not_ready", "Not ready: " + "; ".join(not_ready.values()) + ".",
+                              not_ready=not_ready)
+    return jsonify(status="ready", checks={"model": "ok", "store": "ok"})

@@ -18,7 +18,7 @@ from backend.errors import ApiError
 from backend.utils.helpers import base64_payload
 
 MAX_FILENAME = 255
-MAX_FRAME_DIGITS = 5
+MAX_FRAME_DIGITS = 20
 # The lines that head each multipart part, up to the blank line that ends them.
 _PART_HEADERS = re.compile(rb"(\r\n\r\n|\A)(--[^\r\n]*\r\n)(.*?)(\r\n\r\n)", re.DOTALL)
 
@@ -53,10 +53,12 @@ def _from_json():
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", "The body is not valid JSON (or is nested too deeply).") from exc
     if not isinstance(body, dict) or not isinstance(body.get("image"), str) or not body["image"]:
-        raise ApiError(400, "missing_image", 'Send JSON like {"image": "<data URL or base64>", "filename": "slice.png"}.')
-    for field in ("filename", "window"):
-        if body.get(field) is not None and not isinstance(body[field], str):
-            raise ApiError(400, "invalid_field", f"'{field}' must be a string.")
+        raise ApiError(400, "missing_image", 'Send JSON like {"image": "data:image/png;base64,...", '
+                                             '"filename": "slice.png"}: the image as a data URL or base64.')
+    if body.get("window") is not None and not isinstance(body["window"], str):
+        raise ApiError(400, "invalid_window", "'window' must be one of: lung, mediastinal, bone, dicom.")
+    if body.get("filename") is not None and not isinstance(body["filename"], str):
+        raise ApiError(400, "invalid_field", "'filename' must be a string.")
     frame = body.get("frame")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
         raise ApiError(400, "invalid_frame", "'frame' must be a whole number (the frame index, from 0).")

@@ -5,6 +5,8 @@ size from the header before any pixel is allocated, a complete and undamaged ima
 and a slice worth analysing (each side at least MIN_SIDE pixels, not one value everywhere).
 """
 import io
+import struct
+import zlib
 import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps
@@ -14,12 +16,14 @@ from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS, decode_dicom, stretch_to_uint8
 from backend.imaging.limits import Limits
 
-# The smallest side worth analysing: the model looks at 224 px and the heatmap at 14x14 cells;
-# the public CT crops this model was trained on are at least about 100 px on each side.
-MIN_SIDE = 64
+# The smallest side worth analysing: below the smallest real slice of the training data (a 53 x 26
+# figure crop), far above 1 x 1 and other images that hold no slice.
+MIN_SIDE = 24
 # Photos far larger than any CT slice decode at a reduced scale (JPEG DCT scaling): 1024 px is
 # more than the 400 px output and the model's input need.
 JPEG_MIN_DECODED_SIDE = 1024
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+_ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 # Bytes per sample of Pillow's modes that are not 8-bit.
 _WIDE_MODES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
@@ -48,21 +52,43 @@ def _decode_png(data, limits):
         image = Image.open(io.BytesIO(data), formats=["PNG"])
         limits.check(*image.size, len(image.getbands()) * _WIDE_MODES.get(image.mode, 1))
         image.verify()  # every chunk's CRC, through IEND: damaged files are refused, never half-read
+        _check_png_rows(data)
         image = Image.open(io.BytesIO(data), formats=["PNG"])
         image.load()
     except ApiError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, for sizes far past MAX_PIXELS
+        raise ApiError(413, "too_many_pixels", "The image has more pixels than this service accepts.") from exc
+    except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
         raise _corrupt() from exc
     return _to_gray(ImageOps.exif_transpose(image))
+
+
+def _check_png_rows(data):
+    """The image data must inflate to every row the header promises: Pillow pads a short stream
+    with zeros (a file cut inside its compressed data, with its end chunk put back)."""
+    width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
+    bits_per_pixel = depth * _PNG_CHANNELS.get(colour, 1)
+    passes = _ADAM7 if interlaced else [(0, 0, 1, 1)]
+    expected = sum(rows * (1 + -(-cols * bits_per_pixel // 8))
+                   for x0, y0, dx, dy in passes
+                   for cols, rows in [(-(-(width - x0) // dx), -(-(height - y0) // dy))] if cols > 0 and rows > 0)
+    inflater, offset, inflated = zlib.decompressobj(), 8, 0
+    while offset + 8 <= len(data) and inflated < expected and not inflater.eof:
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if kind == b"IDAT":
+            inflated += len(inflater.decompress(data[offset + 8:offset + 8 + length], expected - inflated))
+        offset += 12 + length
+    if inflated < expected:
+        raise ValueError("the image data end before the last row")
 
 
 def _decode_jpeg(data, limits):
     """libjpeg-turbo in strict mode: a truncated or damaged stream is an error, never a grey fill."""
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        limits.check(width, height, 1 if colorspace == "Gray" else 3)
-        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if colorspace == "Gray" else "RGB", strict=True,
+        limits.check(width, height, 1)
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True,
                                         min_width=JPEG_MIN_DECODED_SIDE, min_height=JPEG_MIN_DECODED_SIDE)
         orientation = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif()  # the header only
     except ApiError:
@@ -83,10 +109,10 @@ def _to_gray(image):
         return stretch_to_uint8(np.asarray(image, dtype=np.float32))
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if "A" in image.getbands():  # composite on black, in integers: gray * alpha / 255
-        gray = np.asarray(image.convert("L"), dtype=np.uint16)
-        alpha = np.asarray(image.getchannel("A"), dtype=np.uint16)
-        return ((gray * alpha + 127) // 255).astype(np.uint8)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.rint(gray * (rgba[..., 3] / 255.0)).astype(np.uint8)  # composited on black
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 

@@ -28,8 +28,10 @@ WINDOWS = {
     "bone": (1800, 400),
     "dicom": None,
 }
+ONE_SAMPLE_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
 MAX_FRAMES = 10_000
 INFLATE_STEP = 2**20
+LOOKUP_BLOCK = 2**20
 
 
 def decode_dicom(data: bytes, window: str, frame: int | None, limits: Limits) -> np.ndarray:
@@ -80,10 +82,13 @@ def _slice(ds, window, frame, limits):
     bits = _number(ds, "BitsAllocated", 1, 64)
     if samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
         raise _bad_header("SamplesPerPixel" if samples not in (1, 3) else "BitsAllocated")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2" if samples == 1 else "RGB"))
+    if (samples == 1) != (photometric in ONE_SAMPLE_PHOTOMETRICS):  # e.g. frames passed off as colour channels
+        raise _bad_header("SamplesPerPixel")
     _number(ds, "BitsStored", 1, bits, default=bits)
     frames = _number(ds, "NumberOfFrames", 1, MAX_FRAMES, default=1)
     index = _frame_index(frame, frames)
-    limits.check(cols, rows, samples * 4)  # the one frame decoded, as float32 while windowing
+    limits.check(cols, rows, samples * max(bits // 8, 1) + 1)  # the decoded frame and its 8-bit slice
 
     syntax = _transfer_syntax(ds)
     if not syntax.is_compressed:
@@ -94,27 +99,66 @@ def _slice(ds, window, frame, limits):
 
     if pixels.ndim == 3:  # colour (secondary capture): luma, then treat as already displayable
         return stretch_to_uint8(pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
-    values = pixels.astype(np.float32)
-    rescale = _rescale(ds, index)
-    if rescale is not None:
-        slope, intercept = rescale
+    return _to_gray(pixels, ds, window, _rescale(ds, index))
+
+
+def _to_gray(pixels, ds, window, rescale):
+    """Stored values -> Hounsfield units (or the file's own scale) -> a display window -> uint8."""
+    if rescale is None:  # not CT (MR, secondary capture): HU presets mean nothing, so use the file's own window
+        window = "dicom"
+    slope, intercept = rescale or (1.0, 0.0)
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+        raise ApiError(400, "invalid_dicom_header", "The pixel values are not finite numbers.")
+    width, level = WINDOWS[window] or _file_window(ds) or _full_range(pixels, slope, intercept)
+    low, invert = level - width / 2, ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1"
+
+    def display(stored: np.ndarray) -> np.ndarray:
+        values = stored.astype(np.float32)
         values *= slope
         values += intercept
-    else:  # not CT (MR, secondary capture): HU presets mean nothing, so use the file's own window
-        window = "dicom"
-    if not np.isfinite(values).all():
-        raise ApiError(400, "invalid_dicom_header", "The pixel values are not finite numbers.")
-    gray = _window(values, ds, window)
-    if ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-        gray = 255 - gray
-    return gray
+        np.clip(values, low, low + width, out=values)
+        values -= low
+        values *= 255.0 / width
+        gray = np.rint(values, out=values).astype(np.uint8)
+        return 255 - gray if invert else gray
+
+    return _apply_per_value(pixels, display)
 
 
-def _number(ds, keyword, low, high, default=None, whole=True):
-    """The attribute as a number within [low, high] (first value if several), or ApiError 400."""
+def _apply_per_value(pixels, display):
+    """display(pixels), for 8- and 16-bit data through a table of every possible stored value,
+    so a large slice never gets a float copy (the memory goal counts on it)."""
+    if pixels.dtype.kind not in "iu" or pixels.itemsize > 2:
+        return display(pixels)
+    index_type = np.uint8 if pixels.itemsize == 1 else np.uint16
+    table = display(np.arange(2 ** (8 * pixels.itemsize), dtype=index_type).view(pixels.dtype))
+    flat, gray = np.ascontiguousarray(pixels).view(index_type).reshape(-1), np.empty(pixels.size, np.uint8)
+    for start in range(0, flat.size, LOOKUP_BLOCK):  # blocks: indexing makes an 8-byte copy of its indices
+        gray[start:start + LOOKUP_BLOCK] = table[flat[start:start + LOOKUP_BLOCK]]
+    return gray.reshape(pixels.shape)
+
+
+def _file_window(ds):
+    """(width, level) the file carries, or None."""
+    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+        return None
+    return (_number(ds, "WindowWidth", 1, 1e7, whole=False, several=True),
+            _number(ds, "WindowCenter", -1e7, 1e7, whole=False, several=True))
+
+
+def _full_range(pixels, slope, intercept):
+    """(width, level) spanning the values' own range (no window in the file)."""
+    low, high = sorted(float(v) * slope + intercept for v in (pixels.min(), pixels.max()))
+    return max(high - low, 1e-6), (low + high) / 2
+
+
+def _number(ds, keyword, low, high, default=None, whole=True, several=False):
+    """The attribute as a number within [low, high] (the first, where `several` are allowed), or ApiError 400."""
     try:
         value = ds.get(keyword, default)
         if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+            if not several:
+                raise ValueError(f"{keyword} holds several values")
             value = value[0]
         number = float(value)
     except Exception as exc:  # text, empty, malformed bytes: all unusable alike
@@ -191,20 +235,6 @@ def _rescale(ds, frame):
                 raise _bad_header("RescaleSlope")
             return slope, _number(source, "RescaleIntercept", -1e7, 1e7, whole=False)
     return (1.0, 0.0) if ds.get("Modality") == "CT" else None
-
-
-def _window(values, ds, window):
-    preset = WINDOWS[window]
-    if preset is None:
-        if "WindowCenter" not in ds or "WindowWidth" not in ds:
-            return stretch_to_uint8(values)  # no window in the file: the full range
-        preset = (_number(ds, "WindowWidth", 1, 1e7, whole=False), _number(ds, "WindowCenter", -1e7, 1e7, whole=False))
-    width, level = preset
-    low = level - width / 2
-    np.clip(values, low, low + width, out=values)
-    values -= low
-    values *= 255.0 / width
-    return np.rint(values, out=values).astype(np.uint8)
 
 
 def stretch_to_uint8(values: np.ndarray) -> np.ndarray:

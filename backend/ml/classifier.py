@@ -36,14 +36,19 @@ class Classifier:
         network.load_state_dict(checkpoint["state_dict"])
         return cls(network, checkpoint["name"], checkpoint["version"], checkpoint.get("labels", LABELS))
 
-    @torch.inference_mode()
     def predict(self, gray: np.ndarray) -> Prediction:
-        logits, features = self.network.forward_with_features(to_input(gray).unsqueeze(0))
-        probs = torch.softmax(logits[0].double(), dim=0).tolist()
-        index = int(np.argmax(probs))
-        cam = self.network.cam(features, index)[0].float().numpy()
-        return Prediction(self.labels[index], dict(zip(self.labels, probs)), cam)
+        return self.predict_batch([gray])[0]
 
+    @torch.inference_mode()
+    def predict_batch(self, grays: list[np.ndarray]) -> list[Prediction]:
+        """One forward pass for several slices (the batch command); each answered as `predict` would."""
+        logits, features = self.network.forward_with_features(torch.stack([to_input(gray) for gray in grays]))
+        predictions = []
+        for row, probs in enumerate(torch.softmax(logits.double(), dim=1).tolist()):
+            index = int(np.argmax(probs))
+            cam = self.network.cam(features[row:row + 1], index)[0].float().numpy()
+            predictions.append(Prediction(self.labels[index], dict(zip(self.labels, probs)), cam))
+        return predictions
 
 def init_app(app):
     if app.config["TORCH_THREADS"]:

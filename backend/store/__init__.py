@@ -1,6 +1,7 @@
 """Choose the store backend by configuration (STORE) and keep one per app."""
 from flask import current_app
 
+from backend import metrics
 from backend.config import ConfigError
 from backend.errors import error_response
 from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable
@@ -26,11 +27,16 @@ def init_app(app):
     if name not in BACKENDS:
         raise ConfigError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
     app.extensions["store"] = BACKENDS[name](app)
-    app.register_error_handler(StoreUnavailable, lambda exc: error_response(
-        503, "store_unavailable", "The database is not reachable right now; nothing was saved. Try again shortly."))
+    app.register_error_handler(StoreUnavailable, _unavailable)
     app.register_error_handler(IdempotencyConflict, lambda exc: error_response(
         422, "idempotency_key_reused", "This Idempotency-Key was already used for a different request "
                                        "(another file, window, frame or file name)."))
+
+
+def _unavailable(exc):
+    metrics.STORE_ERRORS.labels(store=get_store().name).inc()
+    return error_response(503, "store_unavailable",
+                          "The database is not reachable right now; nothing was saved. Try again shortly.")
 
 
 def get_store() -> AnalysisStore:

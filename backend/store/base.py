@@ -71,6 +71,10 @@ class AnalysisStore:
         """Remove the document and its key record if it belongs to `owner` (None: anyone's); False when there was none."""
         raise NotImplementedError
 
+    def ping(self, timeout_s: float):
+        """Raise StoreUnavailable unless the store answers a cheap read within about `timeout_s` (/ready)."""
+        self.list(1)
+
     def close(self):
         """Release connections (tests and shutdown)."""
 

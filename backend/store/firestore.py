@@ -133,6 +133,13 @@ class FirestoreStore(AnalysisStore):
             except exceptions.NotFound:
                 return False
 
+    def ping(self, timeout_s: float):
+        """One read, no retries: a readiness probe must answer fast and say "not ready" while Firestore is away."""
+        try:
+            self.collection.limit(1).get(retry=None, timeout=timeout_s)
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"Firestore did not answer within {timeout_s:g} s") from exc
+
     def close(self):
         self.client.close()
         firebase_app.close_app(self.app)

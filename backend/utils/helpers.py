@@ -58,7 +58,7 @@ def base64_payload(text: str) -> bytes:
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
-            raise ApiError(400, "invalid_data_url", "The data URL must be base64-encoded (data:<type>;base64,...).")
+            raise ApiError(400, "invalid_data_url", "The data URL must be base64-encoded, like data:image/png;base64,...")
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:

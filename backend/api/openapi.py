@@ -1,0 +1,213 @@
+"""GET /openapi.json: the API described in OpenAPI 3.1, for clients, code generators and docs.
+
+tests/test_openapi.py validates real responses of every route against it, and fails for a
+route this document does not describe, so it cannot drift from the code.
+"""
+from flask import Blueprint, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema, description):
+    return {"description": description, "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description):
+    return _json(_ref("Error"), description)
+
+
+def _other(mimetypes, description, schema=None):
+    """A non-JSON response (HTML, JavaScript, Prometheus text) in any of `mimetypes`."""
+    return {"description": description, "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+            "content": {m: {"schema": schema or {"type": "string"}} for m in mimetypes}}
+
+
+JPEG_DATA_URL = {"type": "string", "pattern": "^data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}$",
+                 "contentMediaType": "image/jpeg"}
+ANALYSIS_TEXT = {
+    "id": {"type": "string", "description": "the analysis id"},
+    "created_at": {"type": "string", "format": "date-time", "description": "ISO 8601 UTC, set by the service"},
+    "filename": {"type": "string", "maxLength": 255, "description": "the uploaded file's base name"},
+    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "fingerprint of the upload as sent"},
+    "prediction": _ref("Prediction"),
+    "findings": {"type": "array", "items": {"type": "string"}},
+    "recommendations": {"type": "array", "items": {"type": "string"}},
+    "model": {"type": "object", "additionalProperties": False, "required": ["name", "version"],
+              "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+}
+STORE_ERRORS = {"503": _error("The store did not answer within STORE_TIMEOUT_S; nothing was written."),
+                "500": _error("An unexpected failure, logged with the request id.")}
+FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
+ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+SPEC = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "CT slice analysis",
+        "version": "1.0.0",
+        "description": "Classify one chest CT slice (PNG, JPEG or DICOM) as COVID or NonCOVID, with a class-"
+                       "activation heatmap, findings and recommendations; keep a history of analyses. Research "
+                       "use only. Every response carries X-Request-ID; every error is "
+                       '{"error": code, "message": sentence}.',
+    },
+    "paths": {
+        "/analyze": {"post": {
+            "summary": "Analyse one slice and store the analysis",
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "description": "The same key with the same request (file, window, frame, file name) "
+                                           "answers with the stored analysis; stored once.",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": {
+                        "file": {"type": "string", "contentMediaType": "application/octet-stream",
+                                 "description": "PNG, JPEG or DICOM bytes; the format is read from the bytes"},
+                        "window": _ref("Window"),
+                        "frame": {"type": "string", "pattern": "^[0-9]+$", "description": FRAME}}},
+                },
+                "application/json": {
+                    "schema": {"type": "object", "required": ["image"], "properties": {
+                        "image": {"type": "string", "description": "a data URL (data:<type>;base64,...) or bare "
+                                                                   "base64 of PNG, JPEG or DICOM bytes"},
+                        "filename": {"type": "string"},
+                        "window": _ref("Window"),
+                        "frame": {"type": "integer", "minimum": 0, "description": FRAME}}},
+                },
+            }},
+            "responses": {
+                "201": {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
+                                "The analysis (also stored); a replay of an Idempotency-Key answers with "
+                                "the stored analysis and Idempotent-Replayed: true."),
+                        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                                    "Location": {"schema": {"type": "string"}, "required": True,
+                                                 "description": "/analyses/<id>"},
+                                    "Idempotent-Replayed": {"schema": {"const": "true"},
+                                                            "description": "present when this is a replay"}}},
+                "400": _error("No file, an empty, truncated or damaged image, a DICOM header that does not "
+                              "fit its pixels, bad JSON or base64, an unknown window or frame, too many form "
+                              "fields, or a bad Idempotency-Key."),
+                "413": _error("Larger than MAX_UPLOAD_MB, more pixels than MAX_PIXELS, or a decoded size over "
+                              "DECODE_BUDGET_MB."),
+                "415": _error("Not PNG, JPEG or DICOM, or a DICOM pixel encoding no installed decoder reads."),
+                "422": _error("Too small (a side under 24 px), blank (one value everywhere), or an "
+                              "Idempotency-Key used before for a different request."),
+                **STORE_ERRORS,
+                "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or the "
+                              "store did not answer within STORE_TIMEOUT_S; nothing was written."),
+            },
+        }},
+        "/analyses": {"get": {
+            "summary": "Stored analyses, newest first",
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20},
+                 "description": "at most 100 are returned"},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                 "description": "next_cursor of the previous page"}],
+            "responses": {
+                "200": _json({"type": "object", "additionalProperties": False, "required": ["items", "next_cursor"],
+                              "properties": {"items": {"type": "array", "items": _ref("StoredAnalysis")},
+                                             "next_cursor": {"type": ["string", "null"]}}}, "A page."),
+                "400": _error("A limit that is not a whole number of at least 1, or a cursor not issued here."),
+                **STORE_ERRORS,
+            },
+        }},
+        "/analyses/{analysis_id}": {
+            "get": {"summary": "One stored analysis", "parameters": [ANALYSIS_ID],
+                    "responses": {"200": _json(_ref("StoredAnalysis"), "The stored analysis."),
+                                  "404": _error("No analysis has this id."), **STORE_ERRORS}},
+            "delete": {"summary": "Delete one stored analysis", "parameters": [ANALYSIS_ID],
+                       "responses": {"204": {"description": "Deleted.", "headers": {
+                                         "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}},
+                                     "404": _error("No analysis has this id."), **STORE_ERRORS}},
+        },
+        "/health": {"get": {
+            "summary": "Liveness: the process answers (no dependency is checked)",
+            "responses": {"200": _json({"type": "object", "additionalProperties": False,
+                                        "required": ["status", "store", "model"],
+                                        "properties": {"status": {"const": "ok"}, "store": {"type": "string"},
+                                                       "model": ANALYSIS_TEXT["model"]}}, "Alive.")},
+        }},
+        "/ready": {"get": {
+            "summary": "Readiness: the model is loaded and the store answers",
+            "responses": {
+                "200": _json({"type": "object", "additionalProperties": False, "required": ["status", "checks"],
+                              "properties": {"status": {"const": "ready"},
+                                             "checks": {"type": "object",
+                                                        "additionalProperties": {"const": "ok"}}}}, "Ready."),
+                "503": _json({"allOf": [_ref("Error")], "required": ["not_ready"], "properties": {
+                    "not_ready": {"type": "object", "additionalProperties": {"type": "string"},
+                                  "description": "what is not ready (model, store) and why"}}},
+                    "Not ready; the body names what is not."),
+            },
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (absent when METRICS=0)",
+            "responses": {"200": _other(["text/plain"], "Prometheus text exposition format 0.0.4.")},
+        }},
+        "/openapi.json": {"get": {
+            "summary": "This document",
+            "responses": {"200": _json({"type": "object", "required": ["openapi", "info", "paths"]},
+                                       "OpenAPI 3.1.")},
+        }},
+        "/": {"get": {
+            "summary": "The web dashboard",
+            "responses": {"200": _other(["text/html"], "The dashboard page.")},
+        }},
+        "/static/{path}": {"get": {
+            "summary": "The dashboard's scripts, styles and icons",
+            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _other(["text/javascript", "text/css", "image/svg+xml", "text/html"], "A file."),
+                          "304": {"description": "Not modified since the ETag or date the browser sent."},
+                          "404": _error("No such file.")},
+        }},
+    },
+    "components": {
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                "error": {"type": "string", "pattern": "^[a-z0-9_]+$", "description": "a short code"},
+                "message": {"type": "string", "description": "a sentence for a person"}}},
+            "Window": {"type": "string", "enum": ["lung", "mediastinal", "bone", "dicom"], "default": "lung",
+                       "description": "DICOM display window; PNG and JPEG ignore it"},
+            "Prediction": {"type": "object", "additionalProperties": False,
+                           "required": ["label", "confidence", "probabilities"], "properties": {
+                               "label": {"type": "string"},
+                               "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                              "description": "probabilities[label]"},
+                               "probabilities": {"type": "object", "additionalProperties": {
+                                   "type": "number", "minimum": 0, "maximum": 1}, "description": "sum to 1"}}},
+            "Analysis": {"type": "object", "additionalProperties": False, "properties": {
+                **ANALYSIS_TEXT,
+                "file_url": {**JPEG_DATA_URL, "description": "the slice as the model saw it, longer side 400 px, "
+                                                             "JPEG quality 70"},
+                "heatmap_url": {**JPEG_DATA_URL, "description": "the heatmap over the slice, 400 px, quality 70"},
+                "file_thumbnail": {**JPEG_DATA_URL, "description": "the slice, longer side 200 px, quality 50"},
+                "heatmap_thumbnail": {**JPEG_DATA_URL, "description": "the heatmap, 200 px, quality 50"},
+            }, "required": [*ANALYSIS_TEXT, "file_url", "heatmap_url", "file_thumbnail", "heatmap_thumbnail"]},
+            "StoredAnalysis": {"type": "object", "additionalProperties": False, "properties": {
+                **ANALYSIS_TEXT,
+                "file_thumbnail": {"anyOf": [JPEG_DATA_URL, {"const": ""}],
+                                   "description": "the slice, at most 200 px (empty if it did not fit the budget)"},
+                "heatmap_url": {"anyOf": [JPEG_DATA_URL, {"const": ""}],
+                                "description": "the heatmap thumbnail, at most 200 px"},
+            }, "required": [*ANALYSIS_TEXT, "file_thumbnail", "heatmap_url"]},
+        },
+        "headers": {"X-Request-ID": {"required": True, "schema": {"type": "string"},
+                                     "description": "the caller's X-Request-ID if sane, else a new id"}},
+        "parameters": {"X-Request-ID": {"name": "X-Request-ID", "in": "header", "required": False,
+                                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@/+=-]{1,128}$"},
+                                        "description": "an id to follow this request through logs"}},
+    },
+}
+
+for _operation in (op for path in SPEC["paths"].values() for op in path.values()):
+    _operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/X-Request-ID"})
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(SPEC)

@@ -1,0 +1,87 @@
+"""`python -m backend analyze`: a folder of real slices in one command, one record per file."""
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from backend import cli
+from backend.store.sqlite import SQLiteStore
+from tests.fixtures.data import REPO, covid_ct_image
+
+SLICES = [("COVID", i) for i in range(4)] + [("NonCOVID", i) for i in range(4)]
+
+
+def analyze(*args):
+    """The command as a user runs it, in its own process."""
+    return subprocess.run([sys.executable, "-m", "backend", "analyze", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Real slices in two sub-folders (linked, never copied), one truncated file and a note to skip."""
+    root = tmp_path / "slices"
+    for label, index in SLICES:
+        source = covid_ct_image(label, index)
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / source.name).symlink_to(source)
+    (root / "broken.png").write_bytes(covid_ct_image("COVID", 0).read_bytes()[:2000])
+    (root / "notes.txt").write_text("not a slice")
+    return root
+
+
+def test_a_folder_with_one_broken_file_gives_a_record_for_each_and_exit_2(folder, tmp_path):
+    done = analyze(folder, "--out", tmp_path / "results.jsonl", "--heatmaps", tmp_path / "heatmaps",
+                   "--batch-size", "3")
+    assert done.returncode == 2, done.stderr
+    records = {r["path"]: r for r in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
+    assert len(records) == len(SLICES) + 1  # notes.txt is not a slice
+    broken = records.pop(str(folder / "broken.png"))
+    assert broken["error"] == "corrupt_image" and "label" not in broken
+    for path, record in records.items():
+        assert record["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+        assert record["label"] in ("COVID", "NonCOVID")
+        assert sum(record["probabilities"].values()) == pytest.approx(1)
+        assert record["model"] == {"name": "ctnet-covid", "version": "1.0.0"}
+        heatmap = Image.open(record["heatmap"])
+        assert heatmap.format == "JPEG" and max(heatmap.size) == 400
+    assert {r["label"] for r in records.values()} == {"COVID", "NonCOVID"}
+
+
+def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    good = [folder / "COVID", folder / "NonCOVID"]
+    assert cli.main(["analyze", *map(str, good), "--out", str(tmp_path / "results.csv"), "--store"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(rows) == len(SLICES)
+    store = SQLiteStore(tmp_path / "data")
+    assert len(store.list(100)[0]) == len(SLICES)
+    for row in rows:
+        stored = store.get(row["id"])
+        assert stored["sha256"] == row["sha256"] and stored["prediction"]["label"] == row["label"]
+        assert stored["prediction"]["probabilities"]["COVID"] == pytest.approx(float(row["probability_COVID"]))
+        assert stored["file_thumbnail"].startswith("data:image/jpeg;base64,") and stored["findings"]
+
+
+def test_batched_answers_match_the_api(client, folder, capsys):
+    assert cli.main(["analyze", str(folder / "COVID"), "--batch-size", "4"]) == 0
+    for record in map(json.loads, capsys.readouterr().out.splitlines()):
+        data = open(record["path"], "rb").read()
+        answer = client.post("/analyze", data={"file": (io.BytesIO(data), "s.png")}).get_json()
+        assert answer["prediction"]["label"] == record["label"]
+        for label, probability in answer["prediction"]["probabilities"].items():
+            assert record["probabilities"][label] == pytest.approx(probability, abs=1e-6)
+
+
+def test_help_documents_the_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["analyze", "--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
+    for option in ("--out", "--window", "--heatmaps", "--store", "Exit status"):
+        assert option in shown

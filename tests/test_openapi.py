@@ -1,0 +1,75 @@
+"""/openapi.json describes every route, and real responses of every route, successes and errors, match it."""
+import base64
+import io
+
+import pytest
+from openapi_spec_validator import validate
+
+from tests.fixtures.data import covid_ct_image, dicom_file
+from tests.fixtures.openapi import ResponseChecker, openapi_path
+
+
+@pytest.fixture
+def spec(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def routes(app) -> set[tuple[str, str]]:
+    return {(openapi_path(rule.rule), method.lower())
+            for rule in app.url_map.iter_rules() for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def test_the_document_is_valid_openapi_3_1(spec):
+    validate(spec)
+    assert spec["openapi"].startswith("3.1.")
+
+
+def test_every_route_is_documented_and_only_those(app, spec):
+    documented = {(path, method) for path, operations in spec["paths"].items() for method in operations}
+    assert routes(app) == documented
+
+
+def test_real_responses_of_every_route_match_the_document(app, client, spec):
+    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    checker = ResponseChecker(app, spec)
+
+    def call(method, path, **kwargs):
+        return checker.check(client.open(path, method=method, **kwargs), method, path)
+
+    def upload(data, name="slice", **form):
+        return {"data": {"file": (io.BytesIO(data), name), **form}}
+
+    dicom = dicom_file("693_UNCR.dcm").read_bytes()
+    png = covid_ct_image("COVID", 0).read_bytes()
+
+    created = call("POST", "/analyze", **upload(dicom, "s.dcm")).get_json()
+    call("POST", "/analyze", json={"image": "data:image/png;base64," + base64.b64encode(png).decode(),
+                                   "filename": "s.png"})
+    assert call("POST", "/analyze", headers={"Idempotency-Key": "k1"}, **upload(png)).status_code == 201
+    replay = call("POST", "/analyze", headers={"Idempotency-Key": "k1"}, **upload(png))
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert call("POST", "/analyze", headers={"Idempotency-Key": "k1"}, **upload(dicom)).status_code == 422
+    assert call("POST", "/analyze", data={}).status_code == 400
+    assert call("POST", "/analyze", **upload(png[:3000])).status_code == 400
+    assert call("POST", "/analyze", **upload(dicom, window="soft")).status_code == 400
+    assert call("POST", "/analyze", **upload(b"hello, not an image")).status_code == 415
+    assert call("POST", "/analyze", **upload(bytes(3 * 1024 * 1024))).status_code == 413
+
+    assert call("GET", "/analyses?limit=2").status_code == 200
+    assert call("GET", "/analyses?limit=0").status_code == 400
+    assert call("GET", "/analyses?cursor=not-ours").status_code == 400
+    assert call("GET", f"/analyses/{created['id']}").status_code == 200
+    assert call("DELETE", f"/analyses/{created['id']}").status_code == 204
+    assert call("GET", f"/analyses/{created['id']}").status_code == 404
+    assert call("DELETE", f"/analyses/{created['id']}").status_code == 404
+
+    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/", "/static/js/main.js",
+                 "/static/css/style.css", "/static/favicon.svg"):
+        assert call("GET", path).status_code == 200, path
+    etag = client.get("/static/js/main.js").headers["ETag"]
+    assert call("GET", "/static/js/main.js", headers={"If-None-Match": etag}).status_code == 304
+    assert call("GET", "/static/nothing.js").status_code == 404
+
+    assert checker.seen == routes(app), "a route was not exercised against the document"
