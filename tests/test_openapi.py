@@ -56,6 +56,7 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     assert call("POST", "/analyze", **upload(dicom, window="soft")).status_code == 400
     assert call("POST", "/analyze", **upload(b"hello, not an image")).status_code == 415
     assert call("POST", "/analyze", **upload(bytes(3 * 1024 * 1024))).status_code == 413
+    assert call("POST", "/analyze", headers={"Origin": "https://elsewhere.example"}, **upload(png)).status_code == 403
 
     assert call("GET", "/analyses?limit=2").status_code == 200
     assert call("GET", "/analyses?limit=0").status_code == 400
@@ -65,7 +66,8 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     assert call("GET", f"/analyses/{created['id']}").status_code == 404
     assert call("DELETE", f"/analyses/{created['id']}").status_code == 404
 
-    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/", "/static/js/main.js",
+    assert call("GET", "/analyses?owner=all").status_code == 403  # the local owner is no admin
+    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/auth/config", "/", "/static/js/main.js",
                  "/static/css/style.css", "/static/favicon.svg"):
         assert call("GET", path).status_code == 200, path
     etag = client.get("/static/js/main.js").headers["ETag"]

@@ -31,6 +31,7 @@ JPEG_DATA_URL = {"type": "string", "pattern": "^data:image/jpeg;base64,[A-Za-z0-
                  "contentMediaType": "image/jpeg"}
 ANALYSIS_TEXT = {
     "id": {"type": "string", "description": "the analysis id"},
+    "owner": {"type": "string", "description": "the uid of the user whose analysis it is ('local' in AUTH_MODE=none)"},
     "created_at": {"type": "string", "format": "date-time", "description": "ISO 8601 UTC, set by the service"},
     "filename": {"type": "string", "maxLength": 255, "description": "the uploaded file's base name"},
     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "fingerprint of the upload as sent"},
@@ -42,6 +43,15 @@ ANALYSIS_TEXT = {
 }
 STORE_ERRORS = {"503": _error("The store did not answer within STORE_TIMEOUT_S; nothing was written."),
                 "500": _error("An unexpected failure, logged with the request id.")}
+# Every /analyze and /analyses route: who is calling (AUTH_MODE), and whether it may.
+AUTH_ERRORS = {
+    "401": {**_error("AUTH_MODE=firebase: no valid Firebase ID token (missing, malformed, expired, revoked, "
+                     "of another project, or of a disabled user)."),
+            "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                        "WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}},
+    "403": _error("AUTH_MODE=none: a POST or DELETE from another site's page (its Origin is neither this "
+                  "service nor in CORS_ORIGINS); or owner=all without the admin claim."),
+}
 FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
 ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -55,6 +65,7 @@ SPEC = {
                        "use only. Every response carries X-Request-ID; every error is "
                        '{"error": code, "message": sentence}.',
     },
+    "security": [{}, {"firebase": []}],
     "paths": {
         "/analyze": {"post": {
             "summary": "Analyse one slice and store the analysis",
@@ -96,14 +107,18 @@ SPEC = {
                 "415": _error("Not PNG, JPEG or DICOM, or a DICOM pixel encoding no installed decoder reads."),
                 "422": _error("Too small (a side under 24 px), blank (one value everywhere), or an "
                               "Idempotency-Key used before for a different request."),
+                **AUTH_ERRORS,
+                "429": _error("Over RATE_LIMIT for this owner; Retry-After says when to try again."),
                 **STORE_ERRORS,
                 "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or the "
                               "store did not answer within STORE_TIMEOUT_S; nothing was written."),
             },
         }},
         "/analyses": {"get": {
-            "summary": "Stored analyses, newest first",
+            "summary": "The caller's stored analyses, newest first",
             "parameters": [
+                {"name": "owner", "in": "query", "schema": {"const": "all"},
+                 "description": "everyone's analyses (the admin claim only)"},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20},
                  "description": "at most 100 are returned"},
                 {"name": "cursor", "in": "query", "schema": {"type": "string"},
@@ -112,18 +127,21 @@ SPEC = {
                 "200": _json({"type": "object", "additionalProperties": False, "required": ["items", "next_cursor"],
                               "properties": {"items": {"type": "array", "items": _ref("StoredAnalysis")},
                                              "next_cursor": {"type": ["string", "null"]}}}, "A page."),
-                "400": _error("A limit that is not a whole number of at least 1, or a cursor not issued here."),
+                "400": _error("A limit that is not a whole number from 1 to 100, or a cursor not issued here."),
+                **AUTH_ERRORS,
                 **STORE_ERRORS,
             },
         }},
         "/analyses/{analysis_id}": {
             "get": {"summary": "One stored analysis", "parameters": [ANALYSIS_ID],
                     "responses": {"200": _json(_ref("StoredAnalysis"), "The stored analysis."),
-                                  "404": _error("No analysis has this id."), **STORE_ERRORS}},
+                                  "404": _error("No analysis of the caller's has this id."),
+                                  **AUTH_ERRORS, **STORE_ERRORS}},
             "delete": {"summary": "Delete one stored analysis", "parameters": [ANALYSIS_ID],
                        "responses": {"204": {"description": "Deleted.", "headers": {
                                          "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}},
-                                     "404": _error("No analysis has this id."), **STORE_ERRORS}},
+                                     "404": _error("No analysis of the caller's has this id."),
+                                     **AUTH_ERRORS, **STORE_ERRORS}},
         },
         "/health": {"get": {
             "summary": "Liveness: the process answers (no dependency is checked)",
@@ -144,6 +162,16 @@ SPEC = {
                                   "description": "what is not ready (model, store) and why"}}},
                     "Not ready; the body names what is not."),
             },
+        }},
+        "/auth/config": {"get": {
+            "summary": "How the dashboard signs in: AUTH_MODE and the Firebase web config (public values)",
+            "responses": {"200": _json({"type": "object", "required": ["mode"], "properties": {
+                "mode": {"enum": ["none", "firebase"]},
+                "firebase": {"type": "object", "properties": {
+                    "apiKey": {"type": "string"}, "authDomain": {"type": ["string", "null"]},
+                    "projectId": {"type": "string"}}},
+                "emulator": {"type": ["string", "null"]},
+                "google_sign_in": {"type": "boolean"}}}, "The sign-in configuration.")},
         }},
         "/metrics": {"get": {
             "summary": "Prometheus metrics (absent when METRICS=0)",
@@ -196,6 +224,8 @@ SPEC = {
                                 "description": "the heatmap thumbnail, at most 200 px"},
             }, "required": [*ANALYSIS_TEXT, "file_thumbnail", "heatmap_url"]},
         },
+        "securitySchemes": {"firebase": {"type": "http", "scheme": "bearer", "bearerFormat": "Firebase ID token",
+                                         "description": "AUTH_MODE=firebase; AUTH_MODE=none needs none"}},
         "headers": {"X-Request-ID": {"required": True, "schema": {"type": "string"},
                                      "description": "the caller's X-Request-ID if sane, else a new id"}},
         "parameters": {"X-Request-ID": {"name": "X-Request-ID", "in": "header", "required": False,
