@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from backend.store import get_store
+from backend.store.base import LOCAL_OWNER
 from tests.fixtures.data import dicom_file
 from tests.fixtures.hostile import (assert_clean_message, assert_client_error, assert_error, assert_rejected,
                                     assert_sane_analysis, ct_png, post_file, raw_exchange)
@@ -116,7 +117,7 @@ def _make_docs(app, count):
         store = get_store()
         for i in range(count):
             store.create({"id": f"doc{i:03d}", "created_at": f"2026-11-24T10:00:{i:02d}.000000Z",
-                          "filename": f"{i}.png"})
+                          "filename": f"{i}.png", "owner": LOCAL_OWNER})
 
 
 @pytest.mark.parametrize("limit", ["\u00b2", "\u0663", "0", "101", "500", "9" * 5000, "-1", "+5", " 5", "5 ", "1.0",
