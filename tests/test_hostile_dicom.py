@@ -8,7 +8,6 @@ confident analysis of garbage.
 import base64
 import io
 import logging
-import tracemalloc
 
 import numpy as np
 import pydicom
@@ -18,10 +17,10 @@ from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import RLELossless
 
 from tests.fixtures.data import dicom_file
-from tests.fixtures.hostile import (assert_client_error, assert_rejected, assert_sane_analysis,
-                                    ct_bytes, ct_dataset, ct_pixels, ct_png, ct_with_pixels, deflate_bomb,
-                                    deflated_dicom, lung_window, multiframe_ct, nested_sequence_dicom, post_file,
-                                    stored_count)
+from tests.fixtures.hostile import (assert_client_error, assert_rejected, assert_sane_analysis, ct_bytes,
+                                    ct_dataset, ct_pixels, ct_png, ct_with_pixels, deflate_bomb,
+                                    deflated_dicom, lung_window, multiframe_ct, nested_sequence_dicom,
+                                    post_file, stored_count, traced_peak)
 from tests.fixtures.images import decode_data_url
 from tests.fixtures.uploads import dicom_bytes
 
@@ -44,12 +43,7 @@ def test_non_numeric_or_inconsistent_number_of_frames(client, value):
 
 @pytest.mark.parametrize("value", ["2147483648", "4294967296", "99999999999999999999"])
 def test_absurd_number_of_frames_is_refused_before_anything_is_allocated(client, value):
-    tracemalloc.start()
-    try:
-        response = post_file(client, ct_bytes(NumberOfFrames=value))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = traced_peak(lambda: post_file(client, ct_bytes(NumberOfFrames=value)))
     assert (response.status_code, response.get_json()["error"]) in {(400, "invalid_dicom_header"),
                                                                   (413, "decoded_too_large")}
     assert_rejected(client, response, response.status_code, response.get_json()["error"])
@@ -95,12 +89,7 @@ def test_frames_read_as_channels(client):
 
 
 def test_huge_rows_and_columns_are_refused_without_decoding(client):
-    tracemalloc.start()
-    try:
-        response = post_file(client, ct_bytes(Rows=65535, Columns=65535))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = traced_peak(lambda: post_file(client, ct_bytes(Rows=65535, Columns=65535)))
     assert (response.status_code, response.get_json()["error"]) in {(413, "too_many_pixels"),
                                                                   (400, "invalid_dicom_header")}
     assert_rejected(client, response, response.status_code, response.get_json()["error"])
@@ -215,12 +204,7 @@ def test_deflate_bomb_is_refused_before_it_is_inflated(client):
     """About 2 MB on the wire, 2 GiB inflated: refused while inflating, without holding the result."""
     bomb = deflate_bomb()
     assert len(bomb) < 3 * 1024**2
-    tracemalloc.start()
-    try:
-        response = post_file(client, bomb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = traced_peak(lambda: post_file(client, bomb))
     assert_rejected(client, response, 413, "decoded_too_large")
     assert peak < 768 * 1024**2, f"{peak / 2**20:.0f} MiB traced while refusing a deflate bomb"
 

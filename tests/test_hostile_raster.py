@@ -6,7 +6,6 @@ never padded or grey-filled and analysed; every rejection stores nothing.
 """
 import io
 import struct
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -15,7 +14,8 @@ from PIL import Image
 from backend.app import create_app
 from tests.fixtures.data import covid_ct_dir
 from tests.fixtures.hostile import (assert_rejected, assert_sane_analysis, ct_jpeg, ct_png, jpeg_claiming,
-                                    jpeg_segments, png_chunks, png_claiming, png_from_chunks, post_file, stored_count)
+                                    jpeg_segments, png_chunks, png_claiming, png_from_chunks, post_file,
+                                    stored_count, traced_peak)
 from tests.fixtures.uploads import ct_slice, encode
 
 
@@ -73,12 +73,7 @@ def test_jpeg_claiming_7000_by_7000_with_a_few_bytes_of_scan(tmp_path):
     data = jpeg_claiming(7000, 7000)
     with Image.open(io.BytesIO(data)) as image:
         assert image.size == (7000, 7000) and len(data) < 1000
-    tracemalloc.start()
-    try:
-        response = post_file(client, data, "huge.jpg")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = traced_peak(lambda: post_file(client, data, "huge.jpg"))
     assert_rejected(client, response, 400, "corrupt_image")
     assert peak < 512 * 1024**2, f"{peak / 2**20:.0f} MiB traced for a 346-byte file"
 
@@ -103,12 +98,7 @@ def test_png_header_claiming_more_rows_than_its_data_holds(client):
 def test_png_over_max_pixels_is_refused_from_its_header(client, width, height):
     data = png_claiming(width, height)
     assert len(data) < 2000
-    tracemalloc.start()
-    try:
-        response = post_file(client, data, "bomb.png")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    response, peak = traced_peak(lambda: post_file(client, data, "bomb.png"))
     assert_rejected(client, response, 413, "too_many_pixels")
     assert peak < 64 * 1024**2, f"{peak / 2**20:.0f} MiB traced refusing a {len(data)}-byte file"
 
