@@ -218,6 +218,14 @@ def test_small_deflated_dicom_is_analysed_like_the_plain_file(client):
     assert response.get_json()["file_url"] == plain["file_url"]
 
 
+@pytest.mark.timeout(60)
+def test_bytes_after_the_deflate_stream_end_do_not_stall_the_size_check(client):
+    """pydicom writes a pad byte after the stream; the inflate-size check once looped on such bytes forever."""
+    data = deflated_dicom(ct_dataset()) + b"\x00" * 3
+    response = post_file(client, data)
+    assert response.status_code in (201, 400), response.get_data(as_text=True)[:300]
+
+
 def test_damaged_deflate_stream(client):
     data = deflated_dicom(ct_dataset())
     assert_client_error(client, post_file(client, data[:len(data) // 2]))
