@@ -1,11 +1,14 @@
 """The embedded default store: one SQLite file under DATA_DIR, safe across threads and processes.
 
-Each operation opens its own short-lived connection (cheap for SQLite), so no connection is
-shared between threads; WAL mode and a busy timeout let several processes read and write.
+Each thread keeps its own connection, so none is shared between threads and none is closed
+after every operation (closing the last connection to a WAL database checkpoints it, an fsync
+that cost more than the write itself). WAL mode and a busy timeout let several processes
+read and write.
 """
 import contextlib
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 from backend.store.base import LOCAL_OWNER, AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor
@@ -46,6 +49,8 @@ class SQLiteStore(AnalysisStore):
     def __init__(self, data_dir):
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.path = Path(data_dir) / "analyses.sqlite3"
+        self._threads = threading.local()
+        self._opened = []  # every thread's connection, closed by close()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             migrate(db)
@@ -53,12 +58,13 @@ class SQLiteStore(AnalysisStore):
 
     @contextlib.contextmanager
     def _connect(self):
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:  # one transaction: committed on success, rolled back on error
-                yield db
-        finally:
-            db.close()
+        db = getattr(self._threads, "db", None)
+        if db is None:
+            # Used by this thread only; close() may come from another, hence no same-thread check.
+            db = self._threads.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._opened.append(db)
+        with db:  # one transaction: committed on success, rolled back on error
+            yield db
 
     def create(self, doc, key=None):
         with self._connect() as db:
@@ -116,3 +122,9 @@ class SQLiteStore(AnalysisStore):
                 return False
             db.execute("DELETE FROM idempotency_keys WHERE analysis_id = ?", (analysis_id,))
             return db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount > 0
+
+    def close(self):
+        for db in self._opened:
+            db.close()
+        self._opened.clear()
+        self._threads = threading.local()
