@@ -35,6 +35,9 @@ from tests.fixtures.server import GUNICORN, started_server  # noqa: E402
 CORES = len(os.sched_getaffinity(0))
 DEFAULT_TORCH_THREADS = torch.get_num_threads()  # what the batch command uses unless TORCH_THREADS is set
 
+# Benchmarks measure the service, not the per-owner rate limit (RATE_LIMIT).
+UNLIMITED = "1000000/minute"
+
 
 def real_slices(count):
     """`count` real slices, alternating classes, in name order."""
@@ -93,8 +96,8 @@ def bench_server(name, argv, env, bodies, levels, seconds):
     print(f"\n{name}")
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
-        with started_server({"DATA_DIR": tmp, "LOG_LEVEL": "WARNING", **env}, argv=argv, log_path=log,
-                            timeout_s=180) as server:
+        with started_server({"DATA_DIR": tmp, "LOG_LEVEL": "WARNING", "RATE_LIMIT": UNLIMITED, **env},
+                            argv=argv, log_path=log, timeout_s=180) as server:
             load(server.base_url, bodies, 2, 3)  # warm up every worker
             base = None
             for clients in levels:

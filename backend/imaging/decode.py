@@ -24,6 +24,7 @@ MIN_SIDE = 24
 JPEG_MIN_DECODED_SIDE = 1024
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
 _ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+ROWS_PER_BLOCK = 256
 # Bytes per sample of Pillow's modes that are not 8-bit.
 _WIDE_MODES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
@@ -110,10 +111,19 @@ def _to_gray(image):
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.rint(gray * (rgba[..., 3] / 255.0)).astype(np.uint8)  # composited on black
+        return _composite_on_black(np.asarray(image.convert("RGBA")))
     return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _composite_on_black(rgba: np.ndarray) -> np.ndarray:
+    """Luma times alpha, in float32 as the model was trained, a block of rows at a time: a whole
+    4096 x 4096 image in float32 would take 256 MiB."""
+    gray = np.empty(rgba.shape[:2], np.uint8)
+    for top in range(0, rgba.shape[0], ROWS_PER_BLOCK):
+        block = rgba[top:top + ROWS_PER_BLOCK].astype(np.float32)
+        luma = block[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        gray[top:top + ROWS_PER_BLOCK] = np.rint(luma * (block[..., 3] / 255.0))
+    return gray
 
 
 def _check_content(gray):
