@@ -10,7 +10,7 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import auth, config, errors, logs, metrics, ratelimit, store  # noqa: E402
+from backend import auth, config, errors, logs, memory, metrics, ratelimit, store  # noqa: E402
 from backend.analysis import capacity  # noqa: E402
 from backend.api import analyses, analyze, health, openapi, signin, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
@@ -46,6 +46,7 @@ def main(argv=None):
                "or above it (variables already set win):\n\n" + config.settings_help())
     parser.parse_args(argv)
     config.load_dotenv_file()
+    memory.return_freed_buffers()
     try:
         app = create_app()
     except config.ConfigError as exc:

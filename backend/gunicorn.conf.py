@@ -19,8 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `backend` imp
 from backend.config import from_env  # noqa: E402
 from backend.config import load_dotenv_file as read_dotenv  # noqa: E402
 from backend.logs import configure as configure_logging  # noqa: E402
+from backend.memory import return_freed_buffers  # noqa: E402
 
 read_dotenv()
+return_freed_buffers()  # in the master, so every forked worker has it
 settings = from_env()
 cores = len(os.sched_getaffinity(0))
 
