@@ -74,8 +74,8 @@ class FirebaseAuth(AuthMode):
     def authenticate(self, request) -> User:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("sign_in_required", "Sign in first: send the header 'Authorization: Bearer' followed by a Firebase ID token.",
-                               error=None)
+            raise unauthorized("sign_in_required", "Sign in first: send the header 'Authorization: Bearer' "
+                                                   "followed by a Firebase ID token.", error=None)
         claims = self._verify(token.strip())
         return User(uid=claims["uid"], admin=claims.get("admin") is True)
 
