@@ -29,10 +29,13 @@ def get_analysis(analysis_id):
     return jsonify(_stored(analysis_id))
 
 
-@bp.get(f"/analyses/<analysis_id>/images/<any({', '.join(objects.NAMES)}):name>")
+@bp.get("/analyses/<analysis_id>/images/<name>")
 def get_image(analysis_id, name):
     """One object of the analysis, its sha256 as ETag: a browser asks again only with If-None-Match."""
-    entry = objects.entry(_stored(analysis_id), name)
+    doc = _stored(analysis_id)
+    if name not in objects.NAMES:
+        raise ApiError(404, "not_found", f"An analysis's images are {', '.join(objects.NAMES)}.")
+    entry = objects.entry(doc, name)
     store = get_image_store()
     if entry is None or store is None:
         raise image_missing(analysis_id, name)
