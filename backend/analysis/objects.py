@@ -69,3 +69,18 @@ def delete(store, doc: dict):
 
 def entry(doc: dict, name: str) -> dict | None:
     return next((e for e in doc.get("images", []) if e["name"] == name), None)
+
+
+def sweep(store, documents, cutoff) -> list[str]:
+    """Remove objects created before `cutoff` that no document references (left by a crash, or by a
+    store outage during clean-up); return their paths. `documents` is the analysis store."""
+    removed, referenced = [], {}
+    for path in store.list_older_than("analyses/", cutoff):
+        analysis_id = path.split("/")[-2]  # analyses/<owner>/<analysis id>/<name>
+        if analysis_id not in referenced:
+            doc = documents.get(analysis_id)
+            referenced[analysis_id] = {e["path"] for e in doc.get("images", [])} if doc else set()
+        if path not in referenced[analysis_id]:
+            store.delete(path)
+            removed.append(path)
+    return removed
