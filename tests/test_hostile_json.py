@@ -115,7 +115,7 @@ def _make_docs(app, count):
     with app.app_context():
         store = get_store()
         for i in range(count):
-            store.create({"id": f"doc{i:03d}", "created_at": f"2026-11-24T10:00:{i:02d}.000000Z",
+            store.create({"id": f"doc{i:03d}", "owner": "local", "created_at": f"2026-11-24T10:00:{i:02d}.000000Z",
                           "filename": f"{i}.png"})
 
 
