@@ -10,7 +10,7 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import auth, config, errors, logs, memory, metrics, ratelimit, store  # noqa: E402
+from backend import auth, config, errors, images, logs, memory, metrics, ratelimit, store  # noqa: E402
 from backend.analysis import capacity  # noqa: E402
 from backend.api import analyses, analyze, health, openapi, signin, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
@@ -30,6 +30,7 @@ def create_app(test_config=None):
     auth.init_app(app)
     ratelimit.init_app(app)
     store.init_app(app)
+    images.init_app(app)
     classifier.init_app(app)
     capacity.init_app(app)
     for module in (analyze, analyses, health, openapi, signin, web):

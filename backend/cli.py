@@ -1,4 +1,5 @@
 """`python -m backend analyze PATH...`: analyse files and folders of slices in one command.
+`python -m backend sweep`: remove stored images that no analysis references.
 
 Slices go through the model in batches (one forward pass per batch), through the same pipeline
 as POST /analyze. One record per file, errors included; exit 0 when every file was analysed,
@@ -11,6 +12,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from backend import config
-from backend.analysis import document
+from backend.analysis import document, objects
 from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.app import create_app
 from backend.errors import ApiError
+from backend.images.base import ImageStoreUnavailable
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS
 from backend.imaging.limits import Limits
@@ -88,7 +91,17 @@ def parse_args(argv):
                               "AUTH_MODE=none; with firebase, a user's uid)")
     analyze.add_argument("--batch-size", type=int, default=16, metavar="N",
                          help="slices per forward pass (default: 16)")
+    sweep = commands.add_parser(
+        "sweep", help="remove stored images no analysis references",
+        description="Remove objects in IMAGE_STORE (under analyses/) that no analysis document references "
+                    "and that are older than --older-than-minutes: left behind when a request failed half-way "
+                    "or a clean-up met an outage. Prints each removed path, then a count.")
+    sweep.add_argument("--older-than-minutes", type=int, default=60, metavar="N",
+                       help="only objects created at least N minutes ago (default: 60), so that requests in "
+                            "flight keep theirs")
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return args
     if args.out and not args.out.lower().endswith((".jsonl", ".csv")):
         parser.error("--out must name a .jsonl or a .csv file")
     if args.batch_size < 1:
@@ -128,7 +141,7 @@ class Recorder:
 
 def run(args) -> int:
     settings = config.from_env()
-    classifier, store = _open(settings, args.store)
+    classifier, stores = _open(settings, args.store)
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)
     failed = 0
@@ -136,7 +149,7 @@ def run(args) -> int:
         with tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress:
             for start in range(0, len(items), args.batch_size):
                 batch = items[start:start + args.batch_size]
-                for record in analyse_batch(batch, classifier, store, args, settings):
+                for record in analyse_batch(batch, classifier, stores, args, settings):
                     failed += "error" in record
                     recorder.write(record)
                 progress.update(len(batch))
@@ -146,16 +159,16 @@ def run(args) -> int:
 
 
 def _open(settings: dict, with_store: bool):
-    """The classifier, and the configured store when --store asks for one (through the app's factory)."""
+    """The classifier, and the configured stores when --store asks for them (through the app's factory)."""
     if with_store:
         app = create_app({"METRICS": False})
-        return app.extensions["classifier"], app.extensions["store"]
+        return app.extensions["classifier"], app.extensions
     if settings["TORCH_THREADS"]:
         torch.set_num_threads(settings["TORCH_THREADS"])
     return Classifier.load(settings["MODEL_PATH"]), None
 
 
-def analyse_batch(batch: list[Item], classifier, store, args, settings) -> list[dict]:
+def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list[dict]:
     sources, records = [], []
     for item in batch:
         record = {"path": str(item.path)}
@@ -180,14 +193,14 @@ def analyse_batch(batch: list[Item], classifier, store, args, settings) -> list[
         record.update(label=prediction.label, confidence=prediction.confidence,
                       probabilities=prediction.probabilities,
                       model={"name": classifier.name, "version": classifier.version})
-        if args.heatmaps or store is not None:
+        if args.heatmaps or stores is not None:
             try:
                 result = describe_slice(gray, prediction)
                 if args.heatmaps:
                     record["heatmap"] = str(_save_heatmap(result.overlay_400, Path(args.heatmaps), item.heatmap_name))
-                if store is not None:
-                    record["id"] = _store(result, item, record["sha256"], classifier, store, settings, args.owner)
-            except StoreUnavailable as exc:
+                if stores is not None:
+                    record["id"] = _store(result, item, sources[index], classifier, stores, settings, args)
+            except (StoreUnavailable, ImageStoreUnavailable) as exc:
                 record.update(error="store_unavailable", message=str(exc))
             except OSError as exc:
                 record.update(error="heatmap_not_saved", message=f"The heatmap could not be written ({exc.strerror}).")
@@ -201,14 +214,39 @@ def _save_heatmap(overlay, folder: Path, name: Path) -> Path:
     return path
 
 
-def _store(result, item: Item, sha256: str, classifier, store, settings, owner) -> str:
-    fields = document.new_fields(uuid.uuid4().hex, owner, item.path.name, sha256, result, classifier)
+def _store(result, item: Item, data: bytes, classifier, stores: dict, settings, args) -> str:
+    """As POST /analyze stores: the objects (IMAGE_STORE), then the document (STORE)."""
+    fields = document.new_fields(uuid.uuid4().hex, args.owner, item.path.name, hashlib.sha256(data).hexdigest(),
+                                 result, classifier, window=args.window)
+    image_store = stores["image_store"]
+    if image_store is not None:
+        fields["images"] = objects.write(image_store, objects.render(args.owner, fields["id"], data, result.images))
     _, stored = document.build(fields, result.images)
     stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
                                     settings["FIRESTORE_COLLECTION"], settings["DOC_BUDGET_BYTES"])
-    return store.create(stored)["id"]
+    try:
+        return stores["store"].create(stored)["id"]
+    except BaseException:
+        if image_store is not None:
+            objects.remove(image_store, fields["images"])
+        raise
+
+
+def sweep(args) -> int:
+    app = create_app({"METRICS": False})
+    image_store = app.extensions["image_store"]
+    if image_store is None:
+        print("IMAGE_STORE=none: no images are kept, nothing to sweep", file=sys.stderr)
+        return 0
+    cutoff = datetime.now(timezone.utc) - timedelta(minutes=args.older_than_minutes)
+    removed = objects.sweep(image_store, app.extensions["store"], cutoff)
+    for path in removed:
+        print(path)
+    print(f"removed {len(removed)} unreferenced object(s) older than {args.older_than_minutes} min "
+          f"from IMAGE_STORE={app.config['IMAGE_STORE']}", file=sys.stderr)
+    return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return run(args)
+    return sweep(args) if args.command == "sweep" else run(args)

@@ -73,6 +73,9 @@ def from_env():
         "FIRESTORE_DATABASE": _str("FIRESTORE_DATABASE", "(default)"),
         "FIRESTORE_COLLECTION": _str("FIRESTORE_COLLECTION", "analyses"),
         "STORE_TIMEOUT_S": _float("STORE_TIMEOUT_S", 10.0),
+        # Full-size images and originals (IMAGE_STORE=local files under DATA_DIR/images, gcs, or none)
+        "IMAGE_STORE": _str("IMAGE_STORE", "local").lower(),
+        "STORAGE_BUCKET": _str("STORAGE_BUCKET", None),
         # Accounts (AUTH_MODE) and the per-owner rate limit
         "AUTH_MODE": _str("AUTH_MODE", "none").lower(),
         "ALLOW_ANONYMOUS": _bool("ALLOW_ANONYMOUS", False),

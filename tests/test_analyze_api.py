@@ -12,7 +12,7 @@ from tests.fixtures.images import decode_data_url, jpeg_quality, longer_side
 from tests.fixtures.uploads import ct_slice, encode
 
 STORED_FIELDS = {"id", "owner", "created_at", "filename", "sha256", "prediction", "findings", "recommendations",
-                 "model", "file_thumbnail", "heatmap_url"}
+                 "model", "parameters", "images", "file_thumbnail", "heatmap_url"}
 
 
 def post_file(client, data, filename="slice.dcm", **form):
@@ -77,8 +77,11 @@ def test_stored_document_holds_only_thumbnails(client):
     body = post_file(client, dicom_file("693_UNCR.dcm").read_bytes()).get_json()
     stored = client.get(f"/analyses/{body['id']}").get_json()
     assert set(stored) == STORED_FIELDS
-    for field in ("id", "created_at", "filename", "prediction", "findings", "recommendations", "model", "file_thumbnail"):
+    for field in ("id", "created_at", "filename", "prediction", "findings", "recommendations", "model", "parameters",
+                  "images", "file_thumbnail"):
         assert stored[field] == body[field], field
+    assert [entry["path"] for entry in stored["images"]] == [  # paths in the image store, never a URL
+        f"analyses/local/{body['id']}/{name}" for name in ("slice.jpg", "heatmap.jpg", "original")]
     assert stored["heatmap_url"] == body["heatmap_thumbnail"]
     for field in ("file_thumbnail", "heatmap_url"):
         image = decode_data_url(stored[field])

@@ -3,13 +3,16 @@ import csv
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
 
 from backend import cli
+from backend.app import create_app
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.data import REPO, covid_ct_image
 
@@ -66,6 +69,8 @@ def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
         assert stored["sha256"] == row["sha256"] and stored["prediction"]["label"] == row["label"]
         assert stored["prediction"]["probabilities"]["COVID"] == pytest.approx(float(row["probability_COVID"]))
         assert stored["file_thumbnail"].startswith("data:image/jpeg;base64,") and stored["findings"]
+        original = next(entry for entry in stored["images"] if entry["name"] == "original")
+        assert (tmp_path / "data" / "images" / original["path"]).read_bytes() == open(row["path"], "rb").read()
 
 
 def test_batched_answers_match_the_api(client, folder, capsys):
@@ -85,3 +90,27 @@ def test_help_documents_the_command(capsys):
     shown = capsys.readouterr().out
     for option in ("--out", "--window", "--heatmaps", "--store", "Exit status"):
         assert option in shown
+
+
+def test_sweep_removes_old_objects_no_analysis_references_and_says_which(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    app = create_app({"TESTING": True})
+    client = app.test_client()
+    kept = client.post("/analyze", data={"file": (io.BytesIO(covid_ct_image("COVID", 0).read_bytes()), "s.png")})
+    images = tmp_path / "data" / "images"
+    orphans = {"analyses/local/crashed/slice.jpg": 2 * 3600, "analyses/bob/gone/original": 3700,
+               "analyses/local/in-flight/heatmap.jpg": 60}  # path: age in seconds
+    for path, age in orphans.items():
+        (images / path).parent.mkdir(parents=True, exist_ok=True)
+        (images / path).write_bytes(b"left behind")
+        os.utime(images / path, (time.time() - age, time.time() - age))
+    for entry in kept.get_json()["images"]:  # old too, but referenced
+        os.utime(images / entry["path"], (time.time() - 7200, time.time() - 7200))
+
+    assert cli.main(["sweep"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["analyses/bob/gone/original", "analyses/local/crashed/slice.jpg"]
+    assert "removed 2 unreferenced object(s) older than 60 min" in err
+    assert sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file()) == sorted(
+        ["analyses/local/in-flight/heatmap.jpg", *(entry["path"] for entry in kept.get_json()["images"])])
+    assert client.get(f"/analyses/{kept.get_json()['id']}/images/slice.jpg").status_code == 200

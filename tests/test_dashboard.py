@@ -62,7 +62,7 @@ def test_upload_reload_open_and_delete(page, live_server, request):
     card = page.locator("#history-list .card")
     expect(card).to_have_count(1)
     expect(result).to_be_hidden()
-    expect(page.locator(".note").first).to_contain_text("Full-size images are shown only right after an upload")
+    expect(page.locator(".note").first).to_contain_text("Open an analysis to see its full-size images")
     assert longer_side(page, card.locator(".card-slice")) == 200
     assert longer_side(page, card.locator(".card-heatmap")) == 200
     expect(card).to_contain_text(ct_slice.name)
@@ -75,10 +75,24 @@ def test_upload_reload_open_and_delete(page, live_server, request):
     expect(dialog).to_be_visible()
     expect(dialog.locator("#detail-title")).to_contain_text(ct_slice.name)
     expect(dialog).to_contain_text(analysis_id)
-    assert longer_side(page, dialog.locator("#detail-slice")) == 200
-    assert longer_side(page, dialog.locator("#detail-heatmap")) == 200
+    # The thumbnails first, then the kept 400 px images, fetched into blob URLs.
+    for image in ("#detail-slice", "#detail-heatmap"):
+        expect(dialog.locator(image)).to_have_attribute("src", re.compile(r"^blob:"))
+        assert longer_side(page, dialog.locator(image)) == 400
     expect(dialog.locator(".bars dd")).to_have_count(2)
     page.screenshot(path=screenshot_path(request.node.name, "3-detail"))
+
+    # Re-analysis: the new result beside the old one, and in the list.
+    dialog.get_by_role("button", name="Re-analyse with the current model").click()
+    rerun = dialog.locator("#detail-rerun")
+    expect(rerun).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    assert longer_side(page, rerun.locator("#detail-rerun-heatmap")) == 400
+    expect(rerun.locator(".bars dd")).to_have_count(2)
+    expect(card).to_have_count(2)
+    rerun_id = next(i for i in stored_ids(live_server) if i != analysis_id)
+    expect(rerun).to_contain_text(rerun_id)
+    page.screenshot(path=screenshot_path(request.node.name, "4-reanalysed"), full_page=True)
+    card = page.locator(f'#history-list .card[data-id="{analysis_id}"]')
 
     messages = []
     page.once("dialog", lambda confirm: (messages.append(confirm.message), confirm.accept()))
@@ -87,7 +101,24 @@ def test_upload_reload_open_and_delete(page, live_server, request):
     expect(dialog).to_be_hidden()
     assert messages and ct_slice.name in messages[0]
     expect(page.locator("#history-status")).to_contain_text("Deleted")
-    assert stored_ids(live_server) == []
+    assert stored_ids(live_server) == [rerun_id]
+
+
+def test_an_analysis_whose_images_are_not_kept_shows_its_thumbnails(page, page_errors, live_server, tmp_path):
+    page.goto(live_server + "/")
+    page.set_input_files("#file-input", covid_ct_image("NonCOVID", 0))
+    expect(page.locator("#result")).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    card = page.locator("#history-list .card")
+    for path in (tmp_path / "data" / "images").rglob("*.jpg"):  # as for an analysis made before they were kept
+        path.unlink()
+    page_errors.expect(FAILED_RESOURCE + r".*\b404\b")  # image_missing, as the test arranged
+    card.locator(".card-open").click()
+    dialog = page.locator("#detail-dialog")
+    expect(dialog).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    for image in ("#detail-slice", "#detail-heatmap"):
+        expect(dialog.locator(image)).to_have_attribute("src", re.compile(r"^data:image/jpeg"))
+        assert longer_side(page, dialog.locator(image)) == 200
 
 
 def test_dicom_by_keyboard_with_a_window_at_phone_width(page, live_server, request):

@@ -16,9 +16,9 @@ def test_the_listing_sort_key_is_indexed_descending_in_the_default_collection():
     assert {"order": "DESCENDING", "queryScope": "COLLECTION"} in created_at["indexes"]
 
 
-def test_the_thumbnails_are_exempt_from_indexing():
+def test_the_thumbnails_and_the_image_list_are_exempt_from_indexing():
     fields, _ = overrides()
-    for image_field in ("file_thumbnail", "heatmap_url"):
+    for image_field in ("file_thumbnail", "heatmap_url", "images"):
         assert fields[image_field]["indexes"] == []
 
 

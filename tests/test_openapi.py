@@ -62,7 +62,16 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     assert call("GET", "/analyses?limit=0").status_code == 400
     assert call("GET", "/analyses?cursor=not-ours").status_code == 400
     assert call("GET", f"/analyses/{created['id']}").status_code == 200
+    for name in ("slice.jpg", "heatmap.jpg", "original"):
+        image = call("GET", f"/analyses/{created['id']}/images/{name}")
+        assert image.status_code == 200, name
+    assert call("GET", f"/analyses/{created['id']}/images/original",
+                headers={"If-None-Match": image.headers["ETag"]}).status_code == 304
+    assert call("GET", f"/analyses/{created['id']}/images/other.jpg").status_code == 404
+    assert call("POST", f"/analyses/{created['id']}/reanalyze").status_code == 201
+    assert call("POST", "/analyses/unknown/reanalyze").status_code == 404
     assert call("DELETE", f"/analyses/{created['id']}").status_code == 204
+    assert call("GET", f"/analyses/{created['id']}/images/slice.jpg").status_code == 404
     assert call("GET", f"/analyses/{created['id']}").status_code == 404
     assert call("DELETE", f"/analyses/{created['id']}").status_code == 404
 

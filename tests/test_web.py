@@ -40,7 +40,7 @@ def test_the_dashboard_is_served_at_the_root_with_a_strict_csp(client):
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in csp and "img-src 'self' data:" in csp
+    assert "default-src 'self'" in csp and "img-src 'self' data: blob:" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["X-Content-Type-Options"] == "nosniff"

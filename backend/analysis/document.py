@@ -12,8 +12,12 @@ from backend.utils.helpers import create_thumbnail
 SHRINK_STEPS = [((200, 200), 40), ((200, 200), 30), ((160, 160), 30), ((120, 120), 25), ((80, 80), 20)]
 
 
-def new_fields(analysis_id: str, owner: str, filename: str, sha256: str, result, classifier) -> dict:
-    """The text fields of a new analysis (`result` a SliceAnalysis), as the API and the batch command store them."""
+def new_fields(analysis_id: str, owner: str, filename: str, sha256: str, result, classifier,
+               window="lung", frame=None) -> dict:
+    """The text fields of a new analysis (`result` a SliceAnalysis), as the API and the batch command store them.
+
+    `parameters` are the request's window and frame, so a re-analysis repeats them.
+    """
     return {
         "id": analysis_id,
         "owner": owner,
@@ -24,6 +28,7 @@ def new_fields(analysis_id: str, owner: str, filename: str, sha256: str, result,
         "findings": result.findings,
         "recommendations": result.recommendations,
         "model": {"name": classifier.name, "version": classifier.version},
+        "parameters": {"window": window, "frame": frame},
     }
 
 

@@ -1,15 +1,21 @@
-"""POST /analyze: authenticate, read the upload, replay the caller's Idempotency-Key, analyse, store, answer."""
+"""POST /analyze and POST /analyses/<id>/reanalyze: authenticate, read the slice, analyse, store, answer.
+
+Storing is the same for both: the objects (full-size slice and heatmap, the original) first,
+then the document; a failed or superseded document write removes the objects it wrote.
+"""
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from backend import metrics, ratelimit
-from backend.analysis import document
+from backend.analysis import document, objects
 from backend.analysis.capacity import heavy_work_slot
 from backend.analysis.pipeline import analyze_slice
+from backend.api.analyses import image_missing, not_found, owner_scope
 from backend.api.upload import Upload, read_upload
 from backend.auth import authenticate
 from backend.errors import ApiError
+from backend.images import get_image_store
 from backend.imaging.limits import Limits
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
@@ -22,25 +28,59 @@ bp = Blueprint("analyze", __name__)
 def analyze():
     caller = authenticate()
     ratelimit.check(caller)
-    config = current_app.config
     upload = read_upload()
     key = _idempotency_key(upload, caller.uid)
     if key is not None and (earlier := get_store().find_by_key(key)) is not None:
         return _answer(earlier, replayed=True)
+    return _analyse_and_store(upload, caller.uid, key)
 
+
+@bp.post("/analyses/<analysis_id>/reanalyze")
+def reanalyze(analysis_id):
+    """The current model on the stored original, with the original request's window and frame."""
+    caller = authenticate()
+    ratelimit.check(caller)
+    earlier = get_store().get(analysis_id, owner=owner_scope(caller))
+    if earlier is None:
+        raise not_found(analysis_id)
+    original = objects.entry(earlier, "original")
+    store = get_image_store()
+    data = store.get(original["path"]) if original and store else None
+    if data is None:
+        raise image_missing(analysis_id, "original")
+    parameters = earlier.get("parameters", {})
+    upload = Upload(data, earlier["filename"], parameters.get("window", "lung"), parameters.get("frame"))
+    return _analyse_and_store(upload, earlier["owner"], None, reanalysis_of=analysis_id)
+
+
+def _analyse_and_store(upload: Upload, owner: str, key: IdempotencyKey | None, **extra):
+    config = current_app.config
     classifier = get_classifier()
     with heavy_work_slot():
         result = analyze_slice(upload.data, classifier, window=upload.window, frame=upload.frame,
                                limits=Limits.from_config(config))
 
-    fields = document.new_fields(uuid.uuid4().hex, caller.uid, upload.filename, upload.sha256, result, classifier)
+    fields = document.new_fields(uuid.uuid4().hex, owner, upload.filename, upload.sha256, result, classifier,
+                                 window=upload.window, frame=upload.frame)
+    fields.update(extra)
+    store = get_image_store()
+    if store is not None:
+        with metrics.stage("objects"):
+            fields["images"] = objects.write(store, objects.render(owner, fields["id"], upload.data, result.images))
     response, stored = document.build(fields, result.images)
     stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
                                     config["FIRESTORE_COLLECTION"], config["DOC_BUDGET_BYTES"])
 
     with metrics.stage("store"):
-        saved = get_store().create(stored, key)
-    if saved["id"] != fields["id"]:  # an identical request with this key was stored first
+        try:
+            saved = get_store().create(stored, key)
+        except BaseException:
+            if store is not None:
+                objects.remove(store, fields["images"])
+            raise
+    if saved["id"] != fields["id"]:  # an identical request with this key was stored first: keep its objects only
+        if store is not None:
+            objects.remove(store, fields["images"])
         return _answer(saved, replayed=True)
     metrics.ANALYSES.labels(label=result.prediction.label).inc()
     return _answer(response)

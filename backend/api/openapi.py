@@ -41,6 +41,25 @@ ANALYSIS_TEXT = {
     "model": {"type": "object", "additionalProperties": False, "required": ["name", "version"],
               "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
 }
+IMAGE_ENTRY = {"type": "object", "additionalProperties": False,
+               "required": ["name", "path", "content_type", "size", "sha256"], "properties": {
+                   "name": {"enum": ["slice.jpg", "heatmap.jpg", "original"]},
+                   "path": {"type": "string", "description": "analyses/<owner>/<id>/<name> in IMAGE_STORE"},
+                   "content_type": {"type": "string"},
+                   "size": {"type": "integer", "minimum": 0, "description": "bytes"},
+                   "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "also the ETag"},
+                   "width": {"type": "integer", "minimum": 1, "description": "JPEGs only"},
+                   "height": {"type": "integer", "minimum": 1, "description": "JPEGs only"}}}
+# Fields that analyses stored before full-size images were kept do not have.
+ANALYSIS_EXTRA = {
+    "images": {"type": "array", "items": IMAGE_ENTRY,
+               "description": "the objects kept for this analysis (absent with IMAGE_STORE=none and in older "
+                              "analyses): GET /analyses/{id}/images/{name}"},
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["window", "frame"],
+                   "properties": {"window": _ref("Window"), "frame": {"type": ["integer", "null"]}},
+                   "description": "the request's window and frame, which a re-analysis repeats"},
+    "reanalysis_of": {"type": "string", "description": "the analysis whose stored original this one re-ran"},
+}
 STORE_ERRORS = {"503": _error("The store did not answer within STORE_TIMEOUT_S; nothing was written."),
                 "500": _error("An unexpected failure, logged with the request id.")}
 # Every /analyze and /analyses route: who is calling (AUTH_MODE), and whether it may.
@@ -52,6 +71,10 @@ AUTH_ERRORS = {
     "403": _error("AUTH_MODE=none: a POST or DELETE from another site's page (its Origin is neither this "
                   "service nor in CORS_ORIGINS); or owner=all without the admin claim."),
 }
+IMAGE_STORE_ERRORS = {
+    "503": _error("The document store or the image store (IMAGE_STORE) did not answer within STORE_TIMEOUT_S; "
+                  "nothing was changed."),
+    "500": STORE_ERRORS["500"]}
 FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
 ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -111,7 +134,8 @@ SPEC = {
                 "429": _error("Over RATE_LIMIT for this owner; Retry-After says when to try again."),
                 **STORE_ERRORS,
                 "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or the "
-                              "store did not answer within STORE_TIMEOUT_S; nothing was written."),
+                              "document or image store did not answer within STORE_TIMEOUT_S; nothing was "
+                              "written."),
             },
         }},
         "/analyses": {"get": {
@@ -137,12 +161,53 @@ SPEC = {
                     "responses": {"200": _json(_ref("StoredAnalysis"), "The stored analysis."),
                                   "404": _error("No analysis of the caller's has this id."),
                                   **AUTH_ERRORS, **STORE_ERRORS}},
-            "delete": {"summary": "Delete one stored analysis", "parameters": [ANALYSIS_ID],
-                       "responses": {"204": {"description": "Deleted.", "headers": {
+            "delete": {"summary": "Delete one stored analysis: its images, then its document",
+                       "parameters": [ANALYSIS_ID],
+                       "responses": {"204": {"description": "Deleted, images and document.", "headers": {
                                          "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}},
                                      "404": _error("No analysis of the caller's has this id."),
-                                     **AUTH_ERRORS, **STORE_ERRORS}},
+                                     **AUTH_ERRORS, **IMAGE_STORE_ERRORS}},
         },
+        "/analyses/{analysis_id}/images/{name}": {"get": {
+            "summary": "One kept image of an analysis: the 400 px slice or heatmap JPEG, or the original upload",
+            "parameters": [ANALYSIS_ID,
+                           {"name": "name", "in": "path", "required": True,
+                            "schema": {"enum": ["slice.jpg", "heatmap.jpg", "original"]}},
+                           {"name": "If-None-Match", "in": "header", "required": False,
+                            "schema": {"type": "string"}, "description": "the ETag the caller has"}],
+            "responses": {
+                "200": {**_other(["image/jpeg", "image/png", "application/dicom", "application/octet-stream"],
+                                 "The object as stored (the original with the type sniffed from its bytes).",
+                                 {"type": "string", "contentEncoding": "binary"}),
+                        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                                    "ETag": {"schema": {"type": "string"}, "required": True,
+                                             "description": "the object's sha256, quoted"},
+                                    "Cache-Control": {"schema": {"const": "private, max-age=31536000, immutable"},
+                                                      "required": True}}},
+                "304": {"description": "Not modified: If-None-Match named this object's ETag.",
+                        "headers": {"ETag": {"schema": {"type": "string"}, "required": True}}},
+                "404": _error("No analysis of the caller's has this id (not_found), another name, or the analysis "
+                              "has no such image: made before images were kept, or the object is gone "
+                              "(image_missing)."),
+                **AUTH_ERRORS, **IMAGE_STORE_ERRORS}}},
+        "/analyses/{analysis_id}/reanalyze": {"post": {
+            "summary": "Run the current model on an analysis's stored original, with its window and frame",
+            "parameters": [ANALYSIS_ID],
+            "responses": {
+                "201": {**_json(_ref("Analysis"), "The new analysis (also stored), with reanalysis_of."),
+                        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                                    "Location": {"schema": {"type": "string"}, "required": True,
+                                                 "description": "/analyses/<new id>"}}},
+                "404": _error("No analysis of the caller's has this id (not_found), or its original is not kept "
+                              "(image_missing)."),
+                "413": _error("The stored original is over MAX_PIXELS or DECODE_BUDGET_MB as configured now."),
+                "415": _error("The stored original is in an encoding no installed decoder reads."),
+                "422": _error("The stored original cannot be analysed (too small or blank)."),
+                **AUTH_ERRORS,
+                "429": _error("Over RATE_LIMIT for this owner; Retry-After says when to try again."),
+                **IMAGE_STORE_ERRORS,
+                "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or a store did "
+                              "not answer within STORE_TIMEOUT_S; nothing was written.")}}},
         "/health": {"get": {
             "summary": "Liveness: the process answers (no dependency is checked)",
             "responses": {"200": _json({"type": "object", "additionalProperties": False,
@@ -209,7 +274,7 @@ SPEC = {
                                "probabilities": {"type": "object", "additionalProperties": {
                                    "type": "number", "minimum": 0, "maximum": 1}, "description": "sum to 1"}}},
             "Analysis": {"type": "object", "additionalProperties": False, "properties": {
-                **ANALYSIS_TEXT,
+                **ANALYSIS_TEXT, **ANALYSIS_EXTRA,
                 "file_url": {**JPEG_DATA_URL, "description": "the slice as the model saw it, longer side 400 px, "
                                                              "JPEG quality 70"},
                 "heatmap_url": {**JPEG_DATA_URL, "description": "the heatmap over the slice, 400 px, quality 70"},
@@ -217,7 +282,7 @@ SPEC = {
                 "heatmap_thumbnail": {**JPEG_DATA_URL, "description": "the heatmap, 200 px, quality 50"},
             }, "required": [*ANALYSIS_TEXT, "file_url", "heatmap_url", "file_thumbnail", "heatmap_thumbnail"]},
             "StoredAnalysis": {"type": "object", "additionalProperties": False, "properties": {
-                **ANALYSIS_TEXT,
+                **ANALYSIS_TEXT, **ANALYSIS_EXTRA,
                 "file_thumbnail": {"anyOf": [JPEG_DATA_URL, {"const": ""}],
                                    "description": "the slice, at most 200 px (empty if it did not fit the budget)"},
                 "heatmap_url": {"anyOf": [JPEG_DATA_URL, {"const": ""}],

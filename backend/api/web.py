@@ -13,7 +13,7 @@ BASE_POLICY = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
     "style-src": ["'self'"],
-    "img-src": ["'self'", "data:"],
+    "img-src": ["'self'", "data:", "blob:"],  # blob: the kept images, fetched with the user's token
     "connect-src": ["'self'"],
     "frame-src": ["'none'"],
     "object-src": ["'none'"],

@@ -65,6 +65,21 @@ export const getAnalysis = (id) => request(`analyses/${encodeURIComponent(id)}`)
 
 export const deleteAnalysis = (id) => request(`analyses/${encodeURIComponent(id)}`, { method: "DELETE" });
 
+export const reanalyze = (id) => request(`analyses/${encodeURIComponent(id)}/reanalyze`, { method: "POST" });
+
+// A kept image (slice.jpg, heatmap.jpg) as a Blob: fetched with the caller's token, which an <img src>
+// cannot send. Rejects with ApiError (404 image_missing for analyses made before images were kept).
+export async function getImage(id, name) {
+  let response;
+  try {
+    response = await fetch(`analyses/${encodeURIComponent(id)}/images/${name}`, { headers: await authorization() });
+  } catch {
+    throw new ApiError(0, "unreachable", UNREACHABLE);
+  }
+  if (!response.ok) throw errorFromResponse(response.status, await response.text());
+  return response.blob();
+}
+
 // XMLHttpRequest rather than fetch: it reports upload progress and can be aborted mid-upload.
 // Returns {promise, abort}; the promise rejects with ApiError, or with code "aborted" on cancel.
 export function uploadForAnalysis(file, windowName, onProgress) {

@@ -54,7 +54,7 @@ async function start() {
     showResult(doc);
     addToHistory(doc);
   });
-  initDetail(confirmAndDelete);
+  initDetail(confirmAndDelete, addToHistory);
   initHistory(
     (id) => openDetail(id, (message) => { historyStatus.textContent = message; }),
     (id) => forgetResult(id),

@@ -1,0 +1,48 @@
+"""Choose the object store for full-size images by configuration (IMAGE_STORE) and keep one per app.
+
+IMAGE_STORE=none keeps no objects: analyses hold only their thumbnails, as before this store.
+"""
+from flask import current_app
+
+from backend import metrics
+from backend.config import ConfigError
+from backend.errors import error_response
+from backend.images.base import ImageStore, ImageStoreUnavailable
+
+
+def _local(app):
+    from backend.images.local import LocalImageStore
+
+    return LocalImageStore(app.config["DATA_DIR"])
+
+
+def _gcs(app):
+    from backend.images.gcs import GcsImageStore
+
+    try:
+        return GcsImageStore.from_config(app.config)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+BACKENDS = {"local": _local, "gcs": _gcs, "none": lambda app: None}
+
+
+def init_app(app):
+    name = app.config["IMAGE_STORE"]
+    if name not in BACKENDS:
+        raise ConfigError(f"IMAGE_STORE={name!r} is not one of: {', '.join(BACKENDS)}")
+    app.extensions["image_store"] = BACKENDS[name](app)
+    app.register_error_handler(ImageStoreUnavailable, _unavailable)
+
+
+def _unavailable(exc):
+    current_app.logger.warning("image store unavailable: %s", exc)
+    metrics.STORE_ERRORS.labels(store=f"images-{current_app.config['IMAGE_STORE']}").inc()
+    return error_response(503, "image_store_unavailable",
+                          "The image store is not reachable right now; nothing was changed. Try again shortly.")
+
+
+def get_image_store() -> ImageStore | None:
+    """The configured object store, None with IMAGE_STORE=none."""
+    return current_app.extensions["image_store"]

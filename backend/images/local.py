@@ -1,0 +1,69 @@
+"""Objects as files under DATA_DIR/images: the embedded default, no cloud needed.
+
+A file is written under a temporary name, then hard-linked to its path: the link fails if the
+path exists, so "create only if absent" holds across threads and processes, and a reader never
+sees a half-written file.
+"""
+import contextlib
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from backend.images.base import ImageStore, ImageStoreUnavailable
+
+
+class LocalImageStore(ImageStore):
+    name = "local"
+
+    def __init__(self, data_dir):
+        self.root = Path(data_dir) / "images"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, path: str) -> Path:
+        parts = PurePosixPath(path).parts
+        if not parts or any(part in ("", ".", "..") for part in parts) or path.startswith("/"):
+            raise ValueError(f"not an object path: {path!r}")
+        return self.root.joinpath(*parts)
+
+    def put(self, path, data, content_type):
+        target = self._file(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".incoming-", delete=False) as temp:
+                temp.write(data)
+            try:
+                os.link(temp.name, target)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(temp.name)
+        except OSError as exc:
+            raise ImageStoreUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+
+    def get(self, path):
+        try:
+            return self._file(path).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ImageStoreUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+
+    def delete(self, path):
+        file = self._file(path)
+        try:
+            file.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the analysis's folder, once its last object is gone
+                file.parent.rmdir()
+        except OSError as exc:
+            raise ImageStoreUnavailable(f"cannot delete {path}: {exc.strerror}") from exc
+
+    def list_older_than(self, prefix, cutoff):
+        found = []
+        for file in self._file(prefix).rglob("*"):
+            if file.is_file() and not file.name.startswith(".incoming-"):
+                modified = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc)
+                if modified < cutoff:
+                    found.append(file.relative_to(self.root).as_posix())
+        return sorted(found)
