@@ -8,6 +8,7 @@ from PIL import Image, ImageOps
 from backend.errors import ApiError
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS, decode_dicom
+from backend.ml.preprocess import neutralise_colour_marks
 
 # Photos far larger than any CT slice decode at a reduced scale (JPEG draft mode): 1024 px is
 # more than the 400 px output and the model's input need.
@@ -38,7 +39,7 @@ def _decode_raster(data, max_pixels):
                 raise ApiError(413, "too_many_pixels",
                                f"The image has {width * height} pixels; this service accepts at most {max_pixels}.")
             if image.format == "JPEG":
-                image.draft("L", DRAFT_SIZE)
+                image.draft(None, DRAFT_SIZE)  # keeps colour: _to_gray needs it to find coloured marks
             image.load()
     except ApiError:
         raise
@@ -60,6 +61,8 @@ def _to_gray(image):
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.rint(gray * (rgba[..., 3] / 255.0)).astype(np.uint8)  # composited on black
+        rgb = np.rint(rgba[..., :3] * (rgba[..., 3:] / 255.0)).astype(np.uint8)  # composited on black
+        return neutralise_colour_marks(rgb)
+    if image.mode not in ("L", "1"):  # colour: annotation marks painted over (the model's preprocessing)
+        return neutralise_colour_marks(np.asarray(image.convert("RGB")))
     return np.asarray(image.convert("L"), dtype=np.uint8)

@@ -1,0 +1,103 @@
+"""Choose the recipe, and measure it, by grouped cross-validation on all slices: `python -m backend.ml.crossval <folder>`.
+
+Stratified group K-fold over every slice (groups: `data.source_groups`, so no paper or patient is
+on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
+fold's training part and predicts the held-out fold: logits and the input check's distance of
+every slice come from a network that never saw it. Writes crossval.json; the recipe with the
+higher out-of-fold ROC AUC wins (exact tie: the first listed). `python -m backend.ml.train` then
+fits the threshold, the temperature and the input check's limit on these out-of-fold results.
+"""
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from backend.ml import data, train
+from backend.ml.inputcheck import knn_distances
+from backend.ml.metrics import POSITIVE
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, default=train.WEIGHTS_DIR / "crossval.json")
+    parser.add_argument("--candidates", nargs="+", default=list(train.RECIPES), choices=list(train.RECIPES))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="override every candidate's epochs (smoke tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=train.RUNS_DIR / "cache")
+    args = parser.parse_args(argv)
+    started = time.time()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    items = data.list_images(args.folder)
+    crops = train.cached_crops(args.folder, items, args.cache)
+    y = train.labels_tensor(items)
+    positive = np.array([label == POSITIVE for _, label in items])
+    groups = data.source_groups(items)
+    folds = data.grouped_folds(items, args.folds, args.seed)
+    fold_of = np.zeros(len(items), int)
+    for k, (_, held_out) in enumerate(folds):
+        fold_of[held_out] = k
+
+    recipes = {}
+    for name in args.candidates:
+        options = dict(train.RECIPES[name], **({"epochs": args.epochs} if args.epochs else {}))
+        recipes[name] = argparse.Namespace(widths=[24, 32, 64, 128, 192], **options)
+    record = {"command": "python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
+              "torch": torch.__version__,
+              "rule": "the higher pooled out-of-fold ROC AUC wins; exact tie: the first listed",
+              "files": {rel: {"label": label, "source": g, "fold": int(f)}
+                        for (rel, label), g, f in zip(items, groups, fold_of)},
+              "candidates": {}}
+    for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
+        logits = torch.zeros(len(items), 2, dtype=torch.float64)
+        distances = np.zeros(len(items))
+        fold_records = []
+        for k, (tr, te) in enumerate(folds):
+            fold_started = time.time()
+            rng = train.seed_everything(args.seed)
+            network, _, history = train.fit(recipe, [crops[i] for i in tr], y[tr], rng, device,
+                                            desc=f"{name} fold {k}")
+            held_logits, held_embeddings = train.logits_and_embeddings(network, [crops[i] for i in te], device)
+            _, train_embeddings = train.logits_and_embeddings(network, [crops[i] for i in tr], device)
+            logits[te] = held_logits
+            distances[te] = knn_distances(train_embeddings, held_embeddings)
+            p = torch.softmax(held_logits, 1)[:, 0].numpy()
+            fold_records.append({"fold": k, "train": len(tr), "held_out": len(te),
+                                 "held_out_covid": int(positive[te].sum()),
+                                 "roc_auc": float(roc_auc_score(positive[te], p)),
+                                 "wall_time_s": round(time.time() - fold_started, 1), "history": history})
+            print(f"{name} fold {k}: AUC {fold_records[-1]['roc_auc']:.3f} "
+                  f"({fold_records[-1]['wall_time_s']} s)", flush=True)
+            record["candidates"][name] = {
+                "recipe": vars(recipe), "folds_done": k + 1, "per_fold": fold_records,
+                "logits": {rel: [round(v, 6) for v in row] for (rel, _), row, done in
+                           zip(items, logits.tolist(), np.isin(fold_of, range(k + 1))) if done},
+                "distances": [round(float(d), 6) for d, done in zip(distances, np.isin(fold_of, range(k + 1))) if done],
+            }
+            record["wall_time_s"] = round(time.time() - started, 1)
+            args.out.write_text(json.dumps(record, indent=1) + "\n")
+        p = torch.softmax(logits, 1)[:, 0].numpy()
+        record["candidates"][name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
+        print(f"{name}: out-of-fold ROC AUC {record['candidates'][name]['out_of_fold_roc_auc']:.3f}", flush=True)
+
+    aucs = {name: c["out_of_fold_roc_auc"] for name, c in record["candidates"].items()}
+    record["winner"] = max(aucs, key=lambda n: (aucs[n], -list(aucs).index(n)))
+    record["wall_time_s"] = round(time.time() - started, 1)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print("winner:", record["winner"], aucs)
+    return record
+
+
+if __name__ == "__main__":
+    main()
