@@ -39,7 +39,7 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     items = data.list_images(args.folder)
-    crops = train.cached_crops(args.folder, items, args.cache)
+    views = train.cached_views(args.folder, items, args.cache)
     y = train.labels_tensor(items)
     positive = np.array([label == POSITIVE for _, label in items])
     groups = data.source_groups(items)
@@ -50,8 +50,7 @@ def main(argv=None):
 
     recipes = {}
     for name in args.candidates:
-        options = dict(train.RECIPES[name], **({"epochs": args.epochs} if args.epochs else {}))
-        recipes[name] = argparse.Namespace(widths=[24, 32, 64, 128, 192], **options)
+        recipes[name] = train.recipe_namespace(dict(train.RECIPES[name], **({"epochs": args.epochs} if args.epochs else {})))
     record = {"command": "python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv),
               "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
               "torch": torch.__version__,
@@ -59,17 +58,21 @@ def main(argv=None):
               "files": {rel: {"label": label, "source": g, "fold": int(f)}
                         for (rel, label), g, f in zip(items, groups, fold_of)},
               "candidates": {}}
+    if args.out.is_file():  # candidates run by an earlier call on the same folds stay
+        earlier = json.loads(args.out.read_text())
+        if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], args.folds, args.seed):
+            record["candidates"] = {n: c for n, c in earlier["candidates"].items() if n not in recipes}
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
+        inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
         distances = np.zeros(len(items))
         fold_records = []
         for k, (tr, te) in enumerate(folds):
             fold_started = time.time()
             rng = train.seed_everything(args.seed)
-            network, _, history = train.fit(recipe, [crops[i] for i in tr], y[tr], rng, device,
-                                            desc=f"{name} fold {k}")
-            held_logits, held_embeddings = train.logits_and_embeddings(network, [crops[i] for i in te], device)
-            _, train_embeddings = train.logits_and_embeddings(network, [crops[i] for i in tr], device)
+            network, _, history = train.fit(recipe, inputs[tr], y[tr], rng, device, desc=f"{name} fold {k}")
+            held_logits, held_embeddings = train.logits_and_embeddings(network, recipe, inputs[te], device)
+            _, train_embeddings = train.logits_and_embeddings(network, recipe, inputs[tr], device)
             logits[te] = held_logits
             distances[te] = knn_distances(train_embeddings, held_embeddings)
             p = torch.softmax(held_logits, 1)[:, 0].numpy()
@@ -91,8 +94,8 @@ def main(argv=None):
         record["candidates"][name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
         print(f"{name}: out-of-fold ROC AUC {record['candidates'][name]['out_of_fold_roc_auc']:.3f}", flush=True)
 
-    aucs = {name: c["out_of_fold_roc_auc"] for name, c in record["candidates"].items()}
-    record["winner"] = max(aucs, key=lambda n: (aucs[n], -list(aucs).index(n)))
+    aucs = {name: c["out_of_fold_roc_auc"] for name, c in record["candidates"].items() if "out_of_fold_roc_auc" in c}
+    record["winner"] = max(aucs, key=lambda n: (aucs[n], -list(train.RECIPES).index(n)))
     record["wall_time_s"] = round(time.time() - started, 1)
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print("winner:", record["winner"], aucs)

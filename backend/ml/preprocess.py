@@ -57,10 +57,19 @@ def crop_to_body(gray: np.ndarray) -> tuple:
     return gray[top:bottom, left:right], box
 
 
+def resize(crop: np.ndarray) -> np.ndarray:
+    """A 2-D uint8 image -> INPUT_SIZE x INPUT_SIZE uint8 (INTER_AREA)."""
+    return cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def scale(pixels) -> torch.Tensor:
+    """uint8 pixels (..., h, w) -> float in [-1, 1] with a channel axis (..., 1, h, w): the ImageNet weights' scaling."""
+    return torch.as_tensor(pixels).float().div_(127.5).sub_(1.0).unsqueeze(-3)
+
+
 def normalise(crop: np.ndarray) -> torch.Tensor:
-    """A 2-D uint8 image -> (1, INPUT_SIZE, INPUT_SIZE) float tensor in [-1, 1] (the ImageNet weights' scaling)."""
-    resized = cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(resized).float().div_(127.5).sub_(1.0).unsqueeze(0)
+    """A 2-D uint8 image -> (1, INPUT_SIZE, INPUT_SIZE) float tensor in [-1, 1]."""
+    return scale(resize(crop))
 
 
 def to_input(gray: np.ndarray) -> tuple:

