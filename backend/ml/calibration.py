@@ -26,7 +26,7 @@ def fit_temperature(logits, positive):
         return loss
 
     optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def threshold_for_sensitivity(p, positive, target=TARGET_SENSITIVITY):
@@ -82,11 +82,18 @@ def bootstrap_auc(p, positive, groups, resamples=2000, seed=0):
             "resamples": len(values), "unit": "source"}
 
 
-def operating_point(candidate):
-    """Temperature and threshold of one crossval.json candidate, from its out-of-fold logits."""
-    logits = np.array(list(candidate["logits"].values()))
-    positive = np.array(candidate["positive"]) if "positive" in candidate else None
-    assert positive is not None
+def operating_point(logits, positive):
+    """{temperature, threshold} fitted on out-of-fold logits: the threshold applies to the calibrated P(COVID)."""
     temperature = fit_temperature(logits, positive)
-    return {"temperature": temperature,
-            "threshold": threshold_for_sensitivity(p_covid(logits, temperature), positive)}
+    return {"temperature": temperature, "threshold": threshold_for_sensitivity(p_covid(logits, temperature), positive)}
+
+
+def cross_fitted_ece(logits, positive, folds, bins=ECE_BINS):
+    """ECE after temperature scaling where each fold's temperature is fitted on the other folds only
+    (an honest 'after': the plain 'after' is measured on the logits the temperature was fitted to)."""
+    logits, positive, folds = np.asarray(logits), np.asarray(positive, bool), np.asarray(folds)
+    p = np.zeros(len(positive))
+    for k in np.unique(folds):
+        rest = folds != k
+        p[~rest] = p_covid(logits[~rest], fit_temperature(logits[rest], positive[rest]))
+    return reliability(p, positive, bins)[0]

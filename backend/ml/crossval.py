@@ -51,7 +51,7 @@ def main(argv=None):
     recipes = {}
     for name in args.candidates:
         recipes[name] = train.recipe_namespace(dict(train.RECIPES[name], **({"epochs": args.epochs} if args.epochs else {})))
-    record = {"command": "python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv),
+    record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
               "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
               "torch": torch.__version__,
               "rule": "the higher pooled out-of-fold ROC AUC wins; exact tie: the first listed",
@@ -62,6 +62,7 @@ def main(argv=None):
         earlier = json.loads(args.out.read_text())
         if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], args.folds, args.seed):
             record["candidates"] = {n: c for n, c in earlier["candidates"].items() if n not in recipes}
+            record["commands"] = earlier.get("commands", [earlier.get("command")]) + record["commands"]
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
         inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
         logits = torch.zeros(len(items), 2, dtype=torch.float64)

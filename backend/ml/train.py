@@ -32,6 +32,8 @@ WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 RECIPES = {
     "lite0": {"arch": "effnet-lite0", "pretrained": True, "freeze": 16, "epochs": 10, "batch_size": 32,
               "lr": 1e-3, "weight_decay": 0.01, "label_smoothing": 0.1, "dropout": 0.2},
+    "lite0-deep": {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 10, "batch_size": 32,
+                   "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
     "ctnet": {"arch": "ctnet", "pretrained": False, "freeze": 0, "epochs": 10, "batch_size": 32,
               "lr": 2e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
 }
@@ -168,12 +170,15 @@ def labels_tensor(items):
 
 
 def main(argv=None):
-    from backend.ml import calibration, inputcheck, report
+    from backend.ml import calibration, report
+    from backend.ml.inputcheck import InputCheck
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder with COVID/ and NonCOVID/ subfolders")
     parser.add_argument("--crossval", type=Path, default=WEIGHTS_DIR / "crossval.json",
-                        help="written by backend.ml.crossval: the chosen recipe and its out-of-fold results")
+                        help="written by backend.ml.crossval: the candidates' out-of-fold results")
+    parser.add_argument("--recipe", choices=list(RECIPES),
+                        help="default: crossval.json's winner (or the only candidate with all folds done)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and metrics.json go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -187,21 +192,21 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
 
     cv = json.loads(args.crossval.read_text())
-    chosen = cv["winner"]
-    recipe = argparse.Namespace(**cv["candidates"][chosen]["recipe"])
+    chosen = args.recipe or cv.get("winner")
+    recipe = recipe_namespace(cv["candidates"][chosen]["recipe"])
     items = data.list_images(args.folder)
     assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
-    crops = cached_crops(args.folder, items, args.cache)
-    y = labels_tensor(items)
+    views = cached_views(args.folder, items, args.cache)
+    inputs = frozen_inputs(recipe, views, args.cache, key=[args.folder, items, VIEWS])
 
     rng = seed_everything(args.seed)
-    network, config, history = fit(recipe, crops, y, rng, device, desc="final")
+    network, config, history = fit(recipe, inputs, labels_tensor(items), rng, device, desc="final")
     network.cpu()
-    _, embeddings = logits_and_embeddings(network, crops, torch.device("cpu"))
+    _, embeddings = logits_and_embeddings(network, recipe, inputs.cpu(), torch.device("cpu"))
 
-    oof = cv["candidates"][chosen]
-    operating = calibration.operating_point(oof)
-    check = inputcheck.InputCheck.fit(embeddings, oof["distances"])
+    _, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
+    operating = calibration.operating_point(oof_logits, positive)
+    check = InputCheck.fit(embeddings, cv["candidates"][chosen]["distances"])
     checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "arch": recipe.arch,
                   "config": config, "state_dict": network.state_dict(),
                   "temperature": operating["temperature"], "threshold": operating["threshold"],
@@ -209,11 +214,15 @@ def main(argv=None):
     weights = args.out / WEIGHTS_FILE
     torch.save(checkpoint, weights)
 
-    metrics = {"name": args.name, "version": args.version, **run_info(argv, started, device),
-               "recipe": chosen, "recipe_options": vars(recipe), "train_images": len(items),
-               "history": history, **report.final_metrics(weights, args.folder, items, cv, chosen, operating)}
+    metrics = {"name": args.name, "version": args.version,
+               "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
+               "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
+               "recipe": chosen, "recipe_options": vars(recipe), "train_images": len(items), "history": history,
+               **report.final_metrics(weights, args.folder, items, cv, chosen, operating),
+               "wall_time_s": round(time.time() - started, 1)}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    print(json.dumps({k: metrics[k] for k in ("wall_time_s", "out_of_fold", "input_check")}, indent=1))
+    print(json.dumps({k: metrics[k] for k in ("wall_time_s", "out_of_fold", "candidates")}, indent=1))
+    print("input check:", {k: v for k, v in metrics["input_check"].items() if k != "non_ct"})
     return metrics
 
 
