@@ -1,8 +1,8 @@
-"""Source grouping (the split's unit) and the training augmentation."""
+"""Source grouping (the folds' unit) and the training augmentation."""
 import numpy as np
 
 from backend.ml.augment import augment, shrink
-from backend.ml.data import source_groups, split_by_source
+from backend.ml.data import grouped_folds, source_groups
 
 
 def test_source_groups_follow_papers_and_patients():
@@ -14,16 +14,6 @@ def test_source_groups_follow_papers_and_patients():
     assert g[3] == g[4] != g[5]  # one figure, two crops
     assert g[6] == g[7] != g[8]  # neighbouring slice numbers
     assert len(set(g)) == 6
-
-
-def test_split_never_shares_a_source():
-    items = [(f"COVID/paper{p}-p1-{i}.png", "COVID") for p in range(10) for i in range(3)]
-    items += [(f"NonCOVID/{100 * p + i}.png", "NonCOVID") for p in range(10) for i in range(3)]
-    train, val = split_by_source(items, seed=0, folds=5)
-    groups = dict(zip([r for r, _ in items], source_groups(items)))
-    assert len(train) + len(val) == len(items) and val
-    assert not {groups[r] for r, _ in train} & {groups[r] for r, _ in val}
-    assert split_by_source(items, seed=0, folds=5) == (train, val)
 
 
 def test_augment_is_seeded_and_keeps_uint8_2d():
@@ -50,8 +40,6 @@ def test_border_erasing_blanks_edges_only_when_asked():
 
 
 def test_grouped_folds_cover_every_item_and_never_share_a_source():
-    from backend.ml.data import grouped_folds
-
     items = [(f"COVID/2020.0{k}.x-p1-{i}.png", "COVID") for k in range(6) for i in range(3)]
     items += [(f"NonCOVID/{100 * k + i}.png", "NonCOVID") for k in range(6) for i in range(3)]
     groups = source_groups(items)

@@ -41,5 +41,6 @@ def analyze_slice(source, classifier: Classifier, window="lung", max_pixels=50_0
         "heatmap_thumbnail": create_thumbnail(overlay_400),
     }
     findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
-                                         activation, body, anatomy.lung_mask(pixels, body))
+                                         activation, body, anatomy.lung_mask(pixels, body),
+                                         prediction.threshold, prediction.in_distribution)
     return SliceAnalysis(prediction, findings, recommendations, slice_400, overlay_400, images)
