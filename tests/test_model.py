@@ -79,9 +79,9 @@ def test_cam_averages_to_the_logit_and_sits_on_the_body(classifier):
         x, (top, bottom, left, right) = to_input(gray)
         with torch.inference_mode():
             logits, features = network.forward_with_features(x.unsqueeze(0))
-        for k in range(len(LABELS)):
-            cam = network.cam(features, k)[0]
-            assert cam.mean().item() + network.fc.bias[k].item() == pytest.approx(logits[0, k].item(), abs=1e-4)
+            for k in range(len(LABELS)):
+                cam = network.cam(features, k)[0]
+                assert cam.mean().item() + network.fc.bias[k].item() == pytest.approx(logits[0, k].item(), abs=1e-4)
         prediction = classifier.predict(gray)
         frame = prediction.cam
         assert frame.dtype == np.float32 and np.isfinite(frame).all()

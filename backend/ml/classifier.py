@@ -7,7 +7,7 @@ import torch
 from flask import current_app
 
 from backend.ml.inputcheck import InputCheck
-from backend.ml.network import ARCHITECTURES
+from backend.ml.network import ARCHITECTURES, fold_batchnorm
 from backend.ml.preprocess import LABELS, cam_to_slice, to_input
 
 
@@ -42,6 +42,7 @@ class Classifier:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         network = ARCHITECTURES[checkpoint["arch"]](**checkpoint.get("config", {}))
         network.load_state_dict(checkpoint["state_dict"])
+        network = fold_batchnorm(network.eval())
         check = InputCheck.from_state(checkpoint["input_check"]) if "input_check" in checkpoint else None
         return cls(network, checkpoint["name"], checkpoint["version"], checkpoint.get("labels", LABELS),
                    checkpoint.get("temperature", 1.0), checkpoint.get("threshold", 0.5), check)

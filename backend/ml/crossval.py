@@ -4,7 +4,7 @@ Stratified group K-fold over every slice (groups: `data.source_groups`, so no pa
 on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
 fold's training part and predicts the held-out fold: logits and the input check's distance of
 every slice come from a network that never saw it. Writes crossval.json; the recipe with the
-higher out-of-fold ROC AUC wins (exact tie: the first listed). `python -m backend.ml.train` then
+highest out-of-fold ROC AUC wins (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then
 fits the threshold, the temperature and the input check's limit on these out-of-fold results.
 """
 import argparse
@@ -54,15 +54,28 @@ def main(argv=None):
     record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
               "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
               "torch": torch.__version__,
-              "rule": "the higher pooled out-of-fold ROC AUC wins; exact tie: the first listed",
+              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins; exact tie: the earlier in train.RECIPES",
               "files": {rel: {"label": label, "source": g, "fold": int(f)}
                         for (rel, label), g, f in zip(items, groups, fold_of)},
               "candidates": {}}
-    if args.out.is_file():  # candidates run by an earlier call on the same folds stay
-        earlier = json.loads(args.out.read_text())
-        if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], args.folds, args.seed):
-            record["candidates"] = {n: c for n, c in earlier["candidates"].items() if n not in recipes}
-            record["commands"] = earlier.get("commands", [earlier.get("command")]) + record["commands"]
+    mine = {}  # this call's candidates; others in args.out (earlier rounds, a parallel call) are kept
+
+    def write():
+        """Re-read args.out and replace only this call's candidates, so calls on the same folds add up."""
+        out = dict(record, candidates={})
+        if args.out.is_file():
+            earlier = json.loads(args.out.read_text())
+            if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], args.folds, args.seed):
+                out["candidates"] = {n: c for n, c in earlier["candidates"].items() if n not in mine}
+                commands = earlier.get("commands", [earlier.get("command")])
+                out["commands"] = commands + [c for c in record["commands"] if c not in commands]
+        out["candidates"].update(mine)
+        complete = {n: c["out_of_fold_roc_auc"] for n, c in out["candidates"].items() if "out_of_fold_roc_auc" in c}
+        if complete:
+            out["winner"] = max(complete, key=lambda n: (complete[n], -list(train.RECIPES).index(n)))
+        out["wall_time_s"] = round(time.time() - started, 1)
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+        return out
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
         inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
@@ -83,24 +96,20 @@ def main(argv=None):
                                  "wall_time_s": round(time.time() - fold_started, 1), "history": history})
             print(f"{name} fold {k}: AUC {fold_records[-1]['roc_auc']:.3f} "
                   f"({fold_records[-1]['wall_time_s']} s)", flush=True)
-            record["candidates"][name] = {
+            mine[name] = {
                 "recipe": vars(recipe), "folds_done": k + 1, "per_fold": fold_records,
                 "logits": {rel: [round(v, 6) for v in row] for (rel, _), row, done in
                            zip(items, logits.tolist(), np.isin(fold_of, range(k + 1))) if done},
                 "distances": [round(float(d), 6) for d, done in zip(distances, np.isin(fold_of, range(k + 1))) if done],
             }
-            record["wall_time_s"] = round(time.time() - started, 1)
-            args.out.write_text(json.dumps(record, indent=1) + "\n")
+            write()
         p = torch.softmax(logits, 1)[:, 0].numpy()
-        record["candidates"][name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
-        print(f"{name}: out-of-fold ROC AUC {record['candidates'][name]['out_of_fold_roc_auc']:.3f}", flush=True)
+        mine[name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
+        print(f"{name}: out-of-fold ROC AUC {mine[name]['out_of_fold_roc_auc']:.3f}", flush=True)
 
-    aucs = {name: c["out_of_fold_roc_auc"] for name, c in record["candidates"].items() if "out_of_fold_roc_auc" in c}
-    record["winner"] = max(aucs, key=lambda n: (aucs[n], -list(train.RECIPES).index(n)))
-    record["wall_time_s"] = round(time.time() - started, 1)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print("winner:", record["winner"], aucs)
-    return record
+    out = write()
+    print("winner:", out.get("winner"), {n: c.get("out_of_fold_roc_auc") for n, c in out["candidates"].items()})
+    return out
 
 
 if __name__ == "__main__":

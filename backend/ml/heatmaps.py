@@ -1,7 +1,7 @@
 """Model-card examples: `python -m backend.ml.heatmaps <folder> --out backend/ml/weights/examples`.
 
 preprocess-*.png: the file as stored (colour) | the slice the model gets (coloured marks painted
-over by the decoder) with its body crop outlined, for the slices with the most colour.
+over by the decoder) with its body crop outlined, for the slices with the most colour (one per source).
 heatmap-*.png: a slice beside the service's own heatmap overlay (the same rendering as
 POST /analyze). All downscaled derived images, never copies of dataset files. The served weights
 were trained on every slice of the folder, so the heatmap examples are training slices.
@@ -61,14 +61,19 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     items = data.list_images(args.folder)
 
-    marked = sorted(items, key=lambda item: -colour_share(args.folder / item[0]))[:args.marked]
-    for n, (rel, _) in enumerate(marked):
+    shares = {rel: colour_share(args.folder / rel) for rel, _ in items}
+    best_per_source = {}
+    for (rel, _), source in zip(items, data.source_groups(items)):  # one example per paper
+        if shares[rel] > shares.get(best_per_source.get(source), -1):
+            best_per_source[source] = rel
+    marked = sorted(best_per_source.values(), key=lambda rel: -shares[rel])[:args.marked]
+    for n, rel in enumerate(marked):
         picture = before_after(args.folder / rel, data.load_gray(args.folder, rel))
         Image.fromarray(picture).save(args.out / f"preprocess-{n}.png", optimize=True)
         print(f"{rel} -> {args.out / f'preprocess-{n}.png'}")
     for label in classifier.labels:
         chosen = [rel for rel, lab in items if lab == label]
-        step = max(1, len(chosen) // args.per_class)
+        step = max(1, len(chosen) // max(1, args.per_class))
         for n, rel in enumerate(chosen[step // 2::step][:args.per_class]):
             gray = data.load_gray(args.folder, rel)
             prediction = classifier.predict(gray)

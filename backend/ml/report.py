@@ -23,11 +23,15 @@ def out_of_fold(cv, name):
 
 
 def candidate_summary(cv, name):
-    """Out-of-fold ROC AUC with its source-bootstrap 95 % interval, per-fold AUCs, folds done."""
-    files, logits, positive, groups, folds = out_of_fold(cv, name)
-    done = cv["candidates"][name]
+    """Out-of-fold ROC AUC with its source-bootstrap 95 % interval (over the folds done), per-fold AUCs."""
+    candidate = cv["candidates"][name]
+    files = [rel for rel in cv["files"] if rel in candidate["logits"]]
+    logits = np.array([candidate["logits"][rel] for rel in files])
+    positive = np.array([cv["files"][rel]["label"] == POSITIVE for rel in files])
+    groups = [cv["files"][rel]["source"] for rel in files]
     return {**calibration.bootstrap_auc(calibration.p_covid(logits), positive, groups),
-            "per_fold": [round(f["roc_auc"], 4) for f in done["per_fold"]], "folds_done": done["folds_done"]}
+            "per_fold": [round(f["roc_auc"], 4) for f in candidate["per_fold"]],
+            "folds_done": candidate["folds_done"], "images": len(files)}
 
 
 def plot_reliability(p_before, p_after, positive, path):

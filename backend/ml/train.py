@@ -193,7 +193,7 @@ def main(argv=None):
 
     cv = json.loads(args.crossval.read_text())
     chosen = args.recipe or cv.get("winner")
-    recipe = recipe_namespace(cv["candidates"][chosen]["recipe"])
+    recipe = recipe_namespace(RECIPES[chosen])
     items = data.list_images(args.folder)
     assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
     views = cached_views(args.folder, items, args.cache)
@@ -204,6 +204,11 @@ def main(argv=None):
     network.cpu()
     _, embeddings = logits_and_embeddings(network, recipe, inputs.cpu(), torch.device("cpu"))
 
+    # The operating point needs every fold; a cross-validation started alongside may still be running.
+    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) < cv["folds"]:
+        print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
+        time.sleep(30)
+    assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
     _, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
     operating = calibration.operating_point(oof_logits, positive)
     check = InputCheck.fit(embeddings, cv["candidates"][chosen]["distances"])
