@@ -64,5 +64,5 @@ def _to_gray(image):
         rgb = np.rint(rgba[..., :3] * (rgba[..., 3:] / 255.0)).astype(np.uint8)  # composited on black
         return neutralise_colour_marks(rgb)
     if image.mode not in ("L", "1"):  # colour: annotation marks painted over (the model's preprocessing)
-        return neutralise_colour_marks(np.asarray(image.convert("RGB")))
+        return neutralise_colour_marks(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
     return np.asarray(image.convert("L"), dtype=np.uint8)

@@ -26,13 +26,21 @@ def neutralise_colour_marks(rgb: np.ndarray) -> np.ndarray:
     """An (h, w, 3) uint8 RGB image -> the 2-D uint8 slice with coloured marks painted over from their surroundings."""
     rgb = np.ascontiguousarray(rgb[..., :3])
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    chroma = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
-    marks = (chroma > CHROMA).astype(np.uint8)
+    if _colour_mask(rgb[::4, ::4]).mean() > MAX_MARK_FRACTION:  # a colour picture: decided on a cheap sample
+        return gray
+    marks = _colour_mask(rgb)
     fraction = marks.mean()
     if fraction == 0 or fraction > MAX_MARK_FRACTION:
         return gray
     marks = cv2.dilate(marks, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))  # anti-aliased edges too
     return cv2.inpaint(gray, marks, 3, cv2.INPAINT_TELEA)
+
+
+def _colour_mask(rgb):
+    """uint8 1 where the channels differ by more than CHROMA (OpenCV: no large temporaries on big photos)."""
+    r, g, b = cv2.split(np.ascontiguousarray(rgb))
+    chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+    return (chroma > CHROMA).astype(np.uint8)
 
 
 def body_box(gray: np.ndarray) -> tuple:
