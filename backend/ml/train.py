@@ -193,7 +193,9 @@ def main(argv=None):
 
     cv = json.loads(args.crossval.read_text())
     chosen = args.recipe or cv.get("winner")
-    recipe = recipe_namespace(RECIPES[chosen])
+    # The recipe the cross-validation ran (its out-of-fold results set the operating point); RECIPES when
+    # that cross-validation has not written its first fold yet.
+    recipe = recipe_namespace(cv["candidates"][chosen]["recipe"] if chosen in cv["candidates"] else RECIPES[chosen])
     items = data.list_images(args.folder)
     assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
     views = cached_views(args.folder, items, args.cache)
