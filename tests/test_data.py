@@ -27,18 +27,6 @@ def test_augment_is_seeded_and_keeps_uint8_2d():
     assert shrink(np.zeros((1600, 800), np.uint8)).shape == (448, 224)
 
 
-def test_border_erasing_blanks_edges_only_when_asked():
-    gray = np.full((200, 300), 180, np.uint8)
-    plain = augment(gray, np.random.default_rng(3))
-    assert plain.dtype == np.uint8 and plain.min() > 0  # default (1.0.0's recipe): no erasing
-    erased = [augment(gray, np.random.default_rng(s), border_p=1.0, border_max=0.2) for s in range(5)]
-    for out in erased:
-        assert out.dtype == np.uint8 and out.ndim == 2
-        h, w = out.shape
-        assert out[h // 2, w // 2] > 0  # the middle stays
-    assert any((out == 0).any() for out in erased)
-
-
 def test_grouped_folds_cover_every_item_and_never_share_a_source():
     items = [(f"COVID/2020.0{k}.x-p1-{i}.png", "COVID") for k in range(6) for i in range(3)]
     items += [(f"NonCOVID/{100 * k + i}.png", "NonCOVID") for k in range(6) for i in range(3)]
