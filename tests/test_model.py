@@ -116,8 +116,10 @@ def test_moving_the_threshold_moves_the_label(classifier):
     p_covid = classifier.predict(gray).probabilities["COVID"]
     network = classifier.network
     check = classifier.input_check
-    low = Classifier(network, "t", "1", temperature=classifier.temperature, threshold=p_covid - 1e-6, input_check=check)
-    high = Classifier(network, "t", "1", temperature=classifier.temperature, threshold=p_covid + 1e-6, input_check=check)
+    def at(threshold):
+        return Classifier(network, "t", "1", temperature=classifier.temperature, threshold=threshold, input_check=check)
+
+    low, high = at(p_covid - 1e-6), at(p_covid + 1e-6)
     assert low.predict(gray).label == "COVID" and high.predict(gray).label == "NonCOVID"
     assert low.predict(gray).probabilities == high.predict(gray).probabilities
     # A temperature above 1 pulls the probabilities towards 1/2 without changing their order.

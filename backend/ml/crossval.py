@@ -1,4 +1,4 @@
-"""Choose the recipe, and measure it, by grouped cross-validation on all slices: `python -m backend.ml.crossval <folder>`.
+"""Choose and measure the recipe by grouped cross-validation on all slices: `python -m backend.ml.crossval <folder>`.
 
 Stratified group K-fold over every slice (groups: `data.source_groups`, so no paper or patient is
 on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
@@ -48,13 +48,13 @@ def main(argv=None):
     for k, (_, held_out) in enumerate(folds):
         fold_of[held_out] = k
 
-    recipes = {}
-    for name in args.candidates:
-        recipes[name] = train.recipe_namespace(dict(train.RECIPES[name], **({"epochs": args.epochs} if args.epochs else {})))
+    override = {"epochs": args.epochs} if args.epochs else {}
+    recipes = {name: train.recipe_namespace({**train.RECIPES[name], **override}) for name in args.candidates}
     record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
               "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
               "torch": torch.__version__,
-              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins; exact tie: the earlier in train.RECIPES",
+              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins; "
+                      "exact tie: the earlier in train.RECIPES",
               "files": {rel: {"label": label, "source": g, "fold": int(f)}
                         for (rel, label), g, f in zip(items, groups, fold_of)},
               "candidates": {}}
@@ -76,6 +76,7 @@ def main(argv=None):
         out["wall_time_s"] = round(time.time() - started, 1)
         args.out.write_text(json.dumps(out, indent=1) + "\n")
         return out
+
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
         inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
         logits = torch.zeros(len(items), 2, dtype=torch.float64)

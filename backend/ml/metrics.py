@@ -14,7 +14,7 @@ def score(classifier, folder, items):
 
 
 def binary_metrics(labels, p_positive, threshold=0.5):
-    """Accuracy, sensitivity, specificity, F1 and ROC AUC at a threshold on P(COVID) (the served one: `Classifier.threshold`)."""
+    """Accuracy, sensitivity, specificity, F1 and ROC AUC at a threshold on P(COVID) (serving: its own threshold)."""
     y = np.array([label == POSITIVE for label in labels], dtype=int)
     p = np.asarray(p_positive, dtype=float)
     pred = (p >= threshold).astype(int)

@@ -71,7 +71,7 @@ def resize(crop: np.ndarray) -> np.ndarray:
 
 
 def scale(pixels) -> torch.Tensor:
-    """uint8 pixels (..., h, w) -> float in [-1, 1] with a channel axis (..., 1, h, w): the ImageNet weights' scaling."""
+    """uint8 pixels (..., h, w) -> float in [-1, 1] with a channel axis (..., 1, h, w): the ImageNet scaling."""
     return torch.as_tensor(pixels).float().div_(127.5).sub_(1.0).unsqueeze(-3)
 
 

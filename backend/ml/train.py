@@ -178,7 +178,7 @@ def main(argv=None):
     parser.add_argument("--crossval", type=Path, default=WEIGHTS_DIR / "crossval.json",
                         help="written by backend.ml.crossval: the candidates' out-of-fold results")
     parser.add_argument("--recipe", choices=list(RECIPES),
-                        help="default: crossval.json's winner (or the only candidate with all folds done)")
+                        help="default: crossval.json's winner")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and metrics.json go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -207,7 +207,8 @@ def main(argv=None):
     _, embeddings = logits_and_embeddings(network, recipe, inputs.cpu(), torch.device("cpu"))
 
     # The operating point needs every fold; a cross-validation started alongside may still be running.
-    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) < cv["folds"]:
+    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) \
+            < cv["folds"]:
         print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
         time.sleep(30)
     assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
