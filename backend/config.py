@@ -5,7 +5,7 @@ from pathlib import Path
 import dotenv
 
 BACKEND_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "ctnet.pt"
+DEFAULT_MODEL_PATH = BACKEND_DIR / "ml" / "weights" / "covid-ct-effnet-lite0.pt"
 # ./data at the repository root, however the service is started (python backend/app.py or
 # cd backend && python app.py), so both ways see the same history.
 DEFAULT_DATA_DIR = BACKEND_DIR.parent / "data"

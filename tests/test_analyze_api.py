@@ -30,7 +30,9 @@ def test_dicom_upload_answers_201_with_the_full_response(client):
     assert set(prediction["probabilities"]) == {"COVID", "NonCOVID"}
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
     assert prediction["confidence"] == prediction["probabilities"][prediction["label"]]
-    assert prediction["label"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
+    covid = prediction["probabilities"]["COVID"] >= prediction["threshold"]  # the screening operating point
+    assert prediction["label"] == ("COVID" if covid else "NonCOVID")
+    assert isinstance(prediction["in_distribution"], bool) and 0 <= prediction["distribution_score"] <= 1
 
     created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
     assert body["created_at"].endswith("Z") and abs(datetime.now(timezone.utc) - created).total_seconds() < 60

@@ -18,6 +18,8 @@ from tests.fixtures.data import REPO, covid_ct_image
 
 SLICES = [("COVID", i) for i in range(4)] + [("NonCOVID", i) for i in range(4)]
 
+MODEL = json.loads((REPO / "backend" / "ml" / "weights" / "metrics.json").read_text())
+
 
 def analyze(*args):
     """The command as a user runs it, in its own process."""
@@ -50,7 +52,7 @@ def test_a_folder_with_one_broken_file_gives_a_record_for_each_and_exit_2(folder
         assert record["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
         assert record["label"] in ("COVID", "NonCOVID")
         assert sum(record["probabilities"].values()) == pytest.approx(1)
-        assert record["model"] == {"name": "ctnet-covid", "version": "1.0.0"}
+        assert record["model"] == {"name": MODEL["name"], "version": MODEL["version"]}
         heatmap = Image.open(record["heatmap"])
         assert heatmap.format == "JPEG" and max(heatmap.size) == 400
     assert {r["label"] for r in records.values()} == {"COVID", "NonCOVID"}

@@ -47,7 +47,7 @@ def test_upload_reload_open_and_delete(page, live_server, request):
     expect(result.locator(".prediction .badge")).to_have_text(re.compile(r"^(COVID|Non-COVID)$"))
     expect(result.locator(".findings li").first).not_to_be_empty()
     expect(result.locator(".recommendations li").first).not_to_be_empty()
-    expect(result.locator(".model")).to_contain_text("ctnet")
+    expect(result.locator(".model")).to_contain_text("effnet-lite0")
     expect(result).to_contain_text("For research use only")
     expect(page.locator(".legend")).to_contain_text("High activation")
     # The comparison slider lays the heatmap over the slice.

@@ -1,8 +1,8 @@
-"""Source grouping (the split's unit) and the training augmentation."""
+"""Source grouping (the folds' unit) and the training augmentation."""
 import numpy as np
 
 from backend.ml.augment import augment, shrink
-from backend.ml.data import source_groups, split_by_source
+from backend.ml.data import grouped_folds, source_groups
 
 
 def test_source_groups_follow_papers_and_patients():
@@ -16,16 +16,6 @@ def test_source_groups_follow_papers_and_patients():
     assert len(set(g)) == 6
 
 
-def test_split_never_shares_a_source():
-    items = [(f"COVID/paper{p}-p1-{i}.png", "COVID") for p in range(10) for i in range(3)]
-    items += [(f"NonCOVID/{100 * p + i}.png", "NonCOVID") for p in range(10) for i in range(3)]
-    train, val = split_by_source(items, seed=0, folds=5)
-    groups = dict(zip([r for r, _ in items], source_groups(items)))
-    assert len(train) + len(val) == len(items) and val
-    assert not {groups[r] for r, _ in train} & {groups[r] for r, _ in val}
-    assert split_by_source(items, seed=0, folds=5) == (train, val)
-
-
 def test_augment_is_seeded_and_keeps_uint8_2d():
     gray = np.random.default_rng(0).integers(0, 256, (300, 500), dtype=np.uint8)
     a = augment(gray, np.random.default_rng(1))
@@ -37,21 +27,7 @@ def test_augment_is_seeded_and_keeps_uint8_2d():
     assert shrink(np.zeros((1600, 800), np.uint8)).shape == (448, 224)
 
 
-def test_border_erasing_blanks_edges_only_when_asked():
-    gray = np.full((200, 300), 180, np.uint8)
-    plain = augment(gray, np.random.default_rng(3))
-    assert plain.dtype == np.uint8 and plain.min() > 0  # default (1.0.0's recipe): no erasing
-    erased = [augment(gray, np.random.default_rng(s), border_p=1.0, border_max=0.2) for s in range(5)]
-    for out in erased:
-        assert out.dtype == np.uint8 and out.ndim == 2
-        h, w = out.shape
-        assert out[h // 2, w // 2] > 0  # the middle stays
-    assert any((out == 0).any() for out in erased)
-
-
 def test_grouped_folds_cover_every_item_and_never_share_a_source():
-    from backend.ml.data import grouped_folds
-
     items = [(f"COVID/2020.0{k}.x-p1-{i}.png", "COVID") for k in range(6) for i in range(3)]
     items += [(f"NonCOVID/{100 * k + i}.png", "NonCOVID") for k in range(6) for i in range(3)]
     groups = source_groups(items)

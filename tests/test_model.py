@@ -1,22 +1,29 @@
-"""The served classifier: CAM equals Grad-CAM up to scale, shapes, ranges, determinism, committed weights."""
+"""The served classifier: CAM = Grad-CAM up to scale, calibrated probabilities, the threshold, the shared
+preprocessing, and the committed weights with their recorded numbers."""
+import io
 import json
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from backend.config import DEFAULT_MODEL_PATH
-from backend.ml import data
+from backend.imaging.decode import decode_image
+from backend.ml import calibration, data
 from backend.ml.classifier import Classifier
 from backend.ml.gradcam import grad_cam
-from backend.ml.metrics import binary_metrics, score
-from backend.ml.network import CTNet
-from backend.ml.preprocess import INPUT_SIZE, LABELS, to_input
+from backend.ml.network import CTNet, EfficientNetLite0
+from backend.ml.preprocess import INPUT_SIZE, LABELS, body_box, neutralise_colour_marks, to_input
+from backend.ml.report import out_of_fold
 from tests.fixtures.data import covid_ct_dir
 
 WEIGHTS = Path(DEFAULT_MODEL_PATH).parent
+METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
+CROSSVAL = json.loads((WEIGHTS / "crossval.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -26,29 +33,33 @@ def classifier():
 
 
 def slices(n=3, seed=0):
-    """Varied uint8 slices: smooth blobs on noise, of different sizes and aspect ratios."""
+    """Varied uint8 slices: a bright disc (a 'body') with blobs on a dark background, of different sizes."""
     rng = np.random.default_rng(seed)
     out = []
     for h, w in [(512, 512), (300, 420), (150, 120)][:n]:
+        gray = rng.normal(20, 5, (h, w))
+        cv2.ellipse(gray, (w // 2, h // 2), (int(w * 0.4), int(h * 0.35)), 0, 0, 360, 150, -1)
         yy, xx = np.mgrid[0:h, 0:w]
-        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
-        blob = 200 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.02 * h * w))
-        out.append(np.clip(blob + rng.normal(40, 20, (h, w)), 0, 255).astype(np.uint8))
+        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+        gray += 80 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.01 * h * w))
+        out.append(np.clip(gray + rng.normal(0, 10, (h, w)), 0, 255).astype(np.uint8))
     return out
 
 
-@pytest.mark.parametrize("weights", ["committed", "random"])
+def randomised(network):
+    torch.manual_seed(1)
+    for module in network.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return network.eval()
+
+
+@pytest.mark.parametrize("weights", ["committed", "random lite0", "random ctnet"])
 def test_cam_equals_gradcam_up_to_scale(weights, classifier):
-    if weights == "committed":
-        network = classifier.network
-    else:
-        torch.manual_seed(1)
-        network = CTNet().eval()
-        for module in network.modules():  # non-trivial BatchNorm statistics
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    x = torch.stack([to_input(gray) for gray in slices()])
+    network = {"committed": lambda: classifier.network, "random lite0": lambda: randomised(EfficientNetLite0()),
+               "random ctnet": lambda: randomised(CTNet())}[weights]()
+    x = torch.stack([to_input(gray)[0] for gray in slices()])
     with torch.inference_mode():
         _, features = network.forward_with_features(x)
         cams = {k: network.cam(features, k) for k in range(len(LABELS))}
@@ -57,90 +68,168 @@ def test_cam_equals_gradcam_up_to_scale(weights, classifier):
         reference = grad_cam(network, x, k)
         assert reference.abs().max() > 0
         # Before ReLU: Grad-CAM = CAM / (h*w), a positive scale.
-        torch.testing.assert_close(cams[k] / (h * w), reference, rtol=1e-4, atol=1e-7)
-        # After ReLU and normalisation, the maps are the same.
-        for cam, ref in zip(cams[k].relu(), reference.relu()):
-            torch.testing.assert_close(cam / cam.max(), ref / ref.max(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(cams[k] / (h * w), reference, rtol=1e-4, atol=1e-6)
 
 
-def test_cam_averages_to_the_logit(classifier):
-    """The CAM is the model's own evidence: its mean plus the bias is the predicted class's logit."""
+def test_cam_averages_to_the_logit_and_sits_on_the_body(classifier):
+    """The CAM is the model's own evidence: its mean plus the bias is the class logit; in the slice's frame
+    it is that map over the body box and zero outside."""
     network = classifier.network
     for gray in slices():
-        prediction = classifier.predict(gray)
-        index = LABELS.index(prediction.label)
+        x, (top, bottom, left, right) = to_input(gray)
         with torch.inference_mode():
-            logits = network(to_input(gray).unsqueeze(0))[0]
-        assert prediction.cam.mean() + network.fc.bias[index].item() == pytest.approx(logits[index].item(), abs=1e-4)
-        assert torch.softmax(logits.double(), 0)[index].item() == pytest.approx(prediction.probabilities[prediction.label])
+            logits, features = network.forward_with_features(x.unsqueeze(0))
+            for k in range(len(LABELS)):
+                cam = network.cam(features, k)[0]
+                assert cam.mean().item() + network.fc.bias[k].item() == pytest.approx(logits[0, k].item(), abs=1e-4)
+        prediction = classifier.predict(gray)
+        frame = prediction.cam
+        assert frame.dtype == np.float32 and np.isfinite(frame).all()
+        assert frame.shape[0] / frame.shape[1] == pytest.approx(gray.shape[0] / gray.shape[1], rel=0.05)
+        s = min(1.0, 112 / max(gray.shape))  # cam_to_slice's default size
+        outside = np.ones(frame.shape, bool)
+        outside[round(top * s):round(bottom * s), round(left * s):round(right * s)] = False
+        assert (frame[outside] == 0).all() and frame[~outside].std() > 0
 
 
-def test_predict_shapes_ranges_and_determinism(classifier):
+def test_probabilities_are_calibrated_and_the_label_follows_the_threshold(classifier):
     for gray in slices():
-        first, second = classifier.predict(gray), classifier.predict(gray.copy())
-        assert first.label in LABELS and set(first.probabilities) == set(LABELS)
-        assert sum(first.probabilities.values()) == pytest.approx(1.0, abs=1e-9)
-        assert all(0.0 <= p <= 1.0 for p in first.probabilities.values())
-        assert first.label == max(first.probabilities, key=first.probabilities.get)
-        assert first.cam.dtype == np.float32 and first.cam.shape == (INPUT_SIZE // 16, INPUT_SIZE // 16)
-        assert np.isfinite(first.cam).all()
-        assert first.label == second.label and first.probabilities == second.probabilities
-        np.testing.assert_array_equal(first.cam, second.cam)
+        x, _ = to_input(gray)
+        with torch.inference_mode():
+            logits = classifier.network(x.unsqueeze(0))[0].double()
+        prediction = classifier.predict(gray)
+        expected = torch.softmax(logits / classifier.temperature, 0).tolist()
+        assert [prediction.probabilities[label] for label in LABELS] == pytest.approx(expected, abs=1e-9)
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-9)
+        p_covid = prediction.probabilities["COVID"]
+        assert prediction.label == ("COVID" if p_covid >= classifier.threshold else "NonCOVID")
+        assert prediction.confidence == prediction.probabilities[prediction.label]
+        field = prediction.as_json()
+        assert field["threshold"] == classifier.threshold and field["label"] == prediction.label
+        assert isinstance(field["in_distribution"], bool) and 0.0 <= field["distribution_score"] <= 1.0
+        again = classifier.predict(gray.copy())
+        assert again.probabilities == prediction.probabilities and np.array_equal(again.cam, prediction.cam)
 
 
-def test_to_input_is_normalised_whole_slice():
-    gray = np.zeros((100, 300), np.uint8)
-    gray[:, 200:] = 255
-    x = to_input(gray)
+def test_moving_the_threshold_moves_the_label(classifier):
+    gray = slices(1)[0]
+    p_covid = classifier.predict(gray).probabilities["COVID"]
+    network = classifier.network
+    check = classifier.input_check
+    def at(threshold):
+        return Classifier(network, "t", "1", temperature=classifier.temperature, threshold=threshold, input_check=check)
+
+    low, high = at(p_covid - 1e-6), at(p_covid + 1e-6)
+    assert low.predict(gray).label == "COVID" and high.predict(gray).label == "NonCOVID"
+    assert low.predict(gray).probabilities == high.predict(gray).probabilities
+    # A temperature above 1 pulls the probabilities towards 1/2 without changing their order.
+    soft = Classifier(network, "t", "1", temperature=classifier.temperature * 3, input_check=check)
+    assert abs(soft.predict(gray).probabilities["COVID"] - 0.5) < abs(p_covid - 0.5)
+
+
+def test_to_input_crops_to_the_body_and_scales_to_minus_one_one():
+    gray = np.zeros((300, 400), np.uint8)
+    cv2.rectangle(gray, (100, 50), (299, 249), 200, -1)
+    gray[120:180, 150:250] = 40  # dark 'lungs' inside
+    x, (top, bottom, left, right) = to_input(gray)
     assert x.shape == (1, INPUT_SIZE, INPUT_SIZE) and x.dtype == torch.float32
-    assert x.min() == -1.0 and x.max() == 1.0
-    assert (x[0, :, -1] == 1.0).all() and (x[0, :, 0] == -1.0).all()  # no crop: the right third stays
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    assert 40 <= top <= 50 and 250 <= bottom <= 260 and 90 <= left <= 100 and 300 <= right <= 310
+    assert body_box(np.zeros((50, 60), np.uint8)) == (0, 50, 0, 60)  # no body: the whole slice
+
+
+def _marked_slice():
+    gray = np.full((200, 200), 90, np.uint8)
+    gray[50:150, 50:150] = 160
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    cv2.arrowedLine(rgb, (20, 180), (100, 100), (255, 0, 0), 3)  # a red arrow
+    cv2.putText(rgb, "A", (160, 40), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 0), 2)  # a yellow letter
+    return gray, rgb
+
+
+def test_colour_marks_are_painted_over_and_gray_stays():
+    gray, rgb = _marked_slice()
+    cleaned = neutralise_colour_marks(rgb)
+    assert cleaned.shape == gray.shape and cleaned.dtype == np.uint8
+    plain = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    marks = rgb.max(axis=2).astype(int) - rgb.min(axis=2) > 40
+    assert np.abs(plain[marks].astype(int) - gray[marks]).mean() > 20  # a plain conversion keeps the arrow
+    assert np.abs(cleaned[marks].astype(int) - gray[marks]).mean() < 15
+    untouched = np.repeat(gray[..., None], 3, axis=2)
+    np.testing.assert_array_equal(neutralise_colour_marks(untouched), gray)
+    photo = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # mostly colour: a picture
+    np.testing.assert_array_equal(neutralise_colour_marks(photo), cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_the_decoder_paints_colour_marks_over(fmt):
+    gray, rgb = _marked_slice()
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    decoded = decode_image(buffer.getvalue())
+    marks = rgb.max(axis=2).astype(int) - rgb.min(axis=2) > 40
+    assert decoded.shape == gray.shape
+    assert np.abs(decoded[marks].astype(int) - gray[marks]).mean() < 15
 
 
 def test_committed_weights_are_the_trained_model(classifier):
-    recorded = json.loads((WEIGHTS / "metrics.json").read_text())
-    assert classifier.name == recorded["name"] == "ctnet-covid"
-    assert classifier.version == recorded["version"]
-    assert classifier.labels == LABELS
-    assert DEFAULT_MODEL_PATH.stat().st_size < 5 * 1024 * 1024
+    assert (classifier.name, classifier.version) == (METRICS["name"], METRICS["version"])
+    assert classifier.name == "covid-ct-effnet-lite0" and classifier.labels == LABELS
+    assert isinstance(classifier.network, EfficientNetLite0)
+    assert classifier.temperature == pytest.approx(METRICS["out_of_fold"]["temperature"])
+    assert classifier.threshold == pytest.approx(METRICS["out_of_fold"]["operating_point"]["threshold"])
+    assert DEFAULT_MODEL_PATH.stat().st_size < 25 * 1024 * 1024
 
 
-def test_committed_weights_reproduce_recorded_validation(classifier):
+def test_committed_weights_reproduce_recorded_predictions(classifier):
     folder = covid_ct_dir()
-    metrics = json.loads((WEIGHTS / "metrics.json").read_text())
-    items = data.read_split(WEIGHTS / "split.json")
-    assert [rel for rel, _ in items] == list(metrics["validation_p_covid"])
-    predictions = score(classifier, folder, items)
-    for rel, p in predictions.items():
-        assert p == pytest.approx(metrics["validation_p_covid"][rel], abs=1e-5), rel
-    again = binary_metrics([label for _, label in items], list(predictions.values()))
-    recorded = metrics["validation"]
-    assert again["confusion_matrix"] == recorded["confusion_matrix"]
-    for key in ("roc_auc", "accuracy", "sensitivity", "specificity", "f1"):
-        assert again[key] == pytest.approx(recorded[key], abs=1e-6), key
+    recorded = METRICS["reference_predictions"]
+    assert len(recorded) >= 6 and {rel.split("/")[0] for rel in recorded} == set(LABELS)
+    for rel, expected in recorded.items():
+        prediction = classifier.predict(data.load_gray(folder, rel))
+        assert prediction.probabilities["COVID"] == pytest.approx(expected["p_covid"], abs=1e-5), rel
+        assert prediction.label == expected["label"] and prediction.in_distribution == expected["in_distribution"]
+
+
+def test_operating_point_and_calibration_follow_from_the_out_of_fold_results():
+    """threshold, temperature and the card's numbers are recomputed from crossval.json alone."""
+    recorded = METRICS["out_of_fold"]
+    _, logits, positive, groups, folds = out_of_fold(CROSSVAL, recorded["recipe"])
+    assert len(positive) == 517 and len(set(folds)) == CROSSVAL["folds"] >= 3
+    operating = calibration.operating_point(logits, positive)
+    assert operating["temperature"] == pytest.approx(recorded["temperature"], rel=1e-4)
+    assert operating["threshold"] == pytest.approx(recorded["operating_point"]["threshold"], rel=1e-4)
+    p = calibration.p_covid(logits, operating["temperature"])
+    at = calibration.at_threshold(p, positive, operating["threshold"])
+    assert at["sensitivity"] >= calibration.TARGET_SENSITIVITY
+    assert at["specificity"] == pytest.approx(recorded["operating_point"]["specificity"])
+    assert calibration.reliability(p, positive)[0] == pytest.approx(recorded["ece_after"])
+    assert recorded["ece_after"] <= recorded["ece_before"]
+    assert recorded["ci95"][0] < recorded["roc_auc"] < recorded["ci95"][1]
 
 
 def test_model_card_quotes_the_recorded_metrics():
     card = (WEIGHTS / "MODEL_CARD.md").read_text()
-    metrics = json.loads((WEIGHTS / "metrics.json").read_text())
-    assert card.startswith(f"# Model card: {metrics['name']} {metrics['version']}\n")
-    recorded = metrics["validation"]
-    for key, title in [("roc_auc", "ROC AUC"), ("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
-                       ("specificity", "Specificity"), ("f1", "F1")]:
-        assert re.search(rf"\| {title} \| {recorded[key]:.3f} \|", card), title
-    assert metrics_command() in card
+    assert card.startswith(f"# Model card: {METRICS['name']} {METRICS['version']}\n")
+    oof = METRICS["out_of_fold"]
+    low, high = oof["ci95"]
+    assert f"{oof['roc_auc']:.3f} (95 % CI {low:.3f}-{high:.3f})" in card
+    point = oof["operating_point"]
+    for title, value in [("Threshold on P(COVID)", point["threshold"]), ("Sensitivity", point["sensitivity"]),
+                         ("Specificity", point["specificity"]), ("ECE before", oof["ece_before"]),
+                         ("ECE after", oof["ece_after"])]:
+        assert re.search(rf"\| {re.escape(title)} \| {value:.3f} \|", card), title
+    assert METRICS["command"] in card and all(command in card for command in CROSSVAL["commands"])
 
 
-def metrics_command():
-    return json.loads((WEIGHTS / "metrics.json").read_text())["command"]
-
-
-def test_recorded_split_is_by_source_and_reproducible():
+def test_cross_validation_folds_are_by_source_and_reproducible():
     folder = covid_ct_dir()
-    train, val = data.read_split(WEIGHTS / "split.json", "train"), data.read_split(WEIGHTS / "split.json")
-    recorded = json.loads((WEIGHTS / "split.json").read_text())
-    assert (train, val) == data.split_by_source(data.list_images(folder), recorded["seed"], recorded["folds"])
-    sources = dict(zip([r for r, _ in train + val], data.source_groups(train + val)))
-    assert not {sources[r] for r, _ in train} & {sources[r] for r, _ in val}
-    assert 0.15 < len(val) / (len(train) + len(val)) < 0.25
-    assert {label for _, label in val} == set(LABELS)
+    items = data.list_images(folder)
+    assert [rel for rel, _ in items] == list(CROSSVAL["files"])
+    groups = data.source_groups(items)
+    folds = data.grouped_folds(items, CROSSVAL["folds"], CROSSVAL["seed"])
+    for k, (_, held_out) in enumerate(folds):
+        assert all(CROSSVAL["files"][items[i][0]]["fold"] == k for i in held_out)
+    fold_of_source = {}
+    for group, entry in zip(groups, CROSSVAL["files"].values()):
+        assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]  # one source, one fold

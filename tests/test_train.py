@@ -1,13 +1,14 @@
-"""Training smoke test: two epochs on small generated slices, deterministic, with loadable outputs."""
+"""Training smoke test: cross-validation and the final training on small generated slices, deterministic,
+with loadable weights that carry their threshold, temperature and input check."""
 import json
 
 import cv2
 import numpy as np
 import torch
 
-from backend.ml import train
+from backend.ml import crossval, train
 from backend.ml.classifier import Classifier
-from backend.ml.data import read_split, source_groups
+from backend.ml.data import load_gray, source_groups
 
 
 def make_folder(root):
@@ -26,43 +27,36 @@ def make_folder(root):
     return root
 
 
-def run(folder, out, *options):
-    return train.main([str(folder), "--out", str(out), "--epochs", "2", "--batch-size", "4",
-                       "--widths", "8", "8", "16", "--folds", "3", "--threads", "2", *options])
+def run_crossval(folder, out, cache):
+    return crossval.main([str(folder), "--out", str(out), "--folds", "2", "--epochs", "1", "--candidates", "lite0",
+                          "--threads", "2", "--cache", str(cache)])
 
 
-def test_two_epochs_write_loadable_deterministic_outputs(tmp_path):
+def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
     folder = make_folder(tmp_path / "data")
-    metrics = run(folder, tmp_path / "a")
-    assert metrics["epochs_run"] == 2 and len(metrics["history"]) == 2
-    assert set(metrics["validation"]) >= {"roc_auc", "accuracy", "sensitivity", "specificity", "f1"}
-    on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert on_disk["validation"] == metrics["validation"]
+    record = run_crossval(folder, tmp_path / "cv.json", tmp_path / "cache")
+    assert record["winner"] == "lite0" and record["candidates"]["lite0"]["folds_done"] == 2
+    files = record["files"]
+    fold_of_source = {}
+    for group, entry in zip(source_groups([(rel, e["label"]) for rel, e in files.items()]), files.values()):
+        assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]
+    assert len(record["candidates"]["lite0"]["logits"]) == len(files) == 24
 
-    classifier = Classifier.load(tmp_path / "a" / "ctnet.pt")
+    again = run_crossval(folder, tmp_path / "cv2.json", tmp_path / "cache2")  # no cache shared
+    assert again["candidates"]["lite0"]["logits"] == record["candidates"]["lite0"]["logits"]
+
+    metrics = train.main([str(folder), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
+                          "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    on_disk = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert on_disk["out_of_fold"] == json.loads(json.dumps(metrics["out_of_fold"]))
+    assert on_disk["out_of_fold"]["operating_point"]["sensitivity"] >= 0.85
+    classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert (classifier.name, classifier.version) == (train.NAME, train.VERSION)
-    assert classifier.predict(np.zeros((64, 64), np.uint8)).cam.shape == (28, 28)
-
-    train_items, val_items = read_split(tmp_path / "a" / "split.json", "train"), read_split(tmp_path / "a" / "split.json")
-    groups = dict(zip([r for r, _ in train_items + val_items], source_groups(train_items + val_items)))
-    assert not {groups[r] for r, _ in train_items} & {groups[r] for r, _ in val_items}
-    assert len(val_items) == len(metrics["validation_p_covid"])
-
-    run(folder, tmp_path / "b")
-    first = torch.load(tmp_path / "a" / "ctnet.pt", weights_only=True)["state_dict"]
-    second = torch.load(tmp_path / "b" / "ctnet.pt", weights_only=True)["state_dict"]
-    assert first.keys() == second.keys()
-    assert all(torch.equal(first[k], second[k]) for k in first)
-
-
-def test_weight_average_is_what_is_validated_and_saved(tmp_path):
-    folder = make_folder(tmp_path / "data")
-    plain = run(folder, tmp_path / "plain")
-    averaged = run(folder, tmp_path / "ema", "--ema", "0.5")
-    assert averaged["args"]["ema"] == 0.5
-    first = torch.load(tmp_path / "plain" / "ctnet.pt", weights_only=True)["state_dict"]
-    second = torch.load(tmp_path / "ema" / "ctnet.pt", weights_only=True)["state_dict"]
-    assert first.keys() == second.keys()  # a plain CTNet checkpoint, not the averaging wrapper
-    assert not torch.equal(first["fc.weight"], second["fc.weight"])
-    assert averaged["validation_p_covid"] != plain["validation_p_covid"]
-    assert Classifier.load(tmp_path / "ema" / "ctnet.pt").predict(np.zeros((64, 64), np.uint8)).cam.shape == (28, 28)
+    assert classifier.threshold == metrics["out_of_fold"]["operating_point"]["threshold"]
+    assert classifier.temperature == metrics["out_of_fold"]["temperature"] > 0
+    prediction = classifier.predict(np.zeros((64, 64), np.uint8))
+    assert prediction.cam.shape == (64, 64) and isinstance(prediction.in_distribution, bool)
+    for rel, expected in metrics["reference_predictions"].items():
+        assert classifier.predict(load_gray(folder, rel)).probabilities["COVID"] == expected["p_covid"]
+    checkpoint = torch.load(tmp_path / "w" / train.WEIGHTS_FILE, weights_only=True)
+    assert all(not k.startswith("_") for k in checkpoint["state_dict"])  # the project's own layer names

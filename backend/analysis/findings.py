@@ -11,10 +11,23 @@ CAUTION = ("Research use only, not for diagnosis: this model was trained on 517 
            "from publications, not on Hounsfield-unit scans, and has not been clinically validated.")
 
 
-def describe(label, confidence, probabilities, activation, body, lungs):
-    """(findings, recommendations), each a list of plain sentences."""
+NOT_CT = ("This image does not look like the axial chest CT slices the model was trained on (its input check "
+          "flags it): the label above is meaningless for it. Upload one axial chest CT slice.")
+
+
+def describe(label, confidence, probabilities, activation, body, lungs, threshold=None, in_distribution=True):
+    """(findings, recommendations), each a list of plain sentences.
+
+    threshold: the operating point on P(COVID) that decided the label, when it is not 0.5.
+    in_distribution: False when the model's input check says the image is not like chest CT.
+    """
     odds = ", ".join(f"{name} {p:.0%}" for name, p in probabilities.items())
     findings = [f"The model rates this slice {label} with {confidence:.0%} confidence ({odds})."]
+    if threshold is not None:
+        findings[0] += (f" Its screening threshold calls COVID from a COVID probability of {threshold:.0%} "
+                        "upwards, to miss few COVID slices at the cost of more false alarms.")
+    if not in_distribution:
+        findings.append(NOT_CT)
     if activation.max() > 0:
         findings.append(f"The activation peaks in the {_peak_location(activation, body)}.")
         hot_fraction = float((activation >= HOT)[lungs].mean())
@@ -23,6 +36,8 @@ def describe(label, confidence, probabilities, activation, body, lungs):
                         f"(at least half of the peak): a {spread} pattern.")
     else:
         findings.append("The model shows no positive activation for its prediction on this slice.")
+    if not in_distribution:
+        return findings, [NOT_CT, CAUTION]
     return findings, _recommendations(label, confidence)
 
 

@@ -72,5 +72,6 @@ def describe_slice(gray: np.ndarray, prediction: Prediction) -> SliceAnalysis:
         }
     with metrics.stage("findings"):
         findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
-                                             activation, body, anatomy.lung_mask(pixels, body))
+                                             activation, body, anatomy.lung_mask(pixels, body),
+                                             prediction.threshold, prediction.in_distribution)
     return SliceAnalysis(prediction, findings, recommendations, slice_400, overlay_400, images)

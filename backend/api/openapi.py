@@ -267,12 +267,21 @@ SPEC = {
             "Window": {"type": "string", "enum": ["lung", "mediastinal", "bone", "dicom"], "default": "lung",
                        "description": "DICOM display window; PNG and JPEG ignore it"},
             "Prediction": {"type": "object", "additionalProperties": False,
-                           "required": ["label", "confidence", "probabilities"], "properties": {
-                               "label": {"type": "string"},
+                           "required": ["label", "confidence", "probabilities", "threshold", "in_distribution",
+                                        "distribution_score"], "properties": {
+                               "label": {"type": "string", "description": "COVID when probabilities.COVID "
+                                                                          ">= threshold, else NonCOVID"},
+                               "threshold": {"type": "number", "minimum": 0, "maximum": 1,
+                                             "description": "the screening operating point on P(COVID)"},
+                               "in_distribution": {"type": "boolean",
+                                                   "description": "false when the image does not look like "
+                                                                  "an axial chest CT slice"},
+                               "distribution_score": {"type": "number", "minimum": 0, "maximum": 1},
                                "confidence": {"type": "number", "minimum": 0, "maximum": 1,
                                               "description": "probabilities[label]"},
                                "probabilities": {"type": "object", "additionalProperties": {
-                                   "type": "number", "minimum": 0, "maximum": 1}, "description": "sum to 1"}}},
+                                   "type": "number", "minimum": 0, "maximum": 1},
+                                   "description": "calibrated (temperature scaling); sum to 1"}}},
             "Analysis": {"type": "object", "additionalProperties": False, "properties": {
                 **ANALYSIS_TEXT, **ANALYSIS_EXTRA,
                 "file_url": {**JPEG_DATA_URL, "description": "the slice as the model saw it, longer side 400 px, "

@@ -7,6 +7,7 @@ and a slice worth analysing (each side at least MIN_SIDE pixels, not one value e
 import io
 import struct
 import zlib
+
 import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps
@@ -15,6 +16,7 @@ from backend.errors import ApiError
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS, decode_dicom, stretch_to_uint8
 from backend.imaging.limits import Limits
+from backend.ml.preprocess import neutralise_colour_marks
 
 # The smallest side worth analysing: below the smallest real slice of the training data (a 53 x 26
 # figure crop), far above 1 x 1 and other images that hold no slice.
@@ -88,8 +90,9 @@ def _decode_jpeg(data, limits):
     """libjpeg-turbo in strict mode: a truncated or damaged stream is an error, never a grey fill."""
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-        limits.check(width, height, 1)
-        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True,
+        grey = colorspace == "Gray"  # colour is kept: coloured annotation marks are found in it
+        limits.check(width, height, 1 if grey else 3)
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB", strict=True,
                                         min_width=JPEG_MIN_DECODED_SIDE, min_height=JPEG_MIN_DECODED_SIDE)
         orientation = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif()  # the header only
     except ApiError:
@@ -111,19 +114,20 @@ def _to_gray(image):
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        return _composite_on_black(np.asarray(image.convert("RGBA")))
+        return neutralise_colour_marks(_composite_on_black(np.asarray(image.convert("RGBA"))))
+    if image.mode not in ("L", "1"):  # colour: annotation marks painted over (the model's preprocessing)
+        return neutralise_colour_marks(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
 def _composite_on_black(rgba: np.ndarray) -> np.ndarray:
-    """Luma times alpha, in float32 as the model was trained, a block of rows at a time: a whole
+    """RGB times alpha, in float32 as the model was trained, a block of rows at a time: a whole
     4096 x 4096 image in float32 would take 256 MiB."""
-    gray = np.empty(rgba.shape[:2], np.uint8)
+    rgb = np.empty((*rgba.shape[:2], 3), np.uint8)
     for top in range(0, rgba.shape[0], ROWS_PER_BLOCK):
         block = rgba[top:top + ROWS_PER_BLOCK].astype(np.float32)
-        luma = block[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        gray[top:top + ROWS_PER_BLOCK] = np.rint(luma * (block[..., 3] / 255.0))
-    return gray
+        rgb[top:top + ROWS_PER_BLOCK] = np.rint(block[..., :3] * (block[..., 3:] / 255.0))
+    return rgb
 
 
 def _check_content(gray):

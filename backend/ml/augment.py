@@ -1,4 +1,4 @@
-"""Training augmentation on the decoded uint8 slice, before the shared `to_input`.
+"""Training augmentation of the body crop of a decoded slice, before it is resized and scaled as `to_input` does.
 
 Fits CT figure crops: small rotations, crops and scales, flips, intensity/contrast/gamma
 jitter, blur and JPEG artefacts. Serving never calls this.
@@ -20,14 +20,8 @@ def shrink(gray):
     return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def augment(gray: np.ndarray, rng: np.random.Generator, blur_p=0.3, jpeg_p=0.3, border_p=0.0,
-            border_max=0.1) -> np.ndarray:
-    """A randomly perturbed copy of a 2-D uint8 slice (any size), uint8.
-
-    The defaults are ctnet-covid 1.0.0's augmentation (and draw the same random numbers).
-    border_p: probability of blanking bands along the edges (see `_erase_border`), against
-    shortcuts learnt from how a source's figures are framed.
-    """
+def augment(gray: np.ndarray, rng: np.random.Generator, blur_p=0.3, jpeg_p=0.3) -> np.ndarray:
+    """A randomly perturbed copy of a 2-D uint8 slice (any size), uint8 (ctnet-covid 1.0.0's augmentation)."""
     out = _random_crop(gray, rng, scale=(0.7, 1.0), ratio=(0.8, 1.25))
     out = _rotate(out, rng.uniform(-10, 10))
     if rng.random() < 0.5:
@@ -38,24 +32,7 @@ def augment(gray: np.ndarray, rng: np.random.Generator, blur_p=0.3, jpeg_p=0.3, 
     if rng.random() < jpeg_p:
         ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
         out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
-    if border_p > 0 and rng.random() < border_p:
-        out = _erase_border(out, rng, border_max)
     return np.ascontiguousarray(out)
-
-
-def _erase_border(gray, rng, max_fraction):
-    """Each side independently set to black over a band of 0..max_fraction of the image's extent."""
-    out = np.array(gray, copy=True)
-    h, w = out.shape
-    top, bottom = (int(rng.uniform(0, max_fraction) * h) for _ in range(2))
-    left, right = (int(rng.uniform(0, max_fraction) * w) for _ in range(2))
-    out[:top] = 0
-    if bottom:
-        out[h - bottom:] = 0
-    out[:, :left] = 0
-    if right:
-        out[:, w - right:] = 0
-    return out
 
 
 def _random_crop(gray, rng, scale, ratio):

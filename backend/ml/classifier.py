@@ -1,19 +1,24 @@
-"""Serving: load the weights once per process, then probabilities and a CAM from one forward pass."""
+"""Serving: load the weights once per process, then calibrated probabilities, the thresholded label,
+the input check and a CAM, all from one forward pass."""
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from flask import current_app
 
-from backend.ml.network import CTNet
-from backend.ml.preprocess import LABELS, to_input
+from backend.ml.inputcheck import InputCheck
+from backend.ml.network import ARCHITECTURES, fold_batchnorm
+from backend.ml.preprocess import LABELS, cam_to_slice, to_input
 
 
 @dataclass
 class Prediction:
-    label: str
-    probabilities: dict  # label -> probability; they sum to 1
-    cam: np.ndarray  # raw class activation map of `label`, (h, w) float32, covering the whole slice
+    label: str  # LABELS[0] (COVID) when its probability reaches `threshold`, else LABELS[1]
+    probabilities: dict  # label -> calibrated probability; they sum to 1
+    threshold: float  # the operating point on probabilities[LABELS[0]]
+    in_distribution: bool  # whether the slice looks like the training slices (axial chest CT)
+    distribution_score: float  # share of held-out real CT slices further from the training data (0..1)
+    cam: np.ndarray  # raw class activation map of `label`, (h, w) float32, in the whole slice's frame
 
     @property
     def confidence(self) -> float:
@@ -21,34 +26,51 @@ class Prediction:
 
     def as_json(self) -> dict:
         """The response's and stored document's `prediction` field."""
-        return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities}
+        return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities,
+                "threshold": self.threshold, "in_distribution": self.in_distribution,
+                "distribution_score": self.distribution_score}
 
 
 class Classifier:
-    def __init__(self, network: CTNet, name: str, version: str, labels=LABELS):
+    def __init__(self, network, name, version, labels=LABELS, temperature=1.0, threshold=0.5, input_check=None):
         self.network = network.eval()
         self.name, self.version, self.labels = name, version, tuple(labels)
+        self.temperature, self.threshold, self.input_check = float(temperature), float(threshold), input_check
 
     @classmethod
     def load(cls, path):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        network = CTNet(**checkpoint.get("config", {}))
+        network = ARCHITECTURES[checkpoint["arch"]](**checkpoint.get("config", {}))
         network.load_state_dict(checkpoint["state_dict"])
-        return cls(network, checkpoint["name"], checkpoint["version"], checkpoint.get("labels", LABELS))
+        network = fold_batchnorm(network.eval())
+        check = InputCheck.from_state(checkpoint["input_check"]) if "input_check" in checkpoint else None
+        return cls(network, checkpoint["name"], checkpoint["version"], checkpoint.get("labels", LABELS),
+                   checkpoint.get("temperature", 1.0), checkpoint.get("threshold", 0.5), check)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities: softmax of the logits divided by the fitted temperature."""
+        return torch.softmax(logits.double() / self.temperature, dim=-1)
 
     def predict(self, gray: np.ndarray) -> Prediction:
         return self.predict_batch([gray])[0]
 
     @torch.inference_mode()
     def predict_batch(self, grays: list[np.ndarray]) -> list[Prediction]:
-        """One forward pass for several slices (the batch command); each answered as `predict` would."""
-        logits, features = self.network.forward_with_features(torch.stack([to_input(gray) for gray in grays]))
+        """One forward pass for several slices (the batch command); each answered as if alone."""
+        inputs = [to_input(gray) for gray in grays]
+        logits, features = self.network.forward_with_features(torch.stack([x for x, _ in inputs]))
+        embeddings = self.network.embed(features)
         predictions = []
-        for row, probs in enumerate(torch.softmax(logits.double(), dim=1).tolist()):
-            index = int(np.argmax(probs))
+        for row, (gray, (_, box)) in enumerate(zip(grays, inputs)):
+            probs = self.probabilities(logits[row]).tolist()
+            index = 0 if probs[0] >= self.threshold else 1
             cam = self.network.cam(features[row:row + 1], index)[0].float().numpy()
-            predictions.append(Prediction(self.labels[index], dict(zip(self.labels, probs)), cam))
+            in_distribution, score = self.input_check(embeddings[row]) if self.input_check else (True, 1.0)
+            predictions.append(Prediction(self.labels[index], dict(zip(self.labels, probs)), self.threshold,
+                                          in_distribution, score, cam_to_slice(cam, box, gray.shape)))
         return predictions
+
+
 
 def init_app(app):
     if app.config["TORCH_THREADS"]:

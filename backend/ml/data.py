@@ -1,5 +1,4 @@
-"""The labelled slices: listing, grouping by source, the split, and decoding through the service's decoder."""
-import json
+"""The labelled slices: listing, grouping by source, grouped folds, and decoding through the service's decoder."""
 import re
 from pathlib import Path
 
@@ -62,27 +61,6 @@ def grouped_folds(items, folds, seed):
     return list(splitter.split(np.zeros(len(items)), labels, source_groups(items)))
 
 
-def split_by_source(items, seed=0, folds=5):
-    """(train items, validation items): the first fold of `grouped_folds` (~1/folds held out)."""
-    train_idx, val_idx = grouped_folds(items, folds, seed)[0]
-    return [items[i] for i in train_idx], [items[i] for i in val_idx]
-
-
 def load_gray(folder, rel):
     """One slice exactly as the service sees it: file bytes through decode_image."""
     return decode_image((Path(folder) / rel).read_bytes())
-
-
-def save_split(path, folder, train, val, seed, folds):
-    groups = dict(zip([r for r, _ in train + val], source_groups(train + val)))
-    record = {
-        "folder": str(folder), "seed": seed, "folds": folds, "grouping": source_groups.__doc__.strip(),
-        "train": [{"file": r, "label": lab, "source": groups[r]} for r, lab in train],
-        "validation": [{"file": r, "label": lab, "source": groups[r]} for r, lab in val],
-    }
-    Path(path).write_text(json.dumps(record, indent=1) + "\n")
-
-
-def read_split(path, part="validation"):
-    """[(relative path, label)] of one part of a recorded split."""
-    return [(entry["file"], entry["label"]) for entry in json.loads(Path(path).read_text())[part]]

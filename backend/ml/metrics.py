@@ -13,18 +13,18 @@ def score(classifier, folder, items):
     return {rel: classifier.predict(load_gray(folder, rel)).probabilities[POSITIVE] for rel, _ in items}
 
 
-def binary_metrics(labels, p_positive):
-    """Accuracy, sensitivity, specificity, F1 and ROC AUC at the argmax threshold (P >= 0.5)."""
+def binary_metrics(labels, p_positive, threshold=0.5):
+    """Accuracy, sensitivity, specificity, F1 and ROC AUC at a threshold on P(COVID) (serving: its own threshold)."""
     y = np.array([label == POSITIVE for label in labels], dtype=int)
     p = np.asarray(p_positive, dtype=float)
-    pred = (p >= 0.5).astype(int)
+    pred = (p >= threshold).astype(int)
     (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1])
     sensitivity = tp / (tp + fn) if tp + fn else float("nan")
     specificity = tn / (tn + fp) if tn + fp else float("nan")
     precision = tp / (tp + fp) if tp + fp else 0.0
     f1 = 2 * precision * sensitivity / (precision + sensitivity) if precision + sensitivity else 0.0
     return {
-        "n": int(len(y)), "roc_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
+        "n": int(len(y)), "threshold": float(threshold), "roc_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
         "accuracy": float((pred == y).mean()), "sensitivity": float(sensitivity),
         "specificity": float(specificity), "f1": float(f1),
         "confusion_matrix": {"rows_true_cols_predicted": [POSITIVE, LABELS[1]],

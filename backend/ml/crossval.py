@@ -1,0 +1,117 @@
+"""Choose and measure the recipe by grouped cross-validation on all slices: `python -m backend.ml.crossval <folder>`.
+
+Stratified group K-fold over every slice (groups: `data.source_groups`, so no paper or patient is
+on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
+fold's training part and predicts the held-out fold: logits and the input check's distance of
+every slice come from a network that never saw it. Writes crossval.json; the recipe with the
+highest out-of-fold ROC AUC wins (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then
+fits the threshold, the temperature and the input check's limit on these out-of-fold results.
+"""
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from backend.ml import data, train
+from backend.ml.inputcheck import knn_distances
+from backend.ml.metrics import POSITIVE
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, default=train.WEIGHTS_DIR / "crossval.json")
+    parser.add_argument("--candidates", nargs="+", default=list(train.RECIPES), choices=list(train.RECIPES))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="override every candidate's epochs (smoke tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=train.RUNS_DIR / "cache")
+    args = parser.parse_args(argv)
+    started = time.time()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    items = data.list_images(args.folder)
+    views = train.cached_views(args.folder, items, args.cache)
+    y = train.labels_tensor(items)
+    positive = np.array([label == POSITIVE for _, label in items])
+    groups = data.source_groups(items)
+    folds = data.grouped_folds(items, args.folds, args.seed)
+    fold_of = np.zeros(len(items), int)
+    for k, (_, held_out) in enumerate(folds):
+        fold_of[held_out] = k
+
+    override = {"epochs": args.epochs} if args.epochs else {}
+    recipes = {name: train.recipe_namespace({**train.RECIPES[name], **override}) for name in args.candidates}
+    record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
+              "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
+              "torch": torch.__version__,
+              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins; "
+                      "exact tie: the earlier in train.RECIPES",
+              "files": {rel: {"label": label, "source": g, "fold": int(f)}
+                        for (rel, label), g, f in zip(items, groups, fold_of)},
+              "candidates": {}}
+    mine = {}  # this call's candidates; others in args.out (earlier rounds, a parallel call) are kept
+
+    def write():
+        """Re-read args.out and replace only this call's candidates, so calls on the same folds add up."""
+        out = dict(record, candidates={})
+        if args.out.is_file():
+            earlier = json.loads(args.out.read_text())
+            if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], args.folds, args.seed):
+                out["candidates"] = {n: c for n, c in earlier["candidates"].items() if n not in mine}
+                commands = earlier.get("commands", [earlier.get("command")])
+                out["commands"] = commands + [c for c in record["commands"] if c not in commands]
+        out["candidates"].update(mine)
+        complete = {n: c["out_of_fold_roc_auc"] for n, c in out["candidates"].items() if "out_of_fold_roc_auc" in c}
+        if complete:
+            out["winner"] = max(complete, key=lambda n: (complete[n], -list(train.RECIPES).index(n)))
+        out["wall_time_s"] = round(time.time() - started, 1)
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+        return out
+
+    for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
+        inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
+        logits = torch.zeros(len(items), 2, dtype=torch.float64)
+        distances = np.zeros(len(items))
+        fold_records = []
+        for k, (tr, te) in enumerate(folds):
+            fold_started = time.time()
+            rng = train.seed_everything(args.seed)
+            network, _, history = train.fit(recipe, inputs[tr], y[tr], rng, device, desc=f"{name} fold {k}")
+            held_logits, held_embeddings = train.logits_and_embeddings(network, recipe, inputs[te], device)
+            _, train_embeddings = train.logits_and_embeddings(network, recipe, inputs[tr], device)
+            logits[te] = held_logits
+            distances[te] = knn_distances(train_embeddings, held_embeddings)
+            p = torch.softmax(held_logits, 1)[:, 0].numpy()
+            fold_records.append({"fold": k, "train": len(tr), "held_out": len(te),
+                                 "held_out_covid": int(positive[te].sum()),
+                                 "roc_auc": float(roc_auc_score(positive[te], p)),
+                                 "wall_time_s": round(time.time() - fold_started, 1), "history": history})
+            print(f"{name} fold {k}: AUC {fold_records[-1]['roc_auc']:.3f} "
+                  f"({fold_records[-1]['wall_time_s']} s)", flush=True)
+            mine[name] = {
+                "recipe": vars(recipe), "folds_done": k + 1, "per_fold": fold_records,
+                "logits": {rel: [round(v, 6) for v in row] for (rel, _), row, done in
+                           zip(items, logits.tolist(), np.isin(fold_of, range(k + 1))) if done},
+                "distances": [round(float(d), 6) for d, done in zip(distances, np.isin(fold_of, range(k + 1))) if done],
+            }
+            write()
+        p = torch.softmax(logits, 1)[:, 0].numpy()
+        mine[name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
+        print(f"{name}: out-of-fold ROC AUC {mine[name]['out_of_fold_roc_auc']:.3f}", flush=True)
+
+    out = write()
+    print("winner:", out.get("winner"), {n: c.get("out_of_fold_roc_auc") for n, c in out["candidates"].items()})
+    return out
+
+
+if __name__ == "__main__":
+    main()

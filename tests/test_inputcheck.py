@@ -1,0 +1,72 @@
+"""The input check: images unlike chest CT are flagged, real chest CT slices pass, and the answer says so."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.analysis.findings import NOT_CT, describe
+from backend.config import DEFAULT_MODEL_PATH
+from backend.imaging.decode import decode_image
+from backend.ml import data, nonct
+from backend.ml.classifier import Classifier
+from backend.ml.inputcheck import InputCheck, knn_distances
+from tests.fixtures.data import covid_ct_dir
+
+WEIGHTS = Path(DEFAULT_MODEL_PATH).parent
+METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    torch.set_num_threads(2)
+    return Classifier.load(DEFAULT_MODEL_PATH)
+
+
+def test_non_ct_images_are_flagged(classifier):
+    """scikit-image's pictures, pydicom's MR, ultrasound and radiographs, generated images: at least 90 % flagged."""
+    results = {name: classifier.predict(decode_image(content)) for name, content in nonct.images().items()}
+    assert len(results) >= 40
+    flagged = [name for name, p in results.items() if not p.in_distribution]
+    assert len(flagged) / len(results) >= 0.9, sorted(set(results) - set(flagged))
+    assert len(flagged) / len(results) == pytest.approx(METRICS["input_check"]["flagged_non_ct"])
+    for name in flagged:
+        assert results[name].distribution_score < 0.01
+
+
+def test_real_chest_ct_passes(classifier):
+    folder = covid_ct_dir()
+    items = data.list_images(folder)[::17]  # 31 slices of both classes
+    passed = [classifier.predict(data.load_gray(folder, rel)).in_distribution for rel, _ in items]
+    assert np.mean(passed) >= 0.95
+
+
+def test_out_of_fold_ct_rate_is_recorded_from_the_limit(classifier):
+    """At most 2 % of real CT slices, each scored by a network that never saw it, are over the served limit."""
+    crossval = json.loads((WEIGHTS / "crossval.json").read_text())
+    distances = np.array(crossval["candidates"][METRICS["recipe"]]["distances"])
+    rate = float((distances > classifier.input_check.limit).mean())
+    assert rate == pytest.approx(METRICS["input_check"]["flagged_out_of_fold_ct"]) and rate <= 0.02
+
+
+def test_knn_distance_and_score():
+    reference = torch.eye(4)[:3].repeat(2, 1)  # each of three directions twice
+    check = InputCheck(reference, limit=0.5, held_out_distances=[0.1, 0.2, 0.3, 0.4])
+    assert knn_distances(reference, torch.eye(4)[:1], k=2)[0] == pytest.approx(0.0, abs=1e-6)
+    assert knn_distances(reference, torch.eye(4)[3:], k=2)[0] == pytest.approx(np.sqrt(2), abs=1e-6)
+    assert check(torch.eye(4)[3]) == (False, 0.0)  # unlike every reference: further than every held-out slice
+    assert check(torch.tensor([1.0, 0.0, 0.0, 0.0]))[0] is False  # its 5th neighbour is another direction
+    restored = InputCheck.from_state(check.state())
+    assert restored.limit == check.limit and np.array_equal(restored.held_out, check.held_out)
+
+
+def test_recommendations_say_when_the_input_is_not_chest_ct():
+    body = np.ones((10, 10), bool)
+    activation = np.ones((10, 10), np.float32)
+    probabilities = {"COVID": 0.9, "NonCOVID": 0.1}
+    findings, advice = describe("COVID", 0.9, probabilities, activation, body, body, 0.3, in_distribution=False)
+    assert advice[0] == NOT_CT and "RT-PCR" not in " ".join(advice)
+    assert findings[0].startswith("The model rates this slice COVID") and NOT_CT in findings
+    _, usual = describe("COVID", 0.9, probabilities, activation, body, body, 0.3, in_distribution=True)
+    assert NOT_CT not in usual and "RT-PCR" in usual[0]
