@@ -10,6 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from backend.errors import ApiError
+from backend.imaging.decode import decode_image
+
 SKIMAGE_FILES = ("astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "chessboard_GRAY.png",
                  "clock_motion.png", "coffee.png", "coins.png", "color.png", "grass.png", "gravel.png", "horse.png",
                  "hubble_deep_field.jpg", "ihc.png", "logo.png", "microaneurysms.png", "moon.png",
@@ -68,3 +71,13 @@ def images():
         out[f"pydicom/{name}"] = path.read_bytes()
     out.update({f"generated/{name}": data for name, data in generated().items()})
     return out
+
+
+def screen(classifier, data: bytes) -> tuple[bool, float]:
+    """(in_distribution, distribution_score) the service gives an image; one its decoder refuses
+    outright (a blank picture) never reaches the model, so it counts as caught: (False, 0.0)."""
+    try:
+        prediction = classifier.predict(decode_image(data))
+    except ApiError:
+        return False, 0.0
+    return prediction.in_distribution, prediction.distribution_score

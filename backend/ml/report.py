@@ -3,7 +3,6 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.imaging.decode import decode_image
 from backend.ml import calibration, nonct
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray
@@ -71,9 +70,8 @@ def final_metrics(weights, folder, items, cv, chosen, operating):
     flagged_oof = float((distances > classifier.input_check.limit).mean())
     non_ct = {}
     for name, data in nonct.images().items():
-        prediction = classifier.predict(decode_image(data))
-        non_ct[name] = {"in_distribution": prediction.in_distribution,
-                        "distribution_score": round(prediction.distribution_score, 4)}
+        in_distribution, score = nonct.screen(classifier, data)
+        non_ct[name] = {"in_distribution": in_distribution, "distribution_score": round(score, 4)}
     reference = {}
     for label in ("COVID", "NonCOVID"):
         chosen_items = [rel for rel, lab in items if lab == label]
