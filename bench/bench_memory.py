@@ -15,7 +15,6 @@ import io
 import json
 import sys
 import tempfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
