@@ -1,8 +1,10 @@
 """`python -m backend analyze PATH...`: analyse files and folders of slices in one command.
 `python -m backend sweep`: remove stored images that no analysis references.
 
-Slices go through the model in batches (one forward pass per batch), through the same pipeline
-as POST /analyze. One record per file, errors included; exit 0 when every file was analysed,
+Slices go through the model in batches, through the same pipeline as POST /analyze. Each batch
+is split into one part per core, analysed in parallel with one PyTorch thread each: one
+EfficientNet-Lite0 pass gains little from a second intra-op thread, two passes side by side
+nearly double the rate. One record per file, errors included; exit 0 when every file was analysed,
 2 when some were not.
 """
 import argparse
@@ -11,6 +13,7 @@ import hashlib
 import json
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -90,7 +93,8 @@ def parse_args(argv):
                          help=f"whose analyses they are, with --store (default: {LOCAL_OWNER!r}, the one owner of "
                               "AUTH_MODE=none; with firebase, a user's uid)")
     analyze.add_argument("--batch-size", type=int, default=16, metavar="N",
-                         help="slices per forward pass (default: 16)")
+                         help="slices per step, split into one forward pass per core (TORCH_THREADS, default: "
+                              "all); 1 analyses one slice at a time with every core on it (default: 16)")
     sweep = commands.add_parser(
         "sweep", help="remove stored images no analysis references",
         description="Remove objects in IMAGE_STORE (under analyses/) that no analysis document references "
@@ -144,18 +148,38 @@ def run(args) -> int:
     classifier, stores = _open(settings, args.store)
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)
+    cores = torch.get_num_threads()
+    if args.batch_size > 1:
+        torch.set_num_threads(1)  # before the pool's threads start: each part gets one
     failed = 0
     try:
-        with tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress:
+        with ThreadPoolExecutor(cores) as pool, \
+                tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress:
             for start in range(0, len(items), args.batch_size):
                 batch = items[start:start + args.batch_size]
-                for record in analyse_batch(batch, classifier, stores, args, settings):
+                for record in _analyse_on_cores(pool, split(batch, cores), classifier, stores, args, settings):
                     failed += "error" in record
                     recorder.write(record)
                 progress.update(len(batch))
     finally:
         recorder.close()
+        torch.set_num_threads(cores)
     return EXIT_SOME_FAILED if failed else 0
+
+
+def split(batch: list, parts: int) -> list[list]:
+    """`batch` in at most `parts` contiguous, non-empty parts of nearly equal size, in order."""
+    bounds = [i * len(batch) // parts for i in range(parts + 1)]
+    return [batch[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _analyse_on_cores(pool, parts, classifier, stores, args, settings) -> list[dict]:
+    """The records of every part, in order: parts side by side in the pool, a single part here."""
+    def analyse(part):
+        return analyse_batch(part, classifier, stores, args, settings)
+
+    results = pool.map(analyse, parts) if len(parts) > 1 else map(analyse, parts)
+    return [record for records in results for record in records]
 
 
 def _open(settings: dict, with_store: bool):

@@ -85,6 +85,20 @@ def test_batched_answers_match_the_api(client, folder, capsys):
             assert record["probabilities"][label] == pytest.approx(probability, abs=1e-6)
 
 
+def test_batches_split_across_cores_give_the_same_records_in_the_same_order(folder, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_THREADS", "2")  # two parts per batch even where there is one core
+    runs = {}
+    for batch_size in ("1", "5"):
+        assert cli.main(["analyze", str(folder / "COVID"), str(folder / "NonCOVID"), "--batch-size", batch_size]) == 0
+        runs[batch_size] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in runs["5"]] == [r["path"] for r in runs["1"]] == \
+        [str(folder / label / covid_ct_image(label, index).name) for label, index in SLICES]
+    for alone, batched in zip(runs["1"], runs["5"]):
+        assert batched["label"] == alone["label"]
+        assert batched["probabilities"]["COVID"] == pytest.approx(alone["probabilities"]["COVID"], abs=1e-6)
+    assert cli.split(list(range(5)), 2) == [[0, 1], [2, 3, 4]] and cli.split([7], 4) == [[7]]
+
+
 def test_help_documents_the_command(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["analyze", "--help"])

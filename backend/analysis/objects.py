@@ -19,6 +19,9 @@ NAMES = ("slice.jpg", "heatmap.jpg", "original")
 CONTENT_TYPES = {formats.PNG: "image/png", formats.JPEG: "image/jpeg", formats.DICOM: "application/dicom"}
 
 log = logging.getLogger(__name__)
+# One pool for the life of the process: starting three threads per request cost ~3 ms of a ~40 ms request.
+# Its threads start on first use, so a gunicorn worker gets its own after the fork.
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="object-writer")
 
 
 def prefix(owner: str, analysis_id: str) -> str:
@@ -43,9 +46,8 @@ def render(owner: str, analysis_id: str, original: bytes, images: dict) -> list[
 
 def write(store, objects: list[tuple[dict, bytes]]) -> list[dict]:
     """Write every object at once; if any write fails, remove those written and raise. Returns the entries."""
-    with ThreadPoolExecutor(len(objects)) as pool:
-        futures = [pool.submit(store.put, entry["path"], data, entry["content_type"]) for entry, data in objects]
-        errors = [future.exception() for future in futures]
+    futures = [_WRITERS.submit(store.put, entry["path"], data, entry["content_type"]) for entry, data in objects]
+    errors = [future.exception() for future in futures]
     if any(errors):
         remove(store, [entry for entry, _ in objects])
         raise next(error for error in errors if error)
