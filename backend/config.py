@@ -22,8 +22,7 @@ def _str(name, default):
 
 
 def _int(name, default):
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+    return _number(name, default, int, "a whole number")
 
 
 def _bool(name, default):
@@ -38,8 +37,17 @@ def _bool(name, default):
 
 
 def _float(name, default):
+    return _number(name, default, float, "a number")
+
+
+def _number(name, default, kind, what):
     value = os.environ.get(name, "").strip()
-    return float(value) if value else default
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not {what}") from None
 
 
 def from_env():

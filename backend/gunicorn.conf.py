@@ -16,14 +16,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `backend` importable from any cwd
 
 # Imported under names that are not gunicorn settings: every module-level name here is read as one.
-from backend.config import from_env  # noqa: E402
+from backend.config import ConfigError, from_env  # noqa: E402
 from backend.config import load_dotenv_file as read_dotenv  # noqa: E402
 from backend.logs import configure as configure_logging  # noqa: E402
 from backend.memory import return_freed_buffers  # noqa: E402
 
 read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
-settings = from_env()
+try:
+    settings = from_env()
+except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
+    sys.exit(f"error: {exc}")
 cores = len(os.sched_getaffinity(0))
 
 bind = f"{settings['HOST']}:{settings['PORT']}"

@@ -318,6 +318,7 @@ def test_the_rate_limit_counts_per_user(auth_env, tmp_path):
     ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),
     ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis-production", "FIREBASE_API_KEY": "key",
       "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "demo-"),
+    ({"HEAVY_WORK_WAIT_S": "soon"}, "HEAVY_WORK_WAIT_S='soon' is not a number"),
 ])
 def test_the_service_refuses_to_start_in_one_line(tmp_path, env, words):
     """`python backend/app.py` as users start it: one clear line and exit code 1, before listening."""

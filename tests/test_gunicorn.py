@@ -86,3 +86,16 @@ def test_metrics_add_up_across_workers(gunicorn_server):
     for _ in range(8):
         assert request("GET", gunicorn_server.base_url + "/health")[0] == 200
     assert [scrape() - before for _ in range(4)] == [8] * 4
+
+
+def test_a_malformed_setting_stops_gunicorn_with_one_line_and_status_1(tmp_path):
+    import os
+    import subprocess
+
+    from tests.fixtures.data import REPO
+
+    done = subprocess.run(GUNICORN, cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DATA_DIR": str(tmp_path), "THREADS": "many"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "THREADS" in done.stderr
+    assert "Traceback" not in done.stderr
