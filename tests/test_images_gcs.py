@@ -67,6 +67,8 @@ def test_cloud_storage_down_gives_503s_that_change_nothing_and_up_again_works(tm
     kept = post(client, png, "kept.png").get_json()
 
     own_gcs_emulator.stop()
+    ready, took = timed(lambda: client.get("/ready"))
+    assert ready.status_code == 503 and set(ready.get_json()["not_ready"]) == {"image_store"} and took < 5
     response, took = timed(lambda: post(client, covid_ct_image("NonCOVID", 0).read_bytes(), "during.png"))
     assert response.status_code == 503 and response.get_json()["error"] == "image_store_unavailable"
     assert took < BOUND_S
@@ -77,6 +79,7 @@ def test_cloud_storage_down_gives_503s_that_change_nothing_and_up_again_works(tm
     assert client.get(f"/analyses/{kept['id']}/images/slice.jpg").status_code == 503
 
     own_gcs_emulator.start()  # same port, same objects on disk
+    assert client.get("/ready").status_code == 200
     assert client.get(f"/analyses/{kept['id']}/images/original").data == png
     assert post(client, png, "after.png").status_code == 201
     assert client.delete(f"/analyses/{kept['id']}").status_code == 204  # the retry finishes

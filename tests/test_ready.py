@@ -1,4 +1,4 @@
-"""GET /ready: 200 only while the model is loaded and the store answers; 503 naming what is not."""
+"""GET /ready: 200 only while the model is loaded and the stores answer; 503 naming what is not."""
 import time
 
 import pytest
@@ -15,10 +15,24 @@ def store_errors(client) -> float:
     return value(samples(client.get("/metrics").get_data(as_text=True)), "store_errors_total", store="firestore")
 
 
-def test_ready_with_the_embedded_store(client):
+def test_ready_with_the_embedded_stores(client):
     response = client.get("/ready")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "checks": {"model": "ok", "store": "ok"}}
+    assert response.get_json() == {"status": "ready", "checks": {"model": "ok", "store": "ok", "image_store": "ok"}}
+
+
+def test_ready_names_an_image_folder_it_cannot_write_to(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path), "TESTING": True})
+    client = app.test_client()
+    images = tmp_path / "images"
+    images.rmdir()
+    images.write_text("a file where the images folder should be")
+    response = client.get("/ready")
+    assert response.status_code == 503 and set(response.get_json()["not_ready"]) == {"image_store"}
+    ResponseChecker(app, client.get("/openapi.json").get_json()).check(response, "GET", "/ready")
+    images.unlink()
+    images.mkdir()
+    assert client.get("/ready").status_code == 200
 
 
 @pytest.mark.firestore

@@ -1,7 +1,9 @@
-"""GET /health (liveness: cheap, no dependencies) and GET /ready (readiness: model and store answer)."""
+"""GET /health (liveness: cheap, no dependencies) and GET /ready (readiness: the model is loaded and the
+document store and the image store answer)."""
 from flask import Blueprint, current_app, jsonify
 
 from backend.errors import error_response
+from backend.images import get_image_store
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
 
@@ -23,13 +25,16 @@ def ready():
     not_ready = {}
     if current_app.extensions.get("classifier") is None:
         not_ready["model"] = "the model is not loaded"
-    store = get_store()
-    try:
-        store.ping(READY_TIMEOUT_S)
-    except Exception as exc:  # whatever the backend raises, the answer is "not ready", logged with its cause
-        current_app.logger.warning("readiness: the %s store did not answer: %s", store.name, exc)
-        not_ready["store"] = f"the {store.name} store did not answer within {READY_TIMEOUT_S} s"
+    checks = {"store": get_store(), "image_store": get_image_store()}  # the image store is None with IMAGE_STORE=none
+    for check, store in checks.items():
+        if store is None:
+            continue
+        try:
+            store.ping(READY_TIMEOUT_S)
+        except Exception as exc:  # whatever the backend raises, the answer is "not ready", logged with its cause
+            current_app.logger.warning("readiness: the %s %s did not answer: %s", store.name, check, exc)
+            not_ready[check] = f"the {store.name} {check.replace('_', ' ')} did not answer within {READY_TIMEOUT_S} s"
     if not_ready:
         return error_response(503, "not_ready", "Not ready: " + "; ".join(not_ready.values()) + ".",
                               not_ready=not_ready)
-    return jsonify(status="ready", checks={"model": "ok", "store": "ok"})
+    return jsonify(status="ready", checks={"model": "ok", **{check: "ok" for check, store in checks.items() if store}})

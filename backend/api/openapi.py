@@ -216,7 +216,7 @@ SPEC = {
                                                        "model": ANALYSIS_TEXT["model"]}}, "Alive.")},
         }},
         "/ready": {"get": {
-            "summary": "Readiness: the model is loaded and the store answers",
+            "summary": "Readiness: the model is loaded, the document store and the image store answer",
             "responses": {
                 "200": _json({"type": "object", "additionalProperties": False, "required": ["status", "checks"],
                               "properties": {"status": {"const": "ready"},
@@ -224,7 +224,7 @@ SPEC = {
                                                         "additionalProperties": {"const": "ok"}}}}, "Ready."),
                 "503": _json({"allOf": [_ref("Error")], "required": ["not_ready"], "properties": {
                     "not_ready": {"type": "object", "additionalProperties": {"type": "string"},
-                                  "description": "what is not ready (model, store) and why"}}},
+                                  "description": "what is not ready (model, store, image_store) and why"}}},
                     "Not ready; the body names what is not."),
             },
         }},

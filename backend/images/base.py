@@ -6,6 +6,9 @@ type and fingerprint are recorded in the analysis document, which is what the AP
 from datetime import datetime
 
 
+PROBE_PATH = "ready-probe"  # never written: reading it is the cheapest call that reaches the store
+
+
 class ImageStoreUnavailable(Exception):
     """The object store could not be reached in time; the API answers 503 and keeps nothing half-done."""
 
@@ -28,6 +31,10 @@ class ImageStore:
     def list_older_than(self, prefix: str, cutoff: datetime) -> list[str]:
         """Paths under `prefix` created before `cutoff` (timezone-aware), for the sweep."""
         raise NotImplementedError
+
+    def ping(self, timeout_s: float):
+        """Raise unless the store answers a cheap read within about `timeout_s` (/ready)."""
+        self.get(PROBE_PATH)
 
     def close(self):
         """Release connections (tests and shutdown)."""

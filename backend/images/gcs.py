@@ -15,7 +15,7 @@ from google.auth.exceptions import TransportError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from backend.images.base import ImageStore, ImageStoreUnavailable
+from backend.images.base import PROBE_PATH, ImageStore, ImageStoreUnavailable
 
 UNREACHABLE = (exceptions.GoogleAPICallError, exceptions.RetryError, requests.exceptions.RequestException,
                TransportError)
@@ -80,6 +80,10 @@ class GcsImageStore(ImageStore):
         with self._reaching_bucket("list", prefix):
             return sorted(blob.name for blob in self.client.list_blobs(self.bucket, prefix=prefix, **self._calls())
                           if blob.time_created < cutoff)
+
+    def ping(self, timeout_s):
+        """One read, no retries: a probe answers within `timeout_s` (the other calls retry for STORE_TIMEOUT_S)."""
+        self.bucket.get_blob(PROBE_PATH, timeout=timeout_s, retry=None)
 
     def close(self):
         self.client.close()

@@ -20,6 +20,10 @@ class LocalImageStore(ImageStore):
         self.root = Path(data_dir) / "images"
         self.root.mkdir(parents=True, exist_ok=True)
 
+    def ping(self, timeout_s):
+        if not (self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)):
+            raise ImageStoreUnavailable(f"{self.root} is not a folder this service can write to")
+
     def _file(self, path: str) -> Path:
         parts = PurePosixPath(path).parts
         if not parts or any(part in ("", ".", "..") for part in parts) or path.startswith("/"):
