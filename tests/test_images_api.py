@@ -149,6 +149,21 @@ def test_reanalysis_runs_the_model_on_the_stored_original_with_its_window(app, c
     assert client.post("/analyses/nothing/reanalyze").get_json()["error"] == "not_found"
 
 
+def test_a_retried_reanalysis_with_its_idempotency_key_is_stored_once(app, client):
+    png = covid_ct_image("COVID", 1).read_bytes()
+    earlier, other = post(client, png, "a.png").get_json(), post(client, png, "b.png").get_json()
+    key = {"Idempotency-Key": "reanalyse-a"}
+    first = client.post(f"/analyses/{earlier['id']}/reanalyze", headers=key)
+    retried = client.post(f"/analyses/{earlier['id']}/reanalyze", headers=key)
+    assert first.status_code == retried.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.get_json()["id"] == first.get_json()["id"] and retried.get_json()["reanalysis_of"] == earlier["id"]
+    assert len(client.get("/analyses").get_json()["items"]) == 3 and len(objects_on_disk(app)) == 9
+    reused = client.post(f"/analyses/{other['id']}/reanalyze", headers=key)  # the same key, another analysis
+    assert reused.status_code == 422 and reused.get_json()["error"] == "idempotency_key_reused"
+    assert len(client.get("/analyses").get_json()["items"]) == 3
+
+
 def test_image_store_none_keeps_thumbnails_only(tmp_path):
     app = create_app({"DATA_DIR": str(tmp_path), "IMAGE_STORE": "none", "TESTING": True})
     client = app.test_client()

@@ -3,6 +3,7 @@
 Storing is the same for both: the objects (full-size slice and heatmap, the original) first,
 then the document; a failed or superseded document write removes the objects it wrote.
 """
+import json
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -29,7 +30,7 @@ def analyze():
     caller = authenticate()
     ratelimit.check(caller)
     upload = read_upload()
-    key = _idempotency_key(upload, caller.uid)
+    key = _idempotency_key(upload.request_fingerprint, caller.uid)
     if key is not None and (earlier := get_store().find_by_key(key)) is not None:
         return _answer(earlier, replayed=True)
     return _analyse_and_store(upload, caller.uid, key)
@@ -40,6 +41,9 @@ def reanalyze(analysis_id):
     """The current model on the stored original, with the original request's window and frame."""
     caller = authenticate()
     ratelimit.check(caller)
+    key = _idempotency_key(json.dumps(["reanalyze", analysis_id]), caller.uid)
+    if key is not None and (replay := get_store().find_by_key(key)) is not None:
+        return _answer(replay, replayed=True)
     earlier = get_store().get(analysis_id, owner=owner_scope(caller))
     if earlier is None:
         raise not_found(analysis_id)
@@ -50,7 +54,7 @@ def reanalyze(analysis_id):
         raise image_missing(analysis_id, "original")
     parameters = earlier.get("parameters", {})
     upload = Upload(data, earlier["filename"], parameters.get("window", "lung"), parameters.get("frame"))
-    return _analyse_and_store(upload, earlier["owner"], None, reanalysis_of=analysis_id)
+    return _analyse_and_store(upload, earlier["owner"], key, reanalysis_of=analysis_id)
 
 
 def _analyse_and_store(upload: Upload, owner: str, key: IdempotencyKey | None, **extra):
@@ -86,13 +90,14 @@ def _analyse_and_store(upload: Upload, owner: str, key: IdempotencyKey | None, *
     return _answer(response)
 
 
-def _idempotency_key(upload: Upload, owner: str) -> IdempotencyKey | None:
+def _idempotency_key(request_fingerprint: str, owner: str) -> IdempotencyKey | None:
+    """The caller's Idempotency-Key for the request `request_fingerprint` stands for, None without one."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
     if not 1 <= len(key) <= 255 or not (key.isascii() and key.isprintable()):
         raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header must be 1 to 255 printable characters.")
-    return IdempotencyKey(owner, key, upload.request_fingerprint)
+    return IdempotencyKey(owner, key, request_fingerprint)
 
 
 def _answer(body: dict, replayed=False):

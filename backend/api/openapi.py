@@ -78,6 +78,14 @@ IMAGE_STORE_ERRORS = {
 FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
 ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
+
+def _idempotency_key(request):
+    return {"name": "Idempotency-Key", "in": "header", "required": False,
+            "description": f"The same key with the same request {request} answers with the stored analysis; "
+                           "stored once.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+
+
 SPEC = {
     "openapi": "3.1.0",
     "info": {
@@ -92,10 +100,7 @@ SPEC = {
     "paths": {
         "/analyze": {"post": {
             "summary": "Analyse one slice and store the analysis",
-            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                            "description": "The same key with the same request (file, window, frame, file name) "
-                                           "answers with the stored analysis; stored once.",
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+            "parameters": [_idempotency_key("(file, window, frame, file name)")],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {
                     "schema": {"type": "object", "required": ["file"], "properties": {
@@ -192,17 +197,23 @@ SPEC = {
                 **AUTH_ERRORS, **IMAGE_STORE_ERRORS}}},
         "/analyses/{analysis_id}/reanalyze": {"post": {
             "summary": "Run the current model on an analysis's stored original, with its window and frame",
-            "parameters": [ANALYSIS_ID],
+            "parameters": [ANALYSIS_ID, _idempotency_key("(the same analysis id)")],
             "responses": {
-                "201": {**_json(_ref("Analysis"), "The new analysis (also stored), with reanalysis_of."),
+                "201": {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
+                                "The new analysis (also stored), with reanalysis_of; a replay of an "
+                                "Idempotency-Key answers with the stored one and Idempotent-Replayed: true."),
                         "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
                                     "Location": {"schema": {"type": "string"}, "required": True,
-                                                 "description": "/analyses/<new id>"}}},
+                                                 "description": "/analyses/<new id>"},
+                                    "Idempotent-Replayed": {"schema": {"const": "true"},
+                                                            "description": "present when this is a replay"}}},
+                "400": _error("A bad Idempotency-Key."),
                 "404": _error("No analysis of the caller's has this id (not_found), or its original is not kept "
                               "(image_missing)."),
                 "413": _error("The stored original is over MAX_PIXELS or DECODE_BUDGET_MB as configured now."),
                 "415": _error("The stored original is in an encoding no installed decoder reads."),
-                "422": _error("The stored original cannot be analysed (too small or blank)."),
+                "422": _error("The stored original cannot be analysed (too small or blank), or an "
+                              "Idempotency-Key used before for a different request."),
                 **AUTH_ERRORS,
                 "429": _error("Over RATE_LIMIT for this owner; Retry-After says when to try again."),
                 **IMAGE_STORE_ERRORS,
