@@ -36,6 +36,10 @@ RECIPES = {
                    "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
     "lite0-full": {"arch": "effnet-lite0", "pretrained": True, "freeze": 0, "epochs": 14, "batch_size": 32,
                    "lr": 5e-4, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
+    "lite0-mid": {"arch": "effnet-lite0", "pretrained": True, "freeze": 6, "epochs": 10, "batch_size": 32,
+                  "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
+    "lite0-deep-14": {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 14, "batch_size": 32,
+                      "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
     "ctnet": {"arch": "ctnet", "pretrained": False, "freeze": 0, "epochs": 10, "batch_size": 32,
               "lr": 2e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
 }
