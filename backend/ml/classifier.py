@@ -1,5 +1,5 @@
 """Serving: load the weights once per process, then calibrated probabilities, the thresholded label,
-the input check and a CAM, all from one forward pass."""
+the input check and a CAM, all from one forward pass (the input check branches off its first layers)."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,8 +59,11 @@ class Classifier:
     def predict_batch(self, grays: list[np.ndarray]) -> list[Prediction]:
         """One forward pass for several slices (the batch command); each answered as if alone."""
         inputs = [to_input(gray) for gray in grays]
-        logits, features = self.network.forward_with_features(torch.stack([x for x, _ in inputs]))
-        embeddings = self.network.embed(features)
+        tap = self.input_check.tap if self.input_check else 0
+        tapped = self.network.features[:tap](torch.stack([x for x, _ in inputs]))  # shared with the input check
+        features = self.network.features[tap:](tapped)
+        logits = self.network.fc(self.network.embed(features))  # eval: no dropout
+        embeddings = self.input_check.embed(tapped) if self.input_check else None
         predictions = []
         for row, (gray, (_, box)) in enumerate(zip(grays, inputs)):
             probs = self.probabilities(logits[row]).tolist()

