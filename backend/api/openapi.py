@@ -86,6 +86,18 @@ def _idempotency_key(request):
             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
 
 
+def _created(what):
+    """201 of a new analysis; an Idempotency-Key replay answers the same way with the stored analysis."""
+    return {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
+                    f"{what}; a replay of an Idempotency-Key answers with the stored analysis and "
+                    "Idempotent-Replayed: true."),
+            "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                        "Location": {"schema": {"type": "string"}, "required": True,
+                                     "description": "/analyses/<id of the new analysis>"},
+                        "Idempotent-Replayed": {"schema": {"const": "true"},
+                                                "description": "present when this is a replay"}}}
+
+
 SPEC = {
     "openapi": "3.1.0",
     "info": {
@@ -119,14 +131,7 @@ SPEC = {
                 },
             }},
             "responses": {
-                "201": {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
-                                "The analysis (also stored); a replay of an Idempotency-Key answers with "
-                                "the stored analysis and Idempotent-Replayed: true."),
-                        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
-                                    "Location": {"schema": {"type": "string"}, "required": True,
-                                                 "description": "/analyses/<id>"},
-                                    "Idempotent-Replayed": {"schema": {"const": "true"},
-                                                            "description": "present when this is a replay"}}},
+                "201": _created("The analysis (also stored)"),
                 "400": _error("No file, an empty, truncated or damaged image, a DICOM header that does not "
                               "fit its pixels, bad JSON or base64, an unknown window or frame, too many form "
                               "fields, or a bad Idempotency-Key."),
@@ -199,14 +204,7 @@ SPEC = {
             "summary": "Run the current model on an analysis's stored original, with its window and frame",
             "parameters": [ANALYSIS_ID, _idempotency_key("(the same analysis id)")],
             "responses": {
-                "201": {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
-                                "The new analysis (also stored), with reanalysis_of; a replay of an "
-                                "Idempotency-Key answers with the stored one and Idempotent-Replayed: true."),
-                        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
-                                    "Location": {"schema": {"type": "string"}, "required": True,
-                                                 "description": "/analyses/<new id>"},
-                                    "Idempotent-Replayed": {"schema": {"const": "true"},
-                                                            "description": "present when this is a replay"}}},
+                "201": _created("The new analysis (also stored), with reanalysis_of"),
                 "400": _error("A bad Idempotency-Key."),
                 "404": _error("No analysis of the caller's has this id (not_found), or its original is not kept "
                               "(image_missing)."),
