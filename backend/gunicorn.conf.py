@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `backend` importable from any cwd
 
 # Imported under names that are not gunicorn settings: every module-level name here is read as one.
+from backend.auth import check_settings as check_auth_settings  # noqa: E402
 from backend.config import ConfigError, from_env  # noqa: E402
 from backend.config import load_dotenv_file as read_dotenv  # noqa: E402
 from backend.logs import configure as configure_logging  # noqa: E402
@@ -25,6 +26,7 @@ read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
     settings = from_env()
+    check_auth_settings(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")
 cores = len(os.sched_getaffinity(0))

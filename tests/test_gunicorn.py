@@ -88,14 +88,17 @@ def test_metrics_add_up_across_workers(gunicorn_server):
     assert [scrape() - before for _ in range(4)] == [8] * 4
 
 
-def test_a_malformed_setting_stops_gunicorn_with_one_line_and_status_1(tmp_path):
+@pytest.mark.parametrize("env, words", [({"THREADS": "many"}, "THREADS='many'"),
+                                         ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1")])  # the Docker image's HOST
+def test_a_setting_that_cannot_work_stops_gunicorn_with_one_line_and_status_1(tmp_path, env, words):
     import os
     import subprocess
 
     from tests.fixtures.data import REPO
+    from tests.fixtures.server import free_port
 
     done = subprocess.run(GUNICORN, cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DATA_DIR": str(tmp_path), "THREADS": "many"})
+                          env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env})
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "THREADS" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and words in done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr

@@ -6,13 +6,14 @@ rest of the request.
 from flask import current_app, g, request
 
 from backend.auth.base import AuthMode, User
+from backend.auth.loopback import refuse_open_host
 from backend.config import ConfigError
 
 
 def _none(app):
     from backend.auth.local import LocalOwner
 
-    return LocalOwner(app.config["HOST"], app.config["ALLOW_ANONYMOUS"], app.config["CORS_ORIGINS"])
+    return LocalOwner(app.config["CORS_ORIGINS"])
 
 
 def _firebase(app):
@@ -24,11 +25,19 @@ def _firebase(app):
 MODES = {"none": _none, "firebase": _firebase}
 
 
-def init_app(app):
-    name = app.config["AUTH_MODE"]
+def check_settings(config):
+    """ConfigError for auth settings that cannot work, found from the settings alone: gunicorn's master
+    checks them before it starts workers, so a bad start is one line, not a failed boot per worker."""
+    name = config["AUTH_MODE"]
     if name not in MODES:
         raise ConfigError(f"AUTH_MODE={name!r} is not one of: {', '.join(MODES)}")
-    app.extensions["auth"] = MODES[name](app)
+    if name == "none":
+        refuse_open_host(config["HOST"], config["ALLOW_ANONYMOUS"])
+
+
+def init_app(app):
+    check_settings(app.config)
+    app.extensions["auth"] = MODES[app.config["AUTH_MODE"]](app)
 
 
 def get_auth() -> AuthMode:
