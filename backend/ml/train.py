@@ -30,20 +30,17 @@ RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches an
 NAME, VERSION = "covid-ct-effnet-lite0", "2.1.0"
 WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
-# Candidate recipes. Fixed before the cross-validation ran (SELECTION.md).
+# Candidate recipes. Fixed before the cross-validation ran (SELECTION.md). The later ImageNet Lite0 candidates
+# differ from `lite0-deep` only where they say so.
+_DEEP = {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 10, "batch_size": 32,
+         "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3}
 RECIPES = {
-    "lite0": {"arch": "effnet-lite0", "pretrained": True, "freeze": 16, "epochs": 10, "batch_size": 32,
-              "lr": 1e-3, "weight_decay": 0.01, "label_smoothing": 0.1, "dropout": 0.2},
-    "lite0-deep": {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 10, "batch_size": 32,
-                   "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
-    "lite0-full": {"arch": "effnet-lite0", "pretrained": True, "freeze": 0, "epochs": 14, "batch_size": 32,
-                   "lr": 5e-4, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
-    "lite0-mid": {"arch": "effnet-lite0", "pretrained": True, "freeze": 6, "epochs": 10, "batch_size": 32,
-                  "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
-    "lite0-deep-14": {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 14, "batch_size": 32,
-                      "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
-    "ctnet": {"arch": "ctnet", "pretrained": False, "freeze": 0, "epochs": 10, "batch_size": 32,
-              "lr": 2e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3},
+    "lite0": {**_DEEP, "freeze": 16, "weight_decay": 0.01, "dropout": 0.2},
+    "lite0-deep": _DEEP,
+    "lite0-full": {**_DEEP, "freeze": 0, "epochs": 14, "lr": 5e-4},
+    "lite0-mid": {**_DEEP, "freeze": 6},
+    "lite0-deep-14": {**_DEEP, "epochs": 14},
+    "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 
