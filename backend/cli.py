@@ -244,7 +244,7 @@ def _store(result, item: Item, data: bytes, classifier, stores: dict, settings, 
                                  result, classifier, window=args.window)
     image_store = stores["image_store"]
     if image_store is not None:
-        fields["images"] = objects.write(image_store, objects.render(args.owner, fields["id"], data, result.images))
+        fields["images"] = objects.write(image_store, objects.render(args.owner, fields["id"], data, result.jpegs))
     _, stored = document.build(fields, result.images)
     stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
                                     settings["FIRESTORE_COLLECTION"], settings["DOC_BUDGET_BYTES"])

@@ -63,7 +63,7 @@ def main():
                 result = analyze_slice(data, get_classifier())
                 store = get_image_store()
                 step = median_ms(lambda: objects.write(store, objects.render("local", uuid.uuid4().hex, data,
-                                                                             result.images)), args.repeat * 5)
+                                                                             result.jpegs)), args.repeat * 5)
             print(f"    the objects step alone        {step:7.1f} ms   ({step / none:.1%} of the baseline's median)")
 
 

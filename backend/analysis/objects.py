@@ -13,7 +13,6 @@ from PIL import Image
 from backend.background import POOL
 from backend.images.base import ImageStoreUnavailable
 from backend.imaging import formats
-from backend.utils.helpers import base64_payload
 
 NAMES = ("slice.jpg", "heatmap.jpg", "original")
 CONTENT_TYPES = {formats.PNG: "image/png", formats.JPEG: "image/jpeg", formats.DICOM: "application/dicom"}
@@ -25,11 +24,11 @@ def prefix(owner: str, analysis_id: str) -> str:
     return f"analyses/{owner}/{analysis_id}/"
 
 
-def render(owner: str, analysis_id: str, original: bytes, images: dict) -> list[tuple[dict, bytes]]:
-    """(entry for the document, bytes) of each object; the JPEGs are those of file_url and heatmap_url."""
+def render(owner: str, analysis_id: str, original: bytes, jpegs: dict) -> list[tuple[dict, bytes]]:
+    """(entry for the document, bytes) of each object; `jpegs` (SliceAnalysis.jpegs) are those of file_url and
+    heatmap_url."""
     objects = []
-    for name, data in (("slice.jpg", base64_payload(images["file_url"])),
-                       ("heatmap.jpg", base64_payload(images["heatmap_url"])), ("original", original)):
+    for name, data in (*jpegs.items(), ("original", original)):
         entry = {"name": name, "path": prefix(owner, analysis_id) + name, "size": len(data),
                  "sha256": hashlib.sha256(data).hexdigest()}
         if name.endswith(".jpg"):

@@ -15,7 +15,7 @@ from backend.errors import ApiError
 from backend.imaging import anatomy, heatmap
 from backend.imaging.limits import Limits
 from backend.ml.classifier import Classifier, Prediction
-from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage
+from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, full_size_jpeg, to_data_url
 
 
 @dataclass
@@ -26,6 +26,7 @@ class SliceAnalysis:
     slice_400: Image.Image  # the slice as the model saw it, longer side 400 px
     overlay_400: Image.Image  # the heatmap blended over it, same size
     images: dict  # file_url, heatmap_url (400 px data URLs) and their 200 px thumbnails
+    jpegs: dict  # slice.jpg, heatmap.jpg: the JPEG bytes of file_url and heatmap_url, kept as objects
 
 
 def analyze_slice(source, classifier: Classifier, window="lung", frame=None, limits=Limits()) -> SliceAnalysis:
@@ -64,11 +65,11 @@ def predict_slices(sources: list, classifier: Classifier, window="lung", limits=
 
 @dataclass
 class SlicePictures:
-    """What is drawn from the slice alone: the 400 px slice, its data URLs and its body and lung masks."""
+    """What is drawn from the slice alone: the 400 px slice, its JPEG and thumbnail, its body and lung masks."""
     slice_400: Image.Image
     body: np.ndarray
     lungs: np.ndarray
-    file_url: str
+    file_jpeg: bytes
     file_thumbnail: str
 
 
@@ -76,7 +77,7 @@ def slice_pictures(gray: np.ndarray) -> SlicePictures:
     slice_400 = fit_to_box(gray, (400, 400))
     pixels = np.asarray(slice_400)
     body = anatomy.body_mask(pixels)
-    return SlicePictures(slice_400, body, anatomy.lung_mask(pixels, body), upload_to_storage(slice_400),
+    return SlicePictures(slice_400, body, anatomy.lung_mask(pixels, body), full_size_jpeg(slice_400),
                          create_thumbnail(slice_400))
 
 
@@ -88,9 +89,10 @@ def describe_slice(gray: np.ndarray, prediction: Prediction, pictures: SlicePict
         pixels = np.asarray(pictures.slice_400)
         activation = heatmap.activation_map(prediction.cam, pixels.shape, pictures.body)
         overlay_400 = heatmap.overlay(pixels, activation, pictures.body)
+        jpegs = {"slice.jpg": pictures.file_jpeg, "heatmap.jpg": full_size_jpeg(overlay_400)}
         images = {
-            "file_url": pictures.file_url,
-            "heatmap_url": upload_to_storage(overlay_400),
+            "file_url": to_data_url(jpegs["slice.jpg"]),
+            "heatmap_url": to_data_url(jpegs["heatmap.jpg"]),
             "file_thumbnail": pictures.file_thumbnail,
             "heatmap_thumbnail": create_thumbnail(overlay_400),
         }
@@ -98,4 +100,4 @@ def describe_slice(gray: np.ndarray, prediction: Prediction, pictures: SlicePict
         findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
                                              activation, pictures.body, pictures.lungs, prediction.threshold,
                                              prediction.in_distribution)
-    return SliceAnalysis(prediction, findings, recommendations, pictures.slice_400, overlay_400, images)
+    return SliceAnalysis(prediction, findings, recommendations, pictures.slice_400, overlay_400, images, jpegs)

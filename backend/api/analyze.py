@@ -70,7 +70,7 @@ def _analyse_and_store(upload: Upload, owner: str, key: IdempotencyKey | None, *
     store = get_image_store()
     if store is not None:
         with metrics.stage("objects"):
-            fields["images"] = objects.write(store, objects.render(owner, fields["id"], upload.data, result.images))
+            fields["images"] = objects.write(store, objects.render(owner, fields["id"], upload.data, result.jpegs))
     response, stored = document.build(fields, result.images)
     stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
                                     config["FIRESTORE_COLLECTION"], config["DOC_BUDGET_BYTES"])

@@ -30,20 +30,29 @@ def fit_to_box(image, box=(400, 400)) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def to_data_url(image: Image.Image, quality: int) -> str:
+def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def to_data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def full_size_jpeg(image, box=(400, 400), quality=70) -> bytes:
+    """The full-size image's JPEG: longer side 400 px, quality 70. Kept as an object as it is."""
+    return encode_jpeg(fit_to_box(image, box), quality)
 
 
 def upload_to_storage(image, thumbnail_size=(400, 400), quality=70) -> str:
     """The full-size image for a response: longer side 400 px, JPEG quality 70, as a data URL."""
-    return to_data_url(fit_to_box(image, thumbnail_size), quality)
+    return to_data_url(full_size_jpeg(image, thumbnail_size, quality))
 
 
 def create_thumbnail(image, size=(200, 200), quality=50) -> str:
     """The stored thumbnail: longer side 200 px, JPEG quality 50, as a data URL."""
-    return to_data_url(fit_to_box(image, size), quality)
+    return to_data_url(encode_jpeg(fit_to_box(image, size), quality))
 
 
 def download_image(source, window="lung", frame=None, limits=Limits()) -> np.ndarray:
