@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from backend import config
@@ -34,6 +32,7 @@ from backend.imaging.dicom import WINDOWS
 from backend.imaging.limits import Limits
 from backend.ml.classifier import Classifier
 from backend.store.base import LOCAL_OWNER, StoreUnavailable
+from backend.utils.helpers import encode_jpeg
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
 HEATMAP_QUALITY = 90  # files for people to look at, not data URLs in a document
@@ -234,7 +233,7 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
 def _save_heatmap(overlay, folder: Path, name: Path) -> Path:
     path = folder / name.with_name(name.name + ".heatmap.jpg")
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(overlay)).save(path, format="JPEG", quality=HEATMAP_QUALITY)
+    path.write_bytes(encode_jpeg(overlay, HEATMAP_QUALITY))
     return path
 
 

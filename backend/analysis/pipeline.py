@@ -24,7 +24,7 @@ class SliceAnalysis:
     findings: list[str]
     recommendations: list[str]
     slice_400: Image.Image  # the slice as the model saw it, longer side 400 px
-    overlay_400: Image.Image  # the heatmap blended over it, same size
+    overlay_400: np.ndarray  # the heatmap blended over it, same size (RGB uint8)
     images: dict  # file_url, heatmap_url (400 px data URLs) and their 200 px thumbnails
     jpegs: dict  # slice.jpg, heatmap.jpg: the JPEG bytes of file_url and heatmap_url, kept as objects
 
