@@ -111,6 +111,23 @@ def test_probabilities_are_calibrated_and_the_label_follows_the_threshold(classi
         assert again.probabilities == prediction.probabilities and np.array_equal(again.cam, prediction.cam)
 
 
+def test_the_compiled_pass_computes_what_the_modules_do(classifier):
+    """Serving runs the network and the input check's branch as one TorchScript module (no GIL between
+    operations): the logits, feature maps and input check embeddings must be the modules' own."""
+    x = torch.stack([to_input(gray)[0] for gray in slices()])
+    network, check = classifier.network, classifier.input_check
+    with torch.inference_mode():
+        logits, features, embeddings = classifier.forward_pass(x)
+        tapped = network.features[:check.tap](x)
+        assert torch.allclose(features, network.features[check.tap:](tapped), atol=1e-5)
+        assert torch.allclose(logits, network(x), atol=1e-5)
+        assert torch.allclose(embeddings, check.probe(tapped).mean(dim=(2, 3)), atol=1e-5)
+    plain = Classifier(CTNet().eval(), "t", "1")  # no input check: no embeddings
+    with torch.inference_mode():
+        logits, features, embeddings = plain.forward_pass(x)
+        assert embeddings is None and torch.allclose(logits, plain.network(x), atol=1e-5)
+
+
 def test_moving_the_threshold_moves_the_label(classifier):
     gray = slices(1)[0]
     p_covid = classifier.predict(gray).probabilities["COVID"]

@@ -1,5 +1,8 @@
 """Serving: load the weights once per process, then calibrated probabilities, the thresholded label,
 the input check and a CAM, all from one forward pass (the input check branches off its first layers)."""
+import functools
+import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,7 +11,7 @@ from flask import current_app
 
 from backend.ml.inputcheck import InputCheck
 from backend.ml.network import ARCHITECTURES, fold_batchnorm
-from backend.ml.preprocess import LABELS, cam_to_slice, to_input
+from backend.ml.preprocess import INPUT_SIZE, LABELS, cam_to_slice, to_input
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Classifier:
         self.network = network.eval()
         self.name, self.version, self.labels = name, version, tuple(labels)
         self.temperature, self.threshold, self.input_check = float(temperature), float(threshold), input_check
+        self.forward_pass = _compiled(ForwardPass(self.network, input_check))
 
     @classmethod
     def load(cls, path):
@@ -59,11 +63,7 @@ class Classifier:
     def predict_batch(self, grays: list[np.ndarray]) -> list[Prediction]:
         """One forward pass for several slices (the batch command); each answered as if alone."""
         inputs = [to_input(gray) for gray in grays]
-        tap = self.input_check.tap if self.input_check else 0
-        tapped = self.network.features[:tap](torch.stack([x for x, _ in inputs]))  # shared with the input check
-        features = self.network.features[tap:](tapped)
-        logits = self.network.fc(self.network.embed(features))  # eval: no dropout
-        embeddings = self.input_check.embed(tapped) if self.input_check else None
+        logits, features, embeddings = self.forward_pass(torch.stack([x for x, _ in inputs]))
         predictions = []
         for row, (gray, (_, box)) in enumerate(zip(grays, inputs)):
             probs = self.probabilities(logits[row]).tolist()
@@ -75,11 +75,55 @@ class Classifier:
         return predictions
 
 
+class ForwardPass(torch.nn.Module):
+    """The network's pass and the input check's branch off its first `tap` layers, as one module:
+    (logits, last feature maps, input check embeddings or None)."""
+
+    def __init__(self, network, input_check=None):
+        super().__init__()
+        tap = input_check.tap if input_check else 0
+        self.head, self.tail, self.fc = network.features[:tap], network.features[tap:], network.fc
+        self.probe = input_check.probe if input_check else None
+
+    def forward(self, x):
+        tapped = self.head(x)
+        features = self.tail(tapped)
+        logits = self.fc(features.mean(dim=(2, 3)))  # the network's embed; eval: no dropout
+        if self.probe is None:
+            return logits, features, None
+        return logits, features, self.probe(tapped).mean(dim=(2, 3))  # the input check's pooled embedding
+
+
+def _compiled(module):
+    """`module` compiled by TorchScript and frozen: the same numbers, the whole pass run in C++ without the GIL.
+
+    Run op by op from Python, a pass waits for the GIL between its operations whenever another
+    thread holds it (the slice's pictures drawn meanwhile, other requests in the worker); compiled,
+    it is about 10 % faster alone and keeps its speed beside them. TorchScript is deprecated in favour
+    of torch.compile and torch.export, but torch.compile needs a C++ compiler at run time (the Docker
+    image has none) and an exported program runs op by op from Python again: revisit when the torch
+    pin moves.
+    """
+    example = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
+        frozen = torch.jit.freeze(torch.jit.script(module.eval()))
+        for _ in range(2):  # the executor optimises the graph on its first calls: here, not in a request
+            frozen(example)
+    return frozen
+
+
+@functools.cache
+def _shared(path: str, modified_ns: int) -> Classifier:
+    return Classifier.load(path)
+
 
 def init_app(app):
+    """One classifier per weights file and process: apps built in one process (tests) share it."""
     if app.config["TORCH_THREADS"]:
         torch.set_num_threads(app.config["TORCH_THREADS"])
-    app.extensions["classifier"] = Classifier.load(app.config["MODEL_PATH"])
+    path = app.config["MODEL_PATH"]
+    app.extensions["classifier"] = _shared(path, os.stat(path).st_mtime_ns)
 
 
 def get_classifier() -> Classifier:

@@ -52,10 +52,6 @@ class InputCheck:
             held_out[inside.numpy()] = knn_distances(embeddings[~inside], embeddings[inside])
         return cls(imagenet[tap:PROBE_END], tap, embeddings, np.percentile(held_out, PERCENTILE), held_out)
 
-    def embed(self, tapped):
-        """(N, C) embeddings of a batch from the served network's features[:tap] output."""
-        return self.probe(tapped).mean(dim=(2, 3))
-
     def __call__(self, embedding):
         """(in_distribution, distribution_score) of one embedding (C,).
 
