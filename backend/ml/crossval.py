@@ -83,15 +83,25 @@ def main(argv=None):
         fold_records = []
         for k, (tr, te) in enumerate(folds):
             fold_started = time.time()
-            rng = train.seed_everything(args.seed)
-            network, _, history = train.fit(recipe, inputs[tr], y[tr], rng, device, desc=f"{name} fold {k}")
-            held_logits = train.plain_view_logits(network, recipe, inputs[te], device)
+            members = getattr(recipe, "members", 1)
+            member_logits, history = [], []
+            for member in range(members):  # an ensemble's logits: the mean of its members'
+                rng = train.seed_everything(args.seed + member)
+                network, _, member_history = train.fit(recipe, inputs[tr], y[tr], rng, device,
+                                                       desc=f"{name} fold {k}" + (f" member {member}" if members > 1 else ""))
+                member_logits.append(train.plain_view_logits(network, recipe, inputs[te], device))
+                history.append(member_history)
+            held_logits = torch.stack(member_logits).mean(0)
             logits[te] = held_logits
             p = torch.softmax(held_logits, 1)[:, 0].numpy()
             fold_records.append({"fold": k, "train": len(tr), "held_out": len(te),
                                  "held_out_covid": int(positive[te].sum()),
                                  "roc_auc": float(roc_auc_score(positive[te], p)),
-                                 "wall_time_s": round(time.time() - fold_started, 1), "history": history})
+                                 "wall_time_s": round(time.time() - fold_started, 1),
+                                 "history": history[0] if members == 1 else history})
+            if members > 1:
+                fold_records[-1]["member_roc_auc"] = [
+                    float(roc_auc_score(positive[te], torch.softmax(m, 1)[:, 0].numpy())) for m in member_logits]
             print(f"{name} fold {k}: AUC {fold_records[-1]['roc_auc']:.3f} "
                   f"({fold_records[-1]['wall_time_s']} s)", flush=True)
             mine[name] = {

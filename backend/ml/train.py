@@ -40,6 +40,7 @@ RECIPES = {
     "lite0-full": {**_DEEP, "freeze": 0, "epochs": 14, "lr": 5e-4},
     "lite0-mid": {**_DEEP, "freeze": 6},
     "lite0-deep-14": {**_DEEP, "epochs": 14},
+    "lite0-deep-x5": {**_DEEP, "members": 5},  # 5 networks, seeds seed..seed+4, their logits averaged
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
