@@ -2,10 +2,10 @@
 
     python bench/bench_cam.py [--weights PATH] [--repeats 50] [--threads 2]
 
-Rows: the served model's plain forward pass; `Classifier.predict` (crop to the body, forward,
-calibrated probabilities, thresholded label, CAM mapped into the slice's frame, input check);
-Grad-CAM (forward + backward) for comparison; and the same `predict` with the 1.x CTNet
-architecture (random weights: speed does not depend on them). Median milliseconds and ratios
+Rows: one network's plain forward pass (for an ensemble: one member's); `Classifier.predict` (crop
+to the body, forward of every member, calibrated probabilities, thresholded label, CAM mapped into
+the slice's frame, input check); one network's Grad-CAM (forward + backward) for comparison; and
+the same `predict` with the 1.x CTNet architecture (random weights: speed does not depend on them). Median milliseconds and ratios
 against the 1.x `predict`; no assertions.
 """
 import argparse
@@ -34,7 +34,7 @@ def main():
     torch.set_num_threads(args.threads)
     classifier = Classifier.load(args.weights)
     baseline = Classifier(CTNet(), "ctnet-covid", "1.x architecture")
-    network = classifier.network
+    network = classifier.members[0]
     gray = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
 
     def plain():
@@ -48,10 +48,10 @@ def main():
         grad_cam(network, x, index)
 
     rows = [("1.x CTNet: Classifier.predict (baseline)", median_ms(lambda: baseline.predict(gray), args.repeats)),
-            ("plain forward (inference_mode)", median_ms(plain, args.repeats)),
+            ("one network: plain forward (inference_mode)", median_ms(plain, args.repeats)),
             ("Classifier.predict: everything served", median_ms(lambda: classifier.predict(gray), args.repeats)),
-            ("Grad-CAM: predict, then forward + backward", median_ms(gradcam, args.repeats))]
-    print(f"{classifier.name} {classifier.version}, 512x512 slice, torch {torch.__version__}, "
+            ("one network: Grad-CAM, forward + backward", median_ms(gradcam, args.repeats))]
+    print(f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), 512x512 slice, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, median of {args.repeats}")
     base = rows[0][1]
     for name, ms in rows:

@@ -16,7 +16,7 @@ from backend.imaging.decode import decode_image
 from backend.ml import calibration, data
 from backend.ml.classifier import Classifier
 from backend.ml.gradcam import grad_cam
-from backend.ml.network import CTNet, EfficientNetLite0
+from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
 from backend.ml.preprocess import INPUT_SIZE, LABELS, body_box, neutralise_colour_marks, to_input
 from backend.ml.report import out_of_fold
 from tests.fixtures.data import covid_ct_dir
@@ -57,7 +57,7 @@ def randomised(network):
 
 @pytest.mark.parametrize("weights", ["committed", "random lite0", "random ctnet"])
 def test_cam_equals_gradcam_up_to_scale(weights, classifier):
-    network = {"committed": lambda: classifier.network, "random lite0": lambda: randomised(EfficientNetLite0()),
+    network = {"committed": lambda: classifier.members[0], "random lite0": lambda: randomised(EfficientNetLite0()),
                "random ctnet": lambda: randomised(CTNet())}[weights]()
     x = torch.stack([to_input(gray)[0] for gray in slices()])
     with torch.inference_mode():
@@ -72,16 +72,18 @@ def test_cam_equals_gradcam_up_to_scale(weights, classifier):
 
 
 def test_cam_averages_to_the_logit_and_sits_on_the_body(classifier):
-    """The CAM is the model's own evidence: its mean plus the bias is the class logit; in the slice's frame
-    it is that map over the body box and zero outside."""
-    network = classifier.network
+    """The CAM is the model's own evidence: its mean plus the bias is the class logit (for an ensemble, the
+    members' mean map and mean bias give the mean logit); in the slice's frame it is that map over the
+    body box and zero outside."""
+    members = classifier.members
     for gray in slices():
         x, (top, bottom, left, right) = to_input(gray)
         with torch.inference_mode():
-            logits, features = network.forward_with_features(x.unsqueeze(0))
+            logits, features, _ = classifier.forward_pass(x.unsqueeze(0))
             for k in range(len(LABELS)):
-                cam = network.cam(features, k)[0]
-                assert cam.mean().item() + network.fc.bias[k].item() == pytest.approx(logits[0, k].item(), abs=1e-4)
+                cam = torch.stack([member.cam(features[:, m], k) for m, member in enumerate(members)]).mean(0)[0]
+                bias = torch.stack([member.fc.bias[k] for member in members]).mean()
+                assert cam.mean().item() + bias.item() == pytest.approx(logits[0, k].item(), abs=1e-4)
         prediction = classifier.predict(gray)
         frame = prediction.cam
         assert frame.dtype == np.float32 and np.isfinite(frame).all()
@@ -119,13 +121,36 @@ def test_the_compiled_pass_computes_what_the_modules_do(classifier):
     with torch.inference_mode():
         logits, features, embeddings = classifier.forward_pass(x)
         tapped = network.features[:check.tap](x)
-        assert torch.allclose(features, network.features[check.tap:](tapped), atol=1e-5)
+        assert torch.allclose(features[:, 0], network.features[check.tap:](tapped), atol=1e-5)
         assert torch.allclose(logits, network(x), atol=1e-5)
         assert torch.allclose(embeddings, check.probe(tapped).mean(dim=(2, 3)), atol=1e-5)
     plain = Classifier(CTNet().eval(), "t", "1")  # no input check: no embeddings
     with torch.inference_mode():
         logits, features, embeddings = plain.forward_pass(x)
         assert embeddings is None and torch.allclose(logits, plain.network(x), atol=1e-5)
+
+
+def test_an_ensemble_answers_with_its_members_mean_logit_and_cam(classifier):
+    """Members sharing the frozen first layers: the shared layers run once, the logits and the CAM are the
+    members' means, and the CAM still averages to the (mean) logit."""
+    check = classifier.input_check
+    members = [classifier.network, fold_batchnorm(randomised(EfficientNetLite0()))]
+    members[1].features[:check.tap].load_state_dict(members[0].features[:check.tap].state_dict())
+    ensemble = Classifier(Ensemble(members), "t", "1", input_check=check)
+    gray = slices(1)[0]
+    x, box = to_input(gray)
+    with torch.inference_mode():
+        logits = [member(x[None])[0] for member in members]
+        mean_logit = torch.stack(logits).mean(0)
+        _, features, _ = ensemble.forward_pass(x[None])
+        for k in range(len(LABELS)):
+            cam = torch.stack([member.cam(features[:, m], k) for m, member in enumerate(members)]).mean(0)
+            bias = torch.stack([member.fc.bias[k] for member in members]).mean()
+            assert cam.mean().item() + bias.item() == pytest.approx(mean_logit[k].item(), abs=1e-4)
+    prediction = ensemble.predict(gray)
+    expected = torch.softmax(mean_logit.double(), 0).tolist()
+    assert [prediction.probabilities[label] for label in LABELS] == pytest.approx(expected, abs=1e-6)
+    assert prediction.probabilities != classifier.predict(gray).probabilities
 
 
 def test_moving_the_threshold_moves_the_label(classifier):

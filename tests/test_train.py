@@ -9,6 +9,7 @@ import torch
 from backend.ml import crossval, train
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
+from backend.ml.network import Ensemble
 
 
 def make_folder(root):
@@ -60,3 +61,22 @@ def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
         assert classifier.predict(load_gray(folder, rel)).probabilities["COVID"] == expected["p_covid"]
     checkpoint = torch.load(tmp_path / "w" / train.WEIGHTS_FILE, weights_only=True)
     assert all(not k.startswith("_") for k in checkpoint["state_dict"])  # the project's own layer names
+
+
+def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
+    folder = make_folder(tmp_path / "data")
+    record = crossval.main([str(folder), "--out", str(tmp_path / "cv.json"), "--folds", "2", "--epochs", "1",
+                            "--candidates", "lite0-deep-x5", "--threads", "2", "--cache", str(tmp_path / "cache")])
+    candidate = record["candidates"]["lite0-deep-x5"]
+    assert [len(fold["member_roc_auc"]) for fold in candidate["per_fold"]] == [5, 5]
+    metrics = train.main([str(folder), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
+                          "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    assert metrics["recipe"] == "lite0-deep-x5" and len(metrics["history"]) == 5
+    classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
+    assert isinstance(classifier.network, Ensemble) and len(classifier.members) == 5
+    first, second = (member.features[-1][0].weight for member in classifier.members[:2])
+    assert not torch.equal(first, second)  # seeds differ: five networks, not one five times
+    for rel, expected in metrics["reference_predictions"].items():
+        assert classifier.predict(load_gray(folder, rel)).probabilities["COVID"] == expected["p_covid"]
+    checkpoint = torch.load(tmp_path / "w" / train.WEIGHTS_FILE, weights_only=True)
+    assert checkpoint["members"] == 5 and checkpoint["state_dict"]["members.4.fc.weight"].dtype == torch.float16

@@ -4,7 +4,7 @@ Stratified group K-fold over every slice (groups: `data.source_groups`, so no pa
 on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
 fold's training part and predicts the held-out fold: the logits of every slice come from a
 network that never saw it. Writes crossval.json; the recipe with the
-highest out-of-fold ROC AUC wins (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then
+highest out-of-fold ROC AUC wins, an ensemble only by ENSEMBLE_MARGIN (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then
 fits the threshold and the temperature on these out-of-fold results, and the input check's limit on
 the same folds.
 """
@@ -21,6 +21,8 @@ from sklearn.metrics import roc_auc_score
 
 from backend.ml import data, train
 from backend.ml.metrics import POSITIVE
+
+ENSEMBLE_MARGIN = 0.010  # SELECTION.md round 5: an ensemble must beat a single network by this much
 
 
 def main(argv=None):
@@ -53,8 +55,9 @@ def main(argv=None):
     record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
               "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
               "torch": torch.__version__,
-              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins; "
-                      "exact tie: the earlier in train.RECIPES",
+              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins, an "
+                      f"ensemble's less {ENSEMBLE_MARGIN} (it costs its members' time); exact tie: the earlier in "
+                      "train.RECIPES",
               "files": {rel: {"label": label, "source": g, "fold": int(f)}
                         for (rel, label), g, f in zip(items, groups, fold_of)},
               "candidates": {}}
@@ -70,9 +73,8 @@ def main(argv=None):
                 commands = earlier.get("commands", [earlier.get("command")])
                 out["commands"] = commands + [c for c in record["commands"] if c not in commands]
         out["candidates"].update(mine)
-        complete = {n: c["out_of_fold_roc_auc"] for n, c in out["candidates"].items() if "out_of_fold_roc_auc" in c}
-        if complete:
-            out["winner"] = max(complete, key=lambda n: (complete[n], -list(train.RECIPES).index(n)))
+        if (best := winner(out["candidates"])) is not None:
+            out["winner"] = best
         out["wall_time_s"] = round(time.time() - started, 1)
         args.out.write_text(json.dumps(out, indent=1) + "\n")
         return out
@@ -117,6 +119,14 @@ def main(argv=None):
     out = write()
     print("winner:", out.get("winner"), {n: c.get("out_of_fold_roc_auc") for n, c in out["candidates"].items()})
     return out
+
+
+def winner(candidates: dict) -> str | None:
+    """The rule: the highest pooled out-of-fold ROC AUC among candidates with all folds done, an ensemble's
+    less ENSEMBLE_MARGIN; exact tie: the earlier in train.RECIPES. None before any candidate is complete."""
+    scores = {n: c["out_of_fold_roc_auc"] - (ENSEMBLE_MARGIN if c["recipe"].get("members", 1) > 1 else 0)
+              for n, c in candidates.items() if "out_of_fold_roc_auc" in c}
+    return max(scores, key=lambda n: (scores[n], -list(train.RECIPES).index(n))) if scores else None
 
 
 if __name__ == "__main__":

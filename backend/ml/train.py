@@ -182,6 +182,12 @@ def plain_view_logits(network, recipe, inputs, device, batch=64):
                       for chunk in inputs[:, 0].split(batch)]).double()
 
 
+def _stored(state, members):
+    """An ensemble's weights in half precision (Classifier.load widens them again): five Lite0 networks
+    are 67 MB in single precision, too much to commit with each retraining; one network stays single."""
+    return {key: value.half() if members > 1 and value.is_floating_point() else value for key, value in state.items()}
+
+
 def labels_tensor(items):
     return torch.tensor([LABELS.index(label) for _, label in items])
 
@@ -217,9 +223,15 @@ def main(argv=None):
     views = cached_views(args.folder, items, args.cache)
     inputs = frozen_inputs(recipe, views, args.cache, key=[args.folder, items, VIEWS])
 
-    rng = seed_everything(args.seed)
-    network, config, history = fit(recipe, inputs, labels_tensor(items), rng, device, desc="final")
-    network.cpu()
+    members = getattr(recipe, "members", 1)
+    networks, history = [], []
+    for member in range(members):  # seeds as in the cross-validation: seed..seed+members-1
+        rng = seed_everything(args.seed + member)
+        network, config, member_history = fit(recipe, inputs, labels_tensor(items), rng, device,
+                                              desc="final" + (f" member {member}" if members > 1 else ""))
+        networks.append(network.cpu())
+        history.append(member_history)
+    network, history = (nets.Ensemble(networks), history) if members > 1 else (networks[0], history[0])
 
     # The operating point needs every fold; a cross-validation started alongside may still be running.
     while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) \
@@ -231,7 +243,7 @@ def main(argv=None):
     operating = calibration.operating_point(oof_logits, positive)
     check = fit_input_check(recipe, views, [cv["files"][rel]["fold"] for rel, _ in items])
     checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "arch": recipe.arch,
-                  "config": config, "state_dict": network.state_dict(),
+                  "config": config, "members": members, "state_dict": _stored(network.state_dict(), members),
                   "temperature": operating["temperature"], "threshold": operating["threshold"],
                   "input_check": check.state()}
     weights = args.out / WEIGHTS_FILE
