@@ -4,7 +4,7 @@ Prints throughput and p50/p95 latency per level, each as a ratio to one client i
 the 1-client median against the in-process floor (decode + forward with CAM + the four JPEG
 encodes); the batch command's throughput batched vs one slice at a time; memory per worker.
 Asserts nothing. Clients run in this process, so they share the machine's cores with the server.
-    python bench/bench_load.py [--seconds 10] [--clients 1 4 8 16]
+    python bench/bench_load.py [--seconds 10] [--clients 1 4 8 16] [--cli-slices 256]
 """
 import argparse
 import os
@@ -172,6 +172,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=10, help="per concurrency level")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--slices", type=int, default=64, help="real slices uploaded in turn")
+    parser.add_argument("--cli-slices", type=int, default=256,
+                        help="real slices per batch command run (its start, loading the model, counts too)")
     args = parser.parse_args()
 
     paths = real_slices(args.slices)
@@ -186,10 +188,11 @@ def main():
     print(f"  decode + forward with CAM + 4 JPEG encodes (floor)  {floor:7.1f} ms")
     print(f"  whole analyze_slice (+ masks, overlay, findings)    {whole:7.1f} ms  ({whole / floor:.2f}x floor)")
 
-    print("\nbatch command (decode + forward with CAM + records):")
+    print(f"\nbatch command on {args.cli_slices} slices (start, decode + forward with CAM + records):")
+    cli_paths = real_slices(args.cli_slices)
     for threads in (DEFAULT_TORCH_THREADS, 1):
         torch.set_num_threads(threads)
-        one_at_a_time, batched = cli_throughput(paths, 1), cli_throughput(paths, 16)
+        one_at_a_time, batched = cli_throughput(cli_paths, 1), cli_throughput(cli_paths, 16)
         print(f"  {threads} torch thread(s): --batch-size 1 {one_at_a_time:6.1f} slices/s, "
               f"--batch-size 16 {batched:6.1f} slices/s  ({batched / one_at_a_time:.2f}x)")
 
