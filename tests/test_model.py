@@ -117,12 +117,13 @@ def test_the_compiled_pass_computes_what_the_modules_do(classifier):
     """Serving runs the network and the input check's branch as one TorchScript module (no GIL between
     operations): the logits, feature maps and input check embeddings must be the modules' own."""
     x = torch.stack([to_input(gray)[0] for gray in slices()])
-    network, check = classifier.network, classifier.input_check
+    check = classifier.input_check
     with torch.inference_mode():
         logits, features, embeddings = classifier.forward_pass(x)
-        tapped = network.features[:check.tap](x)
-        assert torch.allclose(features[:, 0], network.features[check.tap:](tapped), atol=1e-5)
-        assert torch.allclose(logits, network(x), atol=1e-5)
+        tapped = classifier.members[0].features[:check.tap](x)
+        for m, member in enumerate(classifier.members):
+            assert torch.allclose(features[:, m], member.features[check.tap:](tapped), atol=1e-5)
+        assert torch.allclose(logits, classifier.network(x), atol=1e-5)
         assert torch.allclose(embeddings, check.probe(tapped).mean(dim=(2, 3)), atol=1e-5)
     plain = Classifier(CTNet().eval(), "t", "1")  # no input check: no embeddings
     with torch.inference_mode():
@@ -134,7 +135,7 @@ def test_an_ensemble_answers_with_its_members_mean_logit_and_cam(classifier):
     """Members sharing the frozen first layers: the shared layers run once, the logits and the CAM are the
     members' means, and the CAM still averages to the (mean) logit."""
     check = classifier.input_check
-    members = [classifier.network, fold_batchnorm(randomised(EfficientNetLite0()))]
+    members = [classifier.members[0], fold_batchnorm(randomised(EfficientNetLite0()))]
     members[1].features[:check.tap].load_state_dict(members[0].features[:check.tap].state_dict())
     ensemble = Classifier(Ensemble(members), "t", "1", input_check=check)
     gray = slices(1)[0]
@@ -217,10 +218,11 @@ def test_the_decoder_paints_colour_marks_over(fmt):
 def test_committed_weights_are_the_trained_model(classifier):
     assert (classifier.name, classifier.version) == (METRICS["name"], METRICS["version"])
     assert classifier.name == "covid-ct-effnet-lite0" and classifier.labels == LABELS
-    assert isinstance(classifier.network, EfficientNetLite0)
+    assert len(classifier.members) == METRICS["recipe_options"].get("members", 1)
+    assert all(isinstance(member, EfficientNetLite0) for member in classifier.members)
     assert classifier.temperature == pytest.approx(METRICS["out_of_fold"]["temperature"])
     assert classifier.threshold == pytest.approx(METRICS["out_of_fold"]["operating_point"]["threshold"])
-    assert DEFAULT_MODEL_PATH.stat().st_size < 25 * 1024 * 1024
+    assert DEFAULT_MODEL_PATH.stat().st_size < 40 * 1024 * 1024  # five networks in half precision
 
 
 def test_committed_weights_reproduce_recorded_predictions(classifier):
