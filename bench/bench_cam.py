@@ -5,8 +5,8 @@
 Rows: one network's plain forward pass (for an ensemble: one member's); `Classifier.predict` (crop
 to the body, forward of every member, calibrated probabilities, thresholded label, CAM mapped into
 the slice's frame, input check); one network's Grad-CAM (forward + backward) for comparison; and
-the same `predict` with the 1.x CTNet architecture (random weights: speed does not depend on them). Median milliseconds and ratios
-against the 1.x `predict`; no assertions.
+the same `predict` with the 1.x CTNet architecture (random weights: speed does not depend on them).
+Median milliseconds and ratios against the 1.x `predict`; no assertions.
 """
 import argparse
 import sys
@@ -51,8 +51,8 @@ def main():
             ("one network: plain forward (inference_mode)", median_ms(plain, args.repeats)),
             ("Classifier.predict: everything served", median_ms(lambda: classifier.predict(gray), args.repeats)),
             ("one network: Grad-CAM, forward + backward", median_ms(gradcam, args.repeats))]
-    print(f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), 512x512 slice, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+    print(f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), 512x512 slice, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
     base = rows[0][1]
     for name, ms in rows:
         print(f"  {name:<44} {ms:8.2f} ms  x{ms / base:.2f}")

@@ -3,10 +3,11 @@
 Stratified group K-fold over every slice (groups: `data.source_groups`, so no paper or patient is
 on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
 fold's training part and predicts the held-out fold: the logits of every slice come from a
-network that never saw it. Writes crossval.json; the recipe with the
-highest out-of-fold ROC AUC wins, an ensemble only by ENSEMBLE_MARGIN (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then
-fits the threshold and the temperature on these out-of-fold results, and the input check's limit on
-the same folds.
+network that never saw it (an ensemble recipe trains its members, one seed each, and averages their
+logits). Writes crossval.json; the recipe with the highest out-of-fold ROC AUC wins, an ensemble only
+by ENSEMBLE_MARGIN (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then fits
+the threshold and the temperature on these out-of-fold results, and the input check's limit on the
+same folds.
 """
 import argparse
 import json
@@ -89,8 +90,8 @@ def main(argv=None):
             member_logits, history = [], []
             for member in range(members):  # an ensemble's logits: the mean of its members'
                 rng = train.seed_everything(args.seed + member)
-                network, _, member_history = train.fit(recipe, inputs[tr], y[tr], rng, device,
-                                                       desc=f"{name} fold {k}" + (f" member {member}" if members > 1 else ""))
+                desc = f"{name} fold {k}" + (f" member {member}" if members > 1 else "")
+                network, _, member_history = train.fit(recipe, inputs[tr], y[tr], rng, device, desc=desc)
                 member_logits.append(train.plain_view_logits(network, recipe, inputs[te], device))
                 history.append(member_history)
             held_logits = torch.stack(member_logits).mean(0)
