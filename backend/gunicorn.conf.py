@@ -19,14 +19,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `backend` imp
 from backend.auth import check_settings as check_auth_settings  # noqa: E402
 from backend.config import ConfigError, from_env  # noqa: E402
 from backend.config import load_dotenv_file as read_dotenv  # noqa: E402
+from backend.images import check_settings as check_image_store_settings  # noqa: E402
 from backend.logs import configure as configure_logging  # noqa: E402
 from backend.memory import return_freed_buffers  # noqa: E402
+from backend.store import check_settings as check_store_settings  # noqa: E402
 
 read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
     settings = from_env()
-    check_auth_settings(settings)
+    for check in (check_auth_settings, check_store_settings, check_image_store_settings):
+        check(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")
 cores = len(os.sched_getaffinity(0))

@@ -89,7 +89,9 @@ def test_metrics_add_up_across_workers(gunicorn_server):
 
 
 @pytest.mark.parametrize("env, words", [({"THREADS": "many"}, "THREADS='many'"),
-                                         ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1")])  # the Docker image's HOST
+                                         ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),  # the Docker image's HOST
+                                         ({"STORE": "mongodb"}, "STORE='mongodb'"),
+                                         ({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3'")])
 def test_a_setting_that_cannot_work_stops_gunicorn_with_one_line_and_status_1(tmp_path, env, words):
     import os
     import subprocess

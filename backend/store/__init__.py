@@ -1,7 +1,6 @@
 """Choose the store backend by configuration (STORE) and keep one per app."""
 from flask import current_app
 
-from backend import metrics
 from backend.config import ConfigError
 from backend.errors import error_response
 from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable
@@ -22,10 +21,18 @@ def _firestore(app):
 BACKENDS = {"sqlite": _sqlite, "firestore": _firestore}
 
 
-def init_app(app):
-    name = app.config["STORE"]
+def check_settings(config):
+    """ConfigError for an unknown STORE: gunicorn's master checks it before it starts workers, so a bad start
+    is one line, not a failed boot per worker (this module imports backend.metrics only when needed, after
+    the master has set up prometheus_client's multiprocess folder)."""
+    name = config["STORE"]
     if name not in BACKENDS:
         raise ConfigError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
+
+
+def init_app(app):
+    check_settings(app.config)
+    name = app.config["STORE"]
     app.extensions["store"] = BACKENDS[name](app)
     app.register_error_handler(StoreUnavailable, _unavailable)
     app.register_error_handler(IdempotencyConflict, lambda exc: error_response(
@@ -34,6 +41,8 @@ def init_app(app):
 
 
 def _unavailable(exc):
+    from backend import metrics
+
     metrics.STORE_ERRORS.labels(store=get_store().name).inc()
     return error_response(503, "store_unavailable",
                           "The database is not reachable right now; nothing was saved. Try again shortly.")
