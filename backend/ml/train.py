@@ -3,8 +3,9 @@
 Run `python -m backend.ml.crossval <folder>` first: the recipe, the decision threshold and the
 temperature come from its out-of-fold results (crossval.json), never from the data the final
 network is trained on; the input check's limit comes from held-out distances on the same folds.
-This trains the chosen recipe once on all slices for its fixed number of epochs and writes the
-weights and metrics.json.
+This trains the chosen recipe once on all slices for its fixed number of epochs (an ensemble
+recipe: each of its networks, with the seeds the cross-validation used) and writes the weights and
+metrics.json.
 """
 import argparse
 import hashlib
