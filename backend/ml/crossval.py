@@ -42,7 +42,6 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     items = data.list_images(args.folder)
-    views = train.cached_views(args.folder, items, args.cache)
     y = train.labels_tensor(items)
     positive = np.array([label == POSITIVE for _, label in items])
     groups = data.source_groups(items)
@@ -81,7 +80,8 @@ def main(argv=None):
         return out
 
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
-        inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.VIEWS])
+        views = train.cached_views(args.folder, items, args.cache, train.views_of(recipe))
+        inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.views_of(recipe)])
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
         fold_records = []
         for k, (tr, te) in enumerate(folds):
