@@ -43,6 +43,7 @@ RECIPES = {
     "lite0-deep-14": {**_DEEP, "epochs": 14},
     "lite0-deep-x5": {**_DEEP, "members": 5},  # 5 networks, seeds seed..seed+4, their logits averaged
     "lite0-deep-x5-v16": {**_DEEP, "members": 5, "views": 16},  # 16 cached views per slice instead of VIEWS
+    "lite0-deep-x5-v3": {**_DEEP, "members": 5, "views": 3},
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
