@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from backend.ml import crossval, train
+from backend.ml import crossval, data, train
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
 from backend.ml.network import Ensemble
@@ -80,3 +80,18 @@ def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
         assert classifier.predict(load_gray(folder, rel)).probabilities["COVID"] == expected["p_covid"]
     checkpoint = torch.load(tmp_path / "w" / train.WEIGHTS_FILE, weights_only=True)
     assert checkpoint["members"] == 5 and checkpoint["state_dict"]["members.4.fc.weight"].dtype == torch.float16
+
+
+def test_a_recipe_decides_how_many_augmented_views_it_trains_on_and_the_plain_view_stays(tmp_path):
+    """Rounds 6 and 7 changed only the number of cached views; the plain view (what serving and the input check
+    see) must be the same slice for every count, and the extra views must be distinct copies."""
+    folder = make_folder(tmp_path / "data")
+    items = data.list_images(folder)
+    counts = {name: train.views_of(train.recipe_namespace(train.RECIPES[name]))
+              for name in ("lite0-deep-x5", "lite0-deep-x5-v16", "lite0-deep-x5-v3")}
+    assert counts == {"lite0-deep-x5": train.VIEWS, "lite0-deep-x5-v16": 16, "lite0-deep-x5-v3": 3}
+    cached = {n: train.cached_views(folder, items, tmp_path / "cache", n) for n in set(counts.values())}
+    for n, views in cached.items():
+        assert views.shape[:2] == (len(items), n)
+        assert torch.equal(views[:, 0], cached[train.VIEWS][:, 0])
+    assert all(not torch.equal(cached[16][:, v], cached[16][:, v + 1]) for v in range(1, 15))
