@@ -1,4 +1,6 @@
 """Configuration, read only from environment variables (documented in .env.example)."""
+import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -96,6 +98,37 @@ def from_env():
         "RATE_LIMIT": _str("RATE_LIMIT", "60/minute"),
         "RATE_LIMIT_STORAGE_URI": _str("RATE_LIMIT_STORAGE_URI", "memory://"),
     }
+
+
+def check_key_file(path: str | None):
+    """ConfigError unless the configured key file (FIREBASE_CREDENTIALS, else GOOGLE_APPLICATION_CREDENTIALS)
+    holds a service-account key: the Admin SDK and the Cloud Storage client accept nothing else, and would
+    otherwise fail while each gunicorn worker boots, with a traceback."""
+    if not path:
+        return
+    where = f"The key file {path!r} (FIREBASE_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS)"
+    try:
+        key = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{where} cannot be read as JSON") from None
+    if not isinstance(key, dict) or key.get("type") != "service_account":
+        raise ConfigError(f"{where} is not a service-account key (Firebase console: Project settings, "
+                          "Service accounts, Generate new private key)")
+
+
+@contextlib.contextmanager
+def google_credentials(setting: str):
+    """Turn a Google client's refusal at start (no credential found, a key file with missing fields) into a
+    ConfigError that names the setting which needed it, instead of a traceback."""
+    from google.auth.exceptions import DefaultCredentialsError  # only where a Google client is built
+
+    try:
+        yield
+    except ValueError as exc:  # google-auth's MalformedError is one too: check it first
+        raise ConfigError(f"{setting} cannot be used: {exc}") from None
+    except DefaultCredentialsError:
+        raise ConfigError(f"{setting} found no Google credential: set GOOGLE_APPLICATION_CREDENTIALS to a "
+                          "service-account key file, or run where Application Default Credentials exist") from None
 
 
 def load_dotenv_file():

@@ -314,11 +314,18 @@ def test_the_rate_limit_counts_per_user(auth_env, tmp_path):
         app.extensions["auth"].close()
 
 
+NO_GOOGLE_CREDENTIAL = {"FIREBASE_CREDENTIALS": "", "GOOGLE_APPLICATION_CREDENTIALS": "", "FIRESTORE_EMULATOR_HOST": "",
+                        "STORAGE_EMULATOR_HOST": "", "HOME": "/nonexistent", "NO_GCE_CHECK": "True"}
+
+
 @pytest.mark.parametrize("env, words", [
     ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),
     ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis-production", "FIREBASE_API_KEY": "key",
       "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "demo-"),
     ({"HEAVY_WORK_WAIT_S": "soon"}, "HEAVY_WORK_WAIT_S='soon' is not a number"),
+    # Production stores on a machine with no Google credential at all (no key, no gcloud login, not on GCE)
+    ({"STORE": "firestore", **NO_GOOGLE_CREDENTIAL}, "STORE=firestore found no Google credential"),
+    ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": "b", **NO_GOOGLE_CREDENTIAL}, "IMAGE_STORE=gcs found no Google credential"),
 ])
 def test_the_service_refuses_to_start_in_one_line(tmp_path, env, words):
     """`python backend/app.py` as users start it: one clear line and exit code 1, before listening."""

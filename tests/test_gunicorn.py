@@ -91,7 +91,18 @@ def test_metrics_add_up_across_workers(gunicorn_server):
 @pytest.mark.parametrize("env, words", [({"THREADS": "many"}, "THREADS='many'"),
                                          ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),  # the Docker image's HOST
                                          ({"STORE": "mongodb"}, "STORE='mongodb'"),
-                                         ({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3'")])
+                                         ({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3'"),
+                                         ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": ""}, "needs STORAGE_BUCKET"),
+                                         ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis",
+                                           "FIREBASE_API_KEY": ""}, "needs FIREBASE_API_KEY"),
+                                         # a key file the Google clients would refuse in every worker
+                                         ({"STORE": "firestore", "FIREBASE_CREDENTIALS": "{missing}"},
+                                          "cannot be read as JSON"),
+                                         ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": "b", "FIREBASE_CREDENTIALS": "{user}"},
+                                          "is not a service-account key"),
+                                         ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis",
+                                           "FIREBASE_API_KEY": "key", "FIREBASE_CREDENTIALS": "{user}"},
+                                          "is not a service-account key")])
 def test_a_setting_that_cannot_work_stops_gunicorn_with_one_line_and_status_1(tmp_path, env, words):
     import os
     import subprocess
@@ -99,6 +110,9 @@ def test_a_setting_that_cannot_work_stops_gunicorn_with_one_line_and_status_1(tm
     from tests.fixtures.data import REPO
     from tests.fixtures.server import free_port
 
+    user_key = tmp_path / "user.json"  # the gcloud user credential: JSON, but not what the Admin SDK takes
+    user_key.write_text(json.dumps({"type": "authorized_user", "client_id": "x", "refresh_token": "y"}))
+    env = {k: v.format(missing=tmp_path / "missing.json", user=user_key) for k, v in env.items()}
     done = subprocess.run(GUNICORN, cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env})
     assert done.returncode == 1

@@ -11,11 +11,10 @@ import time
 import uuid
 
 import firebase_admin
-import google.auth.exceptions
 from firebase_admin import auth
 
 from backend.auth.base import AuthMode, User, unauthorized
-from backend.config import ConfigError
+from backend.config import ConfigError, check_key_file, google_credentials
 from backend.errors import ApiError
 from backend.store.firebase_app import choose_credential
 
@@ -33,13 +32,16 @@ def check_emulator_allowed(project: str, emulator: str | None):
     return emulator
 
 
-def load_credential(credential):
-    """Find the service's Google credential now: the Admin SDK needs one, and would otherwise fail on the first request."""
-    try:
-        credential.get_credential()
-    except google.auth.exceptions.DefaultCredentialsError:
-        raise ConfigError("AUTH_MODE=firebase found no Google credential: set GOOGLE_APPLICATION_CREDENTIALS to a "
-                          "service-account key file, or run where Application Default Credentials exist") from None
+def check_settings(config):
+    """ConfigError for settings AUTH_MODE=firebase cannot work with, found from the settings alone (gunicorn's
+    master runs this before it starts workers)."""
+    if not config["FIREBASE_PROJECT"]:
+        raise ConfigError("AUTH_MODE=firebase needs the Firebase project id: set FIREBASE_PROJECT_ID")
+    if not config["FIREBASE_API_KEY"]:
+        raise ConfigError("AUTH_MODE=firebase needs FIREBASE_API_KEY, the web API key of the Firebase "
+                          "project (console: Project settings, General), for the dashboard's sign-in")
+    check_emulator_allowed(config["FIREBASE_PROJECT"], config["FIREBASE_AUTH_EMULATOR_HOST"])
+    check_key_file(config["FIRESTORE_CREDENTIALS"])
 
 
 class FirebaseAuth(AuthMode):
@@ -47,20 +49,16 @@ class FirebaseAuth(AuthMode):
 
     def __init__(self, project, api_key, auth_domain=None, credentials_path=None, check_revoked=True,
                  google_sign_in=False, emulator_host=None):
-        if not project:
-            raise ConfigError("AUTH_MODE=firebase needs the Firebase project id: set FIREBASE_PROJECT_ID")
-        if not api_key:
-            raise ConfigError("AUTH_MODE=firebase needs FIREBASE_API_KEY, the web API key of the Firebase "
-                              "project (console: Project settings, General), for the dashboard's sign-in")
-        self.emulator = check_emulator_allowed(project, emulator_host)
+        self.emulator = check_emulator_allowed(project, emulator_host)  # here too: it guards the tokens' check
         self.project = project
         self.api_key = api_key
         self.auth_domain = auth_domain or f"{project}.firebaseapp.com"
         self.check_revoked = check_revoked
         self.google_sign_in = google_sign_in
-        credential = choose_credential(credentials_path)
-        if not self.emulator:
-            load_credential(credential)
+        with google_credentials("AUTH_MODE=firebase"):
+            credential = choose_credential(credentials_path)
+            if not self.emulator:
+                credential.get_credential()  # found now: the Admin SDK would otherwise fail on the first request
         self.app = firebase_admin.initialize_app(credential, {"projectId": project}, name=f"auth-{uuid.uuid4().hex}")
 
     @classmethod

@@ -4,7 +4,7 @@ IMAGE_STORE=none keeps no objects: analyses hold only their thumbnails, as befor
 """
 from flask import current_app
 
-from backend.config import ConfigError
+from backend.config import ConfigError, check_key_file, google_credentials
 from backend.errors import error_response
 from backend.images.base import ImageStore, ImageStoreUnavailable
 
@@ -18,22 +18,25 @@ def _local(app):
 def _gcs(app):
     from backend.images.gcs import GcsImageStore
 
-    try:
+    with google_credentials("IMAGE_STORE=gcs"):
         return GcsImageStore.from_config(app.config)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 BACKENDS = {"local": _local, "gcs": _gcs, "none": lambda app: None}
 
 
 def check_settings(config):
-    """ConfigError for an unknown IMAGE_STORE: gunicorn's master checks it before it starts workers, so a bad start
-    is one line, not a failed boot per worker (this module imports backend.metrics only when needed, after
-    the master has set up prometheus_client's multiprocess folder)."""
+    """ConfigError for an unknown IMAGE_STORE, or a bucket store without its bucket or with an unusable key file:
+    gunicorn's master checks them before it starts workers, so a bad start is one line, not a failed boot per
+    worker (this module imports backend.metrics only when needed, after the master has set up
+    prometheus_client's multiprocess folder)."""
     name = config["IMAGE_STORE"]
     if name not in BACKENDS:
         raise ConfigError(f"IMAGE_STORE={name!r} is not one of: {', '.join(BACKENDS)}")
+    if name == "gcs":
+        if not config["STORAGE_BUCKET"]:
+            raise ConfigError("IMAGE_STORE=gcs needs STORAGE_BUCKET (e.g. <project>.firebasestorage.app)")
+        check_key_file(config["FIRESTORE_CREDENTIALS"])
 
 
 def init_app(app):

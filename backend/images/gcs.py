@@ -26,8 +26,6 @@ class GcsImageStore(ImageStore):
 
     def __init__(self, bucket: str, project: str | None = None, credentials_path: str | None = None,
                  timeout_s: float = 10.0):
-        if not bucket:
-            raise ValueError("IMAGE_STORE=gcs needs STORAGE_BUCKET (e.g. <project>.firebasestorage.app)")
         if credentials_path:
             self.client = storage.Client.from_service_account_json(credentials_path, project=project)
         elif os.environ.get("STORAGE_EMULATOR_HOST"):

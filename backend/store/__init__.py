@@ -1,7 +1,7 @@
 """Choose the store backend by configuration (STORE) and keep one per app."""
 from flask import current_app
 
-from backend.config import ConfigError
+from backend.config import ConfigError, check_key_file, google_credentials
 from backend.errors import error_response
 from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable
 
@@ -15,19 +15,22 @@ def _sqlite(app):
 def _firestore(app):
     from backend.store.firestore import FirestoreStore
 
-    return FirestoreStore.from_config(app.config)
+    with google_credentials("STORE=firestore"):
+        return FirestoreStore.from_config(app.config)
 
 
 BACKENDS = {"sqlite": _sqlite, "firestore": _firestore}
 
 
 def check_settings(config):
-    """ConfigError for an unknown STORE: gunicorn's master checks it before it starts workers, so a bad start
-    is one line, not a failed boot per worker (this module imports backend.metrics only when needed, after
-    the master has set up prometheus_client's multiprocess folder)."""
+    """ConfigError for an unknown STORE or an unusable key file: gunicorn's master checks them before it starts
+    workers, so a bad start is one line, not a failed boot per worker (this module imports backend.metrics only
+    when needed, after the master has set up prometheus_client's multiprocess folder)."""
     name = config["STORE"]
     if name not in BACKENDS:
         raise ConfigError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
+    if name == "firestore":
+        check_key_file(config["FIRESTORE_CREDENTIALS"])
 
 
 def init_app(app):
