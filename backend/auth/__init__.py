@@ -33,7 +33,7 @@ def check_settings(config):
         raise ConfigError(f"AUTH_MODE={name!r} is not one of: {', '.join(MODES)}")
     if name == "none":
         refuse_open_host(config["HOST"], config["ALLOW_ANONYMOUS"])
-    else:
+    if name == "firebase":
         from backend.auth.firebase import check_settings as check_firebase_settings
 
         check_firebase_settings(config)
