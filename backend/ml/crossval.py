@@ -80,8 +80,7 @@ def main(argv=None):
         return out
 
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
-        views = train.cached_views(args.folder, items, args.cache, train.views_of(recipe))
-        inputs = train.frozen_inputs(recipe, views, args.cache, key=[args.folder, items, train.views_of(recipe)])
+        _, inputs = train.recipe_inputs(recipe, args.folder, items, args.cache)
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
         fold_records = []
         for k, (tr, te) in enumerate(folds):

@@ -140,6 +140,13 @@ def frozen_inputs(recipe, views, cache_dir=RUNS_DIR / "cache", key=None):
     return out
 
 
+def recipe_inputs(recipe, folder, items, cache_dir=RUNS_DIR / "cache"):
+    """(cached views, what the trainable layers read) for a recipe: crossval and the final training share the
+    same caches through the same keys."""
+    views = cached_views(folder, items, cache_dir, views_of(recipe))
+    return views, frozen_inputs(recipe, views, cache_dir, key=[folder, items, views_of(recipe)])
+
+
 def _inputs(x):
     """Scaled pixels or cached frozen output, in channels-last layout (about 1.6x faster training on CPU)."""
     return (scale(x) if x.dtype == torch.uint8 else x).contiguous(memory_format=torch.channels_last)
@@ -228,8 +235,7 @@ def main(argv=None):
     recipe = recipe_namespace(cv["candidates"][chosen]["recipe"] if chosen in cv["candidates"] else RECIPES[chosen])
     items = data.list_images(args.folder)
     assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
-    views = cached_views(args.folder, items, args.cache, views_of(recipe))
-    inputs = frozen_inputs(recipe, views, args.cache, key=[args.folder, items, views_of(recipe)])
+    views, inputs = recipe_inputs(recipe, args.folder, items, args.cache)
 
     members = getattr(recipe, "members", 1)
     networks, history = [], []
