@@ -95,10 +95,16 @@ class _MBConv(nn.Module):
         self.depthwise = _conv_bn(mid, mid, kernel, stride, groups=mid)
         self.project = _conv_bn(mid, c_out, 1, act=False)
         self.residual = stride == 1 and c_in == c_out
+        self.drop_path = 0.0  # training only: the probability that a sample skips this block's residual branch
 
     def forward(self, x):
         out = self.project(self.depthwise(self.expand(x)))
-        return x + out if self.residual else out
+        if not self.residual:
+            return out
+        if self.training and self.drop_path:  # stochastic depth; the kept branches are scaled up to keep the mean
+            keep = torch.rand(len(x), 1, 1, 1, device=x.device) >= self.drop_path
+            out = out * keep / (1 - self.drop_path)
+        return x + out
 
 
 class EfficientNetLite0(_CamHead):
@@ -118,6 +124,13 @@ class EfficientNetLite0(_CamHead):
 
 
 ARCHITECTURES = {"ctnet": CTNet, "effnet-lite0": EfficientNetLite0}
+
+
+def set_drop_path(network: nn.Module, rate: float) -> None:
+    """EfficientNet's stochastic-depth schedule: the i-th of n inverted-residual blocks drops with rate * i / n."""
+    blocks = [m for m in network.modules() if isinstance(m, _MBConv)]
+    for i, block in enumerate(blocks):
+        block.drop_path = rate * i / len(blocks)
 
 
 class Ensemble(nn.Module):

@@ -44,6 +44,8 @@ RECIPES = {
     "lite0-deep-x5": {**_DEEP, "members": 5},  # 5 networks, seeds seed..seed+4, their logits averaged
     "lite0-deep-x5-v16": {**_DEEP, "members": 5, "views": 16},  # 16 cached views per slice instead of VIEWS
     "lite0-deep-x5-v3": {**_DEEP, "members": 5, "views": 3},
+    "lite0-deep-x5-dp": {**_DEEP, "members": 5, "drop_path": 0.2},  # stochastic depth in the trained blocks
+    "lite0-deep-x5-mix": {**_DEEP, "members": 5, "mixup": 0.4},  # mixup, lambda ~ Beta(0.4, 0.4)
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
@@ -74,6 +76,7 @@ def build(recipe):
     network = nets.ARCHITECTURES[recipe.arch](**config, dropout=recipe.dropout)
     if recipe.arch == "effnet-lite0" and recipe.pretrained:
         load_imagenet(network)
+    nets.set_drop_path(network, getattr(recipe, "drop_path", 0.0))
     for parameter in network.features[:recipe.freeze].parameters():
         parameter.requires_grad_(False)
     return network, config
@@ -169,6 +172,7 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps,
                                                    pct_start=0.2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    mixup = getattr(recipe, "mixup", 0.0)
     history = []
     for epoch in (bar := tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")):
         network.train()
@@ -177,8 +181,14 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
         losses = []
         for step in range(steps):
             batch = torch.from_numpy(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
-            x = inputs[batch, view[batch]].to(device)
-            loss = loss_fn(forward_rest(network, recipe, x)[0], y[batch].to(device))
+            x, target = inputs[batch, view[batch]].to(device), y[batch].to(device)
+            if mixup:  # the batch mixed with a shuffled copy of itself, the loss with the same weight
+                weight, partner = float(rng.beta(mixup, mixup)), torch.from_numpy(rng.permutation(len(batch)))
+                x = _inputs(x)
+                logits = forward_rest(network, recipe, weight * x + (1 - weight) * x[partner])[0]
+                loss = weight * loss_fn(logits, target) + (1 - weight) * loss_fn(logits, target[partner])
+            else:
+                loss = loss_fn(forward_rest(network, recipe, x)[0], target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
