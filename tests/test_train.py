@@ -1,12 +1,13 @@
 """Training smoke test: cross-validation and the final training on small generated slices, deterministic,
 with loadable weights that carry their threshold, temperature and input check."""
+import copy
 import json
 
 import cv2
 import numpy as np
 import torch
 
-from backend.ml import crossval, data, train
+from backend.ml import crossval, data, network as nets, train
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
 from backend.ml.network import Ensemble
@@ -95,3 +96,41 @@ def test_a_recipe_decides_how_many_augmented_views_it_trains_on_and_the_plain_vi
         assert views.shape[:2] == (len(items), n)
         assert torch.equal(views[:, 0], cached[train.VIEWS][:, 0])
     assert all(not torch.equal(cached[16][:, v], cached[16][:, v + 1]) for v in range(1, 15))
+
+
+def test_stochastic_depth_skips_residual_branches_in_training_and_never_in_evaluation():
+    """Round 8's drop path regularises training only: the served pass must be the network's plain function."""
+    recipe = train.recipe_namespace(train.RECIPES["lite0-deep-x5-dp"])
+    network, _ = train.build(recipe)
+    blocks = [m for m in network.features if hasattr(m, "drop_path")]
+    assert [b.drop_path for b in blocks] == [0.2 * i / 16 for i in range(16)]  # EfficientNet's schedule
+
+    plain = copy.deepcopy(network)
+    nets.set_drop_path(plain, 0.0)
+    image = torch.rand(2, 1, 224, 224) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(network.eval()(image), plain.eval()(image))
+
+    block = next(b for b in network.features[recipe.freeze:] if getattr(b, "residual", False)).train()
+    x = torch.randn(64, block.project[0].out_channels, 14, 14)
+    with torch.no_grad():
+        skipped = torch.tensor([torch.equal(o, i) for o, i in zip(block(x), x)])
+    assert 0 < skipped.sum() < len(x)  # some samples skip the branch, others go through it
+
+
+def test_mixup_changes_training_only_when_a_recipe_asks_for_it(tmp_path):
+    """The regularisers are recipe options: without them a recipe trains exactly as before (earlier rounds and the
+    served model reproduce), with mixup the same seed gives another network."""
+    folder = make_folder(tmp_path / "data")
+    items = data.list_images(folder)
+    y = train.labels_tensor(items)
+
+    def trained(**options):
+        recipe = train.recipe_namespace({**train.RECIPES["lite0-deep"], "epochs": 1, **options})
+        _, inputs = train.recipe_inputs(recipe, folder, items, tmp_path / "cache")
+        network, _, _ = train.fit(recipe, inputs, y, train.seed_everything(0), torch.device("cpu"))
+        return network.fc.weight
+
+    before = trained()
+    assert torch.equal(trained(mixup=0.0, drop_path=0.0), before)
+    assert not torch.equal(trained(mixup=0.4), before)
