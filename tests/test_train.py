@@ -88,7 +88,7 @@ def test_a_recipe_decides_how_many_augmented_views_it_trains_on_and_the_plain_vi
     see) must be the same slice for every count, and the extra views must be distinct copies."""
     folder = make_folder(tmp_path / "data")
     items = data.list_images(folder)
-    counts = {name: train.views_of(train.recipe_namespace(train.RECIPES[name]))
+    counts = {name: train.option(train.recipe_namespace(train.RECIPES[name]), "views")
               for name in ("lite0-deep-x5", "lite0-deep-x5-v16", "lite0-deep-x5-v3")}
     assert counts == {"lite0-deep-x5": train.VIEWS, "lite0-deep-x5-v16": 16, "lite0-deep-x5-v3": 3}
     cached = {n: train.cached_views(folder, items, tmp_path / "cache", n) for n in set(counts.values())}

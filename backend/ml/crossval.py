@@ -83,9 +83,9 @@ def main(argv=None):
         _, inputs = train.recipe_inputs(recipe, args.folder, items, args.cache)
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
         fold_records = []
+        members = train.option(recipe, "members")
         for k, (tr, te) in enumerate(folds):
             fold_started = time.time()
-            members = getattr(recipe, "members", 1)
             member_logits, history = [], []
             for member in range(members):  # an ensemble's logits: the mean of its members'
                 rng = train.seed_everything(args.seed + member)
@@ -124,8 +124,11 @@ def main(argv=None):
 def winner(candidates: dict) -> str | None:
     """The rule: the highest pooled out-of-fold ROC AUC among candidates with all folds done, an ensemble's
     less ENSEMBLE_MARGIN; exact tie: the earlier in train.RECIPES. None before any candidate is complete."""
-    scores = {n: c["out_of_fold_roc_auc"] - (ENSEMBLE_MARGIN if c["recipe"].get("members", 1) > 1 else 0)
-              for n, c in candidates.items() if "out_of_fold_roc_auc" in c}
+    def margin(recipe):
+        return ENSEMBLE_MARGIN if train.option(train.recipe_namespace(recipe), "members") > 1 else 0
+
+    scores = {n: c["out_of_fold_roc_auc"] - margin(c["recipe"]) for n, c in candidates.items()
+              if "out_of_fold_roc_auc" in c}
     return max(scores, key=lambda n: (scores[n], -list(train.RECIPES).index(n))) if scores else None
 
 

@@ -49,11 +49,14 @@ RECIPES = {
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
+# Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
+# recipes recorded in crossval.json by earlier rounds must stay equal to the ones trained from them.
+OPTIONAL = {"members": 1, "views": VIEWS, "drop_path": 0.0, "mixup": 0.0}
 
 
-def views_of(recipe):
-    """How many views per slice the recipe trains on (a recipe may ask for more augmented copies)."""
-    return getattr(recipe, "views", VIEWS)
+def option(recipe, name):
+    """One of a recipe's OPTIONAL settings: its own value, else the default."""
+    return getattr(recipe, name, OPTIONAL[name])
 
 
 def recipe_namespace(options):
@@ -76,7 +79,7 @@ def build(recipe):
     network = nets.ARCHITECTURES[recipe.arch](**config, dropout=recipe.dropout)
     if recipe.arch == "effnet-lite0" and recipe.pretrained:
         load_imagenet(network)
-    nets.set_drop_path(network, getattr(recipe, "drop_path", 0.0))
+    nets.set_drop_path(network, option(recipe, "drop_path"))
     for parameter in network.features[:recipe.freeze].parameters():
         parameter.requires_grad_(False)
     return network, config
@@ -146,8 +149,8 @@ def frozen_inputs(recipe, views, cache_dir=RUNS_DIR / "cache", key=None):
 def recipe_inputs(recipe, folder, items, cache_dir=RUNS_DIR / "cache"):
     """(cached views, what the trainable layers read) for a recipe: crossval and the final training share the
     same caches through the same keys."""
-    views = cached_views(folder, items, cache_dir, views_of(recipe))
-    return views, frozen_inputs(recipe, views, cache_dir, key=[folder, items, views_of(recipe)])
+    views = cached_views(folder, items, cache_dir, option(recipe, "views"))
+    return views, frozen_inputs(recipe, views, cache_dir, key=[folder, items, option(recipe, "views")])
 
 
 def _inputs(x):
@@ -172,7 +175,7 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps,
                                                    pct_start=0.2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    mixup = getattr(recipe, "mixup", 0.0)
+    mixup = option(recipe, "mixup")
     history = []
     for epoch in (bar := tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")):
         network.train()
@@ -247,7 +250,7 @@ def main(argv=None):
     assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
     views, inputs = recipe_inputs(recipe, args.folder, items, args.cache)
 
-    members = getattr(recipe, "members", 1)
+    members = option(recipe, "members")
     networks, history = [], []
     for member in range(members):  # seeds as in the cross-validation: seed..seed+members-1
         rng = seed_everything(args.seed + member)
