@@ -17,7 +17,8 @@ from backend.ml import calibration, data
 from backend.ml.classifier import Classifier
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
-from backend.ml.preprocess import INPUT_SIZE, LABELS, body_box, neutralise_colour_marks, to_input
+from backend.imaging.marks import neutralise_colour_marks
+from backend.ml.preprocess import INPUT_SIZE, LABELS, body_box, to_input
 from backend.ml.report import out_of_fold
 from tests.fixtures.data import covid_ct_dir
 

@@ -16,7 +16,7 @@ from backend.errors import ApiError
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS, decode_dicom, stretch_to_uint8
 from backend.imaging.limits import Limits
-from backend.ml.preprocess import neutralise_colour_marks
+from backend.imaging.marks import neutralise_colour_marks
 
 # The smallest side worth analysing: below the smallest real slice of the training data (a 53 x 26
 # figure crop), far above 1 x 1 and other images that hold no slice.

@@ -19,7 +19,8 @@ from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging import anatomy, heatmap
 from backend.ml import data
 from backend.ml.classifier import Classifier
-from backend.ml.preprocess import CHROMA, body_box
+from backend.imaging.marks import CHROMA
+from backend.ml.preprocess import body_box
 from backend.utils.helpers import fit_to_box
 
 SIDE = 224

@@ -1,7 +1,7 @@
-"""The one preprocessing shared by training and serving: colour marks out, crop to the body, normalise.
+"""The one preprocessing shared by training and serving: crop to the body, normalise.
 
-`neutralise_colour_marks` runs inside the service's decoder (colour is gone after it), `to_input`
-on the decoded 2-D slice. Training decodes through the same decoder, so both see the same input.
+The service's decoder has already painted over coloured marks (`backend.imaging.marks`); `to_input`
+runs on the decoded 2-D slice. Training decodes through the same decoder, so both see the same input.
 """
 import cv2
 import numpy as np
@@ -12,35 +12,8 @@ from backend.imaging.anatomy import body_mask
 INPUT_SIZE = 224
 LABELS = ("COVID", "NonCOVID")
 
-# A pixel whose channels differ by more than this is colour, not gray: arrows, letters and
-# outlines the papers' authors drew. CT has no colour.
-CHROMA = 40
-# Above this share of coloured pixels the image is a colour picture, not a marked slice: it is
-# only converted to gray (inpainting a photo would be slow and meaningless).
-MAX_MARK_FRACTION = 0.25
 BODY_MARGIN = 0.03  # of the box's side, kept around the body
 BODY_SIDE = 256  # the body is found on a copy at most this large (speed)
-
-
-def neutralise_colour_marks(rgb: np.ndarray) -> np.ndarray:
-    """An (h, w, 3) uint8 RGB image -> the 2-D uint8 slice with coloured marks painted over from their surroundings."""
-    rgb = np.ascontiguousarray(rgb[..., :3])
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    if _colour_mask(rgb[::4, ::4]).mean() > MAX_MARK_FRACTION:  # a colour picture: decided on a cheap sample
-        return gray
-    marks = _colour_mask(rgb)
-    fraction = marks.mean()
-    if fraction == 0 or fraction > MAX_MARK_FRACTION:
-        return gray
-    marks = cv2.dilate(marks, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))  # anti-aliased edges too
-    return cv2.inpaint(gray, marks, 3, cv2.INPAINT_TELEA)
-
-
-def _colour_mask(rgb):
-    """uint8 1 where the channels differ by more than CHROMA (OpenCV: no large temporaries on big photos)."""
-    r, g, b = cv2.split(np.ascontiguousarray(rgb))
-    chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
-    return (chroma > CHROMA).astype(np.uint8)
 
 
 def body_box(gray: np.ndarray) -> tuple:

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from backend.ml import data, network as nets
 from backend.ml.augment import augment, shrink
 from backend.ml.inputcheck import PROBE_END, InputCheck
-from backend.ml.preprocess import BODY_MARGIN, CHROMA, INPUT_SIZE, LABELS, crop_to_body, resize, scale
+from backend.imaging.marks import CHROMA
+from backend.ml.preprocess import BODY_MARGIN, INPUT_SIZE, LABELS, crop_to_body, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
