@@ -10,9 +10,9 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import auth, config, errors, images, logs, memory, metrics, ratelimit, store  # noqa: E402
+from backend import auth, config, images, logs, memory, metrics, ratelimit, store  # noqa: E402
 from backend.analysis import capacity  # noqa: E402
-from backend.api import analyses, analyze, health, openapi, signin, web  # noqa: E402
+from backend.api import analyses, analyze, errors, health, openapi, signin, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
 

@@ -25,13 +25,12 @@ from backend import config
 from backend.analysis import document, objects
 from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.app import create_app
-from backend.errors import ApiError
-from backend.images.base import ImageStoreUnavailable
+from backend.errors import ImageStoreUnavailable, InvalidInput, StoreUnavailable
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS
 from backend.imaging.limits import Limits
 from backend.ml.classifier import Classifier
-from backend.store.base import LOCAL_OWNER, StoreUnavailable
+from backend.store.base import LOCAL_OWNER
 from backend.utils.helpers import encode_jpeg
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
@@ -209,7 +208,7 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
     answers = predict_slices([sources[i] for i in readable], classifier, args.window, Limits.from_config(settings))
     for index, answer in zip(readable, answers):
         record, item = records[index], batch[index]
-        if isinstance(answer, ApiError):
+        if isinstance(answer, InvalidInput):
             record.update(error=answer.code, message=answer.message)
             continue
         gray, prediction = answer

@@ -12,7 +12,7 @@ from limits import parse_many, storage, strategies
 from limits.errors import ConfigurationError
 
 from backend.config import ConfigError
-from backend.errors import ApiError
+from backend.errors import NotAllowed
 
 
 def init_app(app):
@@ -28,12 +28,11 @@ def init_app(app):
 
 
 def check(caller, scope="analyze"):
-    """Count one request of `caller`; ApiError 429 with Retry-After once over any of the limits."""
+    """Count one request of `caller`; NotAllowed (429) with Retry-After once over any of the limits."""
     limiter, limits = current_app.extensions["rate_limit"]
     for limit in limits:
         if not limiter.hit(limit, scope, caller.uid):
             reset_at = limiter.get_window_stats(limit, scope, caller.uid).reset_time
             retry_after = max(1, math.ceil(reset_at - time.time()))
-            raise ApiError(429, "rate_limited",
-                           f"Too many analyses: at most {limit} for each account. Try again in {retry_after} s.",
-                           {"Retry-After": str(retry_after)})
+            raise NotAllowed("rate_limited", limit=limit, retry_after=retry_after,
+                             headers={"Retry-After": str(retry_after)})

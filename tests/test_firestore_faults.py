@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from backend.store.base import StoreUnavailable
+from backend.errors import StoreUnavailable
 from backend.store.firestore import FirestoreStore
 from tests.fixtures.data import dicom_file
 from tests.fixtures.firestore_emulator import PROJECT

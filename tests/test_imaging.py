@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from pydicom.uid import RLELossless
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging.decode import decode_image
 from backend.imaging.limits import Limits
-from tests.fixtures.data import covid_ct_image, dicom_file
+from tests.fixtures.data import REPO, covid_ct_image, dicom_file
 from tests.fixtures.uploads import ct_slice, dicom_bytes, encode
 
 
@@ -138,7 +138,7 @@ def test_real_dataset_slice():
     (b"GIF89a" + bytes(100), 415, "unsupported_format"),
 ])
 def test_not_an_image(data, status, code):
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(InvalidInput) as error:
         decode_image(data)
     assert (error.value.status, error.value.code) == (status, code)
 
@@ -146,19 +146,30 @@ def test_not_an_image(data, status, code):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_truncated_image(fmt):
     data = encode(Image.fromarray(ct_slice()), fmt)
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(InvalidInput) as error:
         decode_image(data[: len(data) // 2])
     assert (error.value.status, error.value.code) == (400, "corrupt_image")
 
 
 def test_dicom_without_pixel_data():
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(InvalidInput) as error:
         decode_image(dicom_file("rtplan.dcm").read_bytes())
     assert (error.value.status, error.value.code) == (400, "no_pixel_data")
 
 
 def test_too_many_pixels():
     for data in (encode(Image.fromarray(ct_slice()), "PNG"), dicom_file("693_UNCR.dcm").read_bytes()):
-        with pytest.raises(ApiError) as error:
+        with pytest.raises(InvalidInput) as error:
             decode_image(data, limits=Limits(max_pixels=512 * 511))
         assert (error.value.status, error.value.code) == (413, "too_many_pixels")
+
+
+def test_decoding_loads_neither_the_model_nor_the_web_framework():
+    """Layers point down: decoding a slice imports no torch (the model) and no Flask (HTTP)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, backend.imaging.decode; "
+            "print(sorted(m for m in ('torch', 'flask', 'backend.ml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"

@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.store.base import IdempotencyConflict, IdempotencyKey, encode_cursor
 from backend.store.firestore import FirestoreStore
 from backend.store.sqlite import SQLiteStore
@@ -129,7 +129,7 @@ def test_a_cursor_after_a_deleted_document_still_pages_on(store):
 
 def test_a_cursor_that_is_not_ours_is_a_400(store):
     for cursor in ["not-a-cursor", encode_cursor({"created_at": "yesterday", "id": "a"})]:
-        with pytest.raises(ApiError) as raised:
+        with pytest.raises(InvalidInput) as raised:
             store.list(10, cursor)
         assert raised.value.status == 400
 

@@ -11,7 +11,7 @@ import logging
 from PIL import Image
 
 from backend.background import POOL
-from backend.images.base import ImageStoreUnavailable
+from backend.errors import ImageStoreUnavailable
 from backend.imaging import formats
 
 NAMES = ("slice.jpg", "heatmap.jpg", "original")

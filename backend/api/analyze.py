@@ -15,7 +15,7 @@ from backend.analysis.pipeline import analyze_slice
 from backend.api.analyses import image_missing, not_found, owner_scope
 from backend.api.upload import Upload, read_upload
 from backend.auth import authenticate
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.images import get_image_store
 from backend.imaging.limits import Limits
 from backend.ml.classifier import get_classifier
@@ -96,7 +96,7 @@ def _idempotency_key(request_fingerprint: str, owner: str) -> IdempotencyKey | N
     if key is None:
         return None
     if not 1 <= len(key) <= 255 or not (key.isascii() and key.isprintable()):
-        raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header must be 1 to 255 printable characters.")
+        raise InvalidInput("invalid_idempotency_key")
     return IdempotencyKey(owner, key, request_fingerprint)
 
 

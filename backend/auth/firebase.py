@@ -15,7 +15,7 @@ from firebase_admin import auth
 
 from backend.auth.base import AuthMode, User, unauthorized
 from backend.config import ConfigError, check_key_file, google_credentials
-from backend.errors import ApiError
+from backend.errors import Unavailable
 from backend.store.firebase_app import choose_credential
 
 # Where the JS SDK signs in and refreshes tokens (connect-src), and what Google's popup sign-in loads.
@@ -72,8 +72,7 @@ class FirebaseAuth(AuthMode):
     def authenticate(self, request) -> User:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("sign_in_required", "Sign in first: send the header 'Authorization: Bearer' "
-                                                   "followed by a Firebase ID token.", error=None)
+            raise unauthorized("sign_in_required", error=None)
         claims = self._verify(token.strip())
         return User(uid=claims["uid"], admin=claims.get("admin") is True)
 
@@ -81,18 +80,18 @@ class FirebaseAuth(AuthMode):
         try:
             claims = auth.verify_id_token(token, app=self.app, check_revoked=self.check_revoked)
         except auth.ExpiredIdTokenError:
-            raise unauthorized("token_expired", "The ID token has expired; get a fresh one and try again.")
+            raise unauthorized("token_expired")
         except auth.RevokedIdTokenError:
-            raise unauthorized("token_revoked", "The ID token was revoked; sign in again.")
+            raise unauthorized("token_revoked")
         except auth.UserDisabledError:
-            raise unauthorized("user_disabled", "This account is disabled.")
+            raise unauthorized("user_disabled")
         except (auth.InvalidIdTokenError, auth.UserNotFoundError, ValueError):
-            raise unauthorized("invalid_token", "The ID token is not a valid Firebase ID token for this service.")
+            raise unauthorized("invalid_token")
         except firebase_admin.exceptions.FirebaseError:  # Google's keys or Firebase Authentication unreachable
-            raise ApiError(503, "auth_unavailable", "Sign-in can't be checked right now; try again shortly.")
+            raise Unavailable("auth_unavailable")
         # The SDK checks the times only of signed tokens; the emulator's unsigned ones would never expire.
         if self.emulator and not claims.get("exp", 0) > time.time():
-            raise unauthorized("token_expired", "The ID token has expired; get a fresh one and try again.")
+            raise unauthorized("token_expired")
         return claims
 
     def web_config(self) -> dict:

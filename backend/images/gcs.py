@@ -15,7 +15,8 @@ from google.auth.exceptions import TransportError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from backend.images.base import PROBE_PATH, ImageStore, ImageStoreUnavailable
+from backend.errors import ImageStoreUnavailable
+from backend.images.base import PROBE_PATH, ImageStore
 
 UNREACHABLE = (exceptions.GoogleAPICallError, exceptions.RetryError, requests.exceptions.RequestException,
                TransportError)
@@ -46,7 +47,8 @@ class GcsImageStore(ImageStore):
         try:
             yield
         except UNREACHABLE as exc:
-            raise ImageStoreUnavailable(f"Cloud Storage did not {action} {path} within {self.timeout_s:g} s") from exc
+            raise ImageStoreUnavailable(f"Cloud Storage did not {action} {path} within {self.timeout_s:g} s",
+                                        "images-gcs") from exc
 
     def _calls(self):
         return {"timeout": self.timeout_s, "retry": self.retry}

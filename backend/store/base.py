@@ -12,19 +12,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput, ServiceError
 
 
 # The owner of every analysis made without accounts (AUTH_MODE=none), and of rows stored before accounts.
 LOCAL_OWNER = "local"
 
 
-class StoreUnavailable(Exception):
-    """The backing database could not be reached in time; the API answers 503."""
+class IdempotencyConflict(ServiceError):
+    """The Idempotency-Key was first used for a different request."""
 
-
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was first used for a different request; the API answers 422."""
+    def __init__(self):
+        super().__init__("idempotency_key_reused")
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    """(created_at, id) of the last item of the previous page; ApiError 400 for a malformed cursor."""
+    """(created_at, id) of the last item of the previous page; InvalidInput for a malformed cursor."""
     try:
         if _CURSOR.fullmatch(cursor):  # the shape encode_cursor makes, before anything is parsed
             created_at, analysis_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -97,4 +96,4 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
                 return created_at, analysis_id
     except (binascii.Error, ValueError, TypeError, RecursionError):
         pass
-    raise ApiError(400, "invalid_cursor", "The cursor is not one this service issued; start again without it.")
+    raise InvalidInput("invalid_cursor")

@@ -14,7 +14,8 @@ from google.api_core.retry import Retry, if_exception_type
 from google.cloud.firestore import FieldFilter, Query
 
 from backend.store import firebase_app
-from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable, decode_cursor, encode_cursor
+from backend.errors import StoreUnavailable
+from backend.store.base import AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, stored_document_size
 
 TRANSIENT_ERRORS = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
@@ -65,7 +66,7 @@ class FirestoreStore(AnalysisStore):
         try:
             yield
         except (exceptions.RetryError, *TRANSIENT_ERRORS) as exc:
-            raise StoreUnavailable(f"Firestore did not answer {action} within {self.timeout_s:g} s") from exc
+            raise StoreUnavailable(f"Firestore did not answer {action} within {self.timeout_s:g} s", self.name) from exc
 
     def _calls(self):
         return {"retry": self.retry, "timeout": self.timeout_s}
@@ -93,7 +94,7 @@ class FirestoreStore(AnalysisStore):
         if not record.exists:
             return None
         if record.get("request") != key.request:
-            raise IdempotencyConflict(key.key)
+            raise IdempotencyConflict()
         return self.get(record.get("analysis_id"))
 
     def get(self, analysis_id: str, owner: str | None = None) -> dict | None:
@@ -138,7 +139,7 @@ class FirestoreStore(AnalysisStore):
         try:
             self.collection.limit(1).get(retry=None, timeout=timeout_s)
         except exceptions.GoogleAPICallError as exc:
-            raise StoreUnavailable(f"Firestore did not answer within {timeout_s:g} s") from exc
+            raise StoreUnavailable(f"Firestore did not answer within {timeout_s:g} s", self.name) from exc
 
     def close(self):
         self.client.close()

@@ -87,7 +87,7 @@ class SQLiteStore(AnalysisStore):
         if row is None:
             return None
         if row[0] != key.request:
-            raise IdempotencyConflict(key.key)
+            raise IdempotencyConflict()
         return self._get(db, row[1])
 
     def get(self, analysis_id, owner=None):
