@@ -24,6 +24,7 @@ from tqdm import tqdm
 from backend import config
 from backend.analysis import document, objects
 from backend.analysis.pipeline import describe_slice, predict_slices
+from backend.analysis.record import Stores, record_slice
 from backend.app import create_app
 from backend.errors import ImageStoreUnavailable, InvalidInput, StoreUnavailable
 from backend.imaging import formats
@@ -184,7 +185,7 @@ def _open(settings: dict, with_store: bool):
     """The classifier, and the configured stores when --store asks for them (through the app's factory)."""
     if with_store:
         app = create_app({"METRICS": False})
-        return app.extensions["classifier"], app.extensions
+        return app.extensions["classifier"], Stores.of(app)
     if settings["TORCH_THREADS"]:
         torch.set_num_threads(settings["TORCH_THREADS"])
     return Classifier.load(settings["MODEL_PATH"]), None
@@ -221,7 +222,9 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
                 if args.heatmaps:
                     record["heatmap"] = str(_save_heatmap(result.overlay_400, Path(args.heatmaps), item.heatmap_name))
                 if stores is not None:
-                    record["id"] = _store(result, item, sources[index], classifier, stores, settings, args)
+                    fields = document.new_fields(uuid.uuid4().hex, args.owner, item.path.name, record["sha256"],
+                                                 result, classifier, window=args.window)
+                    record["id"] = record_slice(stores, fields, result, sources[index])[0]["id"]
             except (StoreUnavailable, ImageStoreUnavailable) as exc:
                 record.update(error="store_unavailable", message=str(exc))
             except OSError as exc:
@@ -234,24 +237,6 @@ def _save_heatmap(overlay, folder: Path, name: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_jpeg(overlay, HEATMAP_QUALITY))
     return path
-
-
-def _store(result, item: Item, data: bytes, classifier, stores: dict, settings, args) -> str:
-    """As POST /analyze stores: the objects (IMAGE_STORE), then the document (STORE)."""
-    fields = document.new_fields(uuid.uuid4().hex, args.owner, item.path.name, hashlib.sha256(data).hexdigest(),
-                                 result, classifier, window=args.window)
-    image_store = stores["image_store"]
-    if image_store is not None:
-        fields["images"] = objects.write(image_store, objects.render(args.owner, fields["id"], data, result.jpegs))
-    _, stored = document.build(fields, result.images)
-    stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
-                                    settings["FIRESTORE_COLLECTION"], settings["DOC_BUDGET_BYTES"])
-    try:
-        return stores["store"].create(stored)["id"]
-    except BaseException:
-        if image_store is not None:
-            objects.remove(image_store, fields["images"])
-        raise
 
 
 def sweep(args) -> int:

@@ -58,7 +58,8 @@ class LocalImageStore(ImageStore):
     def delete(self, path):
         file = self._file(path)
         try:
-            file.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # no such object: already removed
+                file.unlink()
             with contextlib.suppress(OSError):  # the analysis's folder, once its last object is gone
                 file.parent.rmdir()
         except OSError as exc:

@@ -1,0 +1,69 @@
+"""One way to record an analysis, whichever way it came in: its objects first, then its document.
+
+POST /analyze, re-analysis and the batch command's --store call `record_slice`; studies call
+`record`. The objects (400 px images, the original upload) are written in parallel and create-only
+before the document that lists them, so a stored document never points at a missing object. When
+the document cannot be written, or an identical request with the same Idempotency-Key stored its
+own first, the objects just written are removed again; what a crash leaves behind,
+`python -m backend sweep` removes.
+"""
+from dataclasses import dataclass
+
+from backend import metrics
+from backend.analysis import document, objects
+from backend.images.base import ImageStore
+from backend.store.base import AnalysisStore, IdempotencyKey
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where analyses are kept: documents, objects (None with IMAGE_STORE=none), and the documents' size budget."""
+
+    documents: AnalysisStore
+    images: ImageStore | None
+    collection: str  # the Firestore collection name, part of a document's size
+    budget_bytes: int
+
+    @classmethod
+    def of(cls, app):
+        return cls(app.extensions["store"], app.extensions["image_store"], app.config["FIRESTORE_COLLECTION"],
+                   app.config["DOC_BUDGET_BYTES"])
+
+
+def record(stores: Stores, doc: dict, written: list[tuple[dict, bytes]], key: IdempotencyKey | None = None) -> dict:
+    """Write the objects (`objects.render`'s entries and bytes), then create `doc`, which lists them.
+
+    Returns what is stored: `doc`, or, when an identical request with `key` was stored first, that one
+    (its id differs; the objects written here are removed). If an object or the document cannot be
+    written, the objects written here are removed and the error is raised.
+    """
+    if written:
+        with metrics.stage("objects"):
+            objects.write(stores.images, written)
+    entries = [entry for entry, _ in written]
+    try:
+        with metrics.stage("store"):
+            saved = stores.documents.create(doc, key)
+    except BaseException:
+        objects.remove(stores.images, entries)
+        raise
+    if saved["id"] != doc["id"]:
+        objects.remove(stores.images, entries)
+    return saved
+
+
+def record_slice(stores: Stores, fields: dict, result, original: bytes,
+                 key: IdempotencyKey | None = None) -> tuple[dict, bool]:
+    """A slice analysis (`fields` from document.new_fields, `result` a SliceAnalysis) recorded with its images
+    and the original upload. Returns (the response body, whether it is a replay of an earlier request)."""
+    written = objects.render(fields["owner"], fields["id"], original, result.jpegs) if stores.images else []
+    if written:
+        fields = {**fields, "images": [entry for entry, _ in written]}
+    response, stored = document.build(fields, result.images)
+    stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400, stores.collection,
+                                    stores.budget_bytes)
+    saved = record(stores, stored, written, key)
+    if saved["id"] != stored["id"]:
+        return saved, True
+    metrics.ANALYSES.labels(label=result.prediction.label).inc()
+    return response, False
