@@ -165,7 +165,7 @@ class Settings(BaseSettings):
             try:
                 parse_many(value)
             except ValueError:
-                raise ValueError("not a rate such as 60/minute") from None
+                raise ValueError("is not a rate such as 60/minute") from None
         return value
 
     @property
@@ -179,11 +179,20 @@ def load(overrides: dict | None = None) -> Settings:
     try:
         return Settings(**(overrides or {}))
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
-        raise ConfigError("; ".join(problems)) from None
+        raise ConfigError("; ".join(_problem(error) for error in exc.errors())) from None
+
+
+# pydantic's error types, said as the rest of the service's start-up errors say them
+_WHAT = {"int_parsing": "is not a whole number", "int_from_float": "is not a whole number",
+         "float_parsing": "is not a number", "bool_parsing": "is not a yes/no value: use 1 or 0"}
+
+
+def _problem(error: dict) -> str:
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "literal_error":
+        return f"{name}={error['input']!r} is not one of: {error['ctx']['expected'].replace(' or ', ', ')}"
+    what = _WHAT.get(error["type"], error["msg"].removeprefix("Value error, "))
+    return f"{name}={error['input']!r} {what}"
 
 
 def flask_config(settings: Settings) -> dict:

@@ -69,7 +69,7 @@ def test_an_empty_value_means_the_default(monkeypatch):
 
 def test_a_bad_value_is_one_line_naming_the_setting(monkeypatch):
     monkeypatch.setenv("PORT", "eighty")
-    with pytest.raises(config.ConfigError, match=r"^PORT='eighty': .*integer") as error:
+    with pytest.raises(config.ConfigError, match=r"^PORT=.eighty. is not a whole number$") as error:
         config.load()
     assert "\n" not in str(error.value)
 
