@@ -120,7 +120,7 @@ class Recorder:
         self.csv = None
         if out and out.lower().endswith(".csv"):
             fields = ["path", "sha256", "label", "confidence", *(f"probability_{label}" for label in labels),
-                      "model_name", "model_version", "id", "heatmap", "error", "message"]
+                      "in_distribution", "model_name", "model_version", "id", "heatmap", "error", "message"]
             self.csv = csv.DictWriter(self.file, fields)
             self.csv.writeheader()
 
@@ -214,7 +214,7 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
             continue
         gray, prediction = answer
         record.update(label=prediction.label, confidence=prediction.confidence,
-                      probabilities=prediction.probabilities,
+                      probabilities=prediction.probabilities, in_distribution=prediction.in_distribution,
                       model={"name": classifier.name, "version": classifier.version})
         if args.heatmaps or stores is not None:
             try:
