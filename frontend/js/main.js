@@ -20,12 +20,12 @@ async function checkHealth() {
     serviceStatus.classList.add(health.status === "ok" ? "is-ok" : "is-down");
     if (model) document.getElementById("footer-model").textContent = `Model: ${model}.`;
   } catch {
-    showUnavailable();
+    showUnavailable("Service unavailable");
   }
 }
 
-function showUnavailable() {
-  serviceStatus.textContent = "Service unavailable: trying again…";
+function showUnavailable(text) {
+  serviceStatus.textContent = text;
   serviceStatus.classList.remove("is-ok");
   serviceStatus.classList.add("is-down");
 }
@@ -39,7 +39,7 @@ async function authConfig() {
     try {
       return await getAuthConfig();
     } catch {
-      showUnavailable();
+      showUnavailable("Service unavailable: trying again…");
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
     }
   }
@@ -81,7 +81,6 @@ async function start() {
     (id) => forgetResult(id),
   );
   showWorkArea(false);
-  checkHealth();
   const config = await authConfig();
   checkHealth();
   if (config.mode === "firebase") startSignedIn(config);
