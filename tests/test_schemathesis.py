@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.data import REPO, dicom_file
+from tests.fixtures.data import dicom_file
 from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
 
@@ -25,10 +25,10 @@ def service(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_service_does_what_its_openapi_description_says(service):
+def test_the_service_does_what_its_openapi_description_says(service, tmp_path):
     schemathesis = Path(sys.executable).with_name("schemathesis")
     run = subprocess.run([str(schemathesis), "--config-file", str(CONFIG), "run", service + "/openapi.json",
                           "--checks", "all", "--max-examples", "25", "--seed", "20261206", "--workers", "1",
                           "--generation-database", "none", "--no-color"],
-                         capture_output=True, text=True, cwd=REPO, timeout=240)
+                         capture_output=True, text=True, cwd=tmp_path, timeout=240)  # its caches there
     assert run.returncode == 0, run.stdout[-12000:]
