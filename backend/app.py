@@ -10,9 +10,9 @@ if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd b
 from flask import Flask  # noqa: E402
 from flask_cors import CORS  # noqa: E402
 
-from backend import auth, config, images, logs, memory, metrics, ratelimit, store  # noqa: E402
+from backend import auth, config, images, logs, memory, metrics, ratelimit, store, studies  # noqa: E402
 from backend.analysis import capacity  # noqa: E402
-from backend.api import analyses, analyze, errors, health, openapi, signin, web  # noqa: E402
+from backend.api import analyses, analyze, errors, health, openapi, signin, studies as study_routes, web  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
 
@@ -33,7 +33,8 @@ def create_app(test_config=None):
     images.init_app(app)
     classifier.init_app(app)
     capacity.init_app(app)
-    for module in (analyze, analyses, health, openapi, signin, web):
+    studies.init_app(app)
+    for module in (analyze, analyses, study_routes, health, openapi, signin, web):
         app.register_blueprint(module.bp)
     return app
 
@@ -58,8 +59,10 @@ def main(argv=None):
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
     try:
-        # The server's own body cap sits above MAX_UPLOAD_MB so that oversized uploads get Flask's 413.
-        serve(app, host, port, max_body_bytes=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
+        # The server's own body cap sits above MAX_UPLOAD_MB (and a study's STUDY_MAX_UPLOAD_MB) so that oversized
+        # uploads get the service's own 413.
+        largest = max(app.config["MAX_CONTENT_LENGTH"], app.config["STUDY_MAX_UPLOAD_MB"] * 2**20)
+        serve(app, host, port, max_body_bytes=2 * largest + 2**20)
     except OSError as exc:
         sys.exit(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} (set PORT or HOST)")
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from tqdm import tqdm
 
 from backend import config
 from backend.analysis import document, objects
+from backend.analysis.batches import core_pool, on_cores, split  # noqa: F401 (split: the batch command's parts)
 from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.analysis.record import Stores, record_slice
 from backend.app import create_app
@@ -148,37 +148,20 @@ def run(args) -> int:
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)
     cores = torch.get_num_threads()
-    if args.batch_size > 1:
-        torch.set_num_threads(1)  # before the pool's threads start: each part gets one
     failed = 0
     try:
-        with ThreadPoolExecutor(cores) as pool, \
+        with core_pool(cores, batched=args.batch_size > 1) as pool, \
                 tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress:
             for start in range(0, len(items), args.batch_size):
                 batch = items[start:start + args.batch_size]
-                for record in _analyse_on_cores(pool, split(batch, cores), classifier, stores, args, settings):
+                for record in on_cores(pool, batch, cores,
+                                       lambda part: analyse_batch(part, classifier, stores, args, settings)):
                     failed += "error" in record
                     recorder.write(record)
                 progress.update(len(batch))
     finally:
         recorder.close()
-        torch.set_num_threads(cores)
     return EXIT_SOME_FAILED if failed else 0
-
-
-def split(batch: list, parts: int) -> list[list]:
-    """`batch` in at most `parts` contiguous, non-empty parts of nearly equal size, in order."""
-    bounds = [i * len(batch) // parts for i in range(parts + 1)]
-    return [batch[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
-def _analyse_on_cores(pool, parts, classifier, stores, args, settings) -> list[dict]:
-    """The records of every part, in order: parts side by side in the pool, a single part here."""
-    def analyse(part):
-        return analyse_batch(part, classifier, stores, args, settings)
-
-    results = pool.map(analyse, parts) if len(parts) > 1 else map(analyse, parts)
-    return [record for records in results for record in records]
 
 
 def _open(settings: dict, with_store: bool):

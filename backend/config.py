@@ -97,6 +97,17 @@ def from_env():
         "FIREBASE_GOOGLE_SIGN_IN": _bool("FIREBASE_GOOGLE_SIGN_IN", False),
         "RATE_LIMIT": _str("RATE_LIMIT", "60/minute"),
         "RATE_LIMIT_STORAGE_URI": _str("RATE_LIMIT_STORAGE_URI", "memory://"),
+        # Studies (POST /studies): where they run, and how large they may be
+        "STUDY_QUEUE": _str("STUDY_QUEUE", "local").lower(),
+        "STUDY_WORKERS": _int("STUDY_WORKERS", 1),
+        "STUDY_MAX_SLICES": _int("STUDY_MAX_SLICES", 1000),
+        "STUDY_MAX_UPLOAD_MB": _int("STUDY_MAX_UPLOAD_MB", 1024),
+        "STUDY_BATCH_SIZE": _int("STUDY_BATCH_SIZE", 16),
+        "STUDY_LEASE_S": _float("STUDY_LEASE_S", 60.0),
+        "STUDY_MAX_ATTEMPTS": _int("STUDY_MAX_ATTEMPTS", 3),
+        "PUBSUB_PROJECT": _str("PUBSUB_PROJECT", None) or _str("GOOGLE_CLOUD_PROJECT", None),
+        "PUBSUB_TOPIC": _str("PUBSUB_TOPIC", "ct-studies"),
+        "PUBSUB_SUBSCRIPTION": _str("PUBSUB_SUBSCRIPTION", "ct-studies-workers"),
     }
 
 
