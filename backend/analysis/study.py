@@ -17,9 +17,11 @@ called COVID, its findings saying that nothing could be assessed.
 import heapq
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
+from backend.analysis.batches import on_cores
 from backend.analysis.findings import CAUTION
 from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.errors import InvalidInput
@@ -85,6 +87,23 @@ def analyse_slices(part: list[tuple[int, bytes]], classifier: Classifier, window
                                   or "of the lung field" in f]) if counts else None
         results.append((SliceOutcome(index, probability, prediction.label, counts), analysis.jpegs, candidate))
     return results
+
+
+def analyse_series(read: Callable[[int], bytes], total: int, classifier: Classifier, window: str, limits: Limits,
+                   pool, cores: int, batch_size: int, after_batch: Callable[[int, list], bool] | None = None):
+    """Every slice (read(index) -> its DICOM bytes) in batches of `batch_size`, each split over `cores` in `pool`
+    (batches.core_pool): only a batch's slices are decoded at a time. After each batch, after_batch(slices done,
+    the batch's results) may return False to stop (then None is returned). Returns the StudyAnswer."""
+    answer = StudyAnswer(total, classifier.threshold)
+    for start in range(0, total, batch_size):
+        indexes = list(range(start, min(start + batch_size, total)))
+        results = on_cores(pool, indexes, cores,
+                           lambda part: analyse_slices([(i, read(i)) for i in part], classifier, window, limits))
+        for outcome, _, candidate in results:
+            answer.add(outcome, candidate)
+        if after_batch is not None and after_batch(indexes[-1] + 1, results) is False:
+            return None
+    return answer
 
 
 class StudyAnswer:

@@ -137,7 +137,8 @@ class SQLiteStore(AnalysisStore):
 
     def create_study(self, doc):
         with self._connect() as db:
-            db.execute("INSERT INTO studies (id, created_at, owner, study_uid, status, document) VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO studies (id, created_at, owner, study_uid, status, document) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
                        (doc["id"], doc["created_at"], doc["owner"], doc.get("study_uid") or "", doc["status"],
                         json.dumps(doc)))
         return doc

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from backend.analysis import objects
-from backend.analysis.batches import core_pool, on_cores
+from backend.analysis.batches import core_pool
 from backend.analysis.record import Stores, record_study_progress
-from backend.analysis.study import StudyAnswer, analyse_slices, describe_study, fit_key_slices
+from backend.analysis.study import StudyAnswer, analyse_series, describe_study, fit_key_slices
 from backend.errors import ServiceError, Unavailable
 from backend.imaging.limits import Limits
 from backend.studies.create import now_iso
@@ -120,28 +120,29 @@ def run(stores: Stores, classifier, study_id: str, settings: Settings, worker: s
 
 def _analyse(stores, classifier, doc, settings: Settings, mine: dict, stop: threading.Event):
     study_id, owner, total = doc["id"], doc["owner"], doc["slice_count"]
-    window = doc["parameters"]["window"]
-    answer = StudyAnswer(total, classifier.threshold)
+    ended = []
+
+    def read(index):
+        return stores.images.get(objects.dicom_path(owner, study_id, index)) or b""
+
+    def after_batch(done, results):
+        written = [({"path": objects.slice_path(owner, study_id, outcome.index, name), "content_type": "image/jpeg"},
+                    data) for outcome, jpegs, _ in results for name, data in (jpegs or {}).items()]
+        progress = {"progress": {"done": done, "total": total}, "lease_until": _lease(settings)}
+        if record_study_progress(stores, study_id, written, progress, mine) is None:
+            log.warning("study %s: lease lost or study deleted; stopping", study_id)
+            ended.append((LOST, None))
+            return False
+        if stop.is_set() and done < total:
+            ended.append(_release(stores, study_id, mine))
+            return False
+        return True
+
     with core_pool(settings.cores) as pool:
-        for start in range(0, total, settings.batch_size):
-            if stop.is_set():
-                return _release(stores, study_id, mine)
-            indexes = list(range(start, min(start + settings.batch_size, total)))
-
-            def work(part):
-                sources = [(i, stores.images.get(objects.dicom_path(owner, study_id, i)) or b"") for i in part]
-                return analyse_slices(sources, classifier, window, settings.limits)
-
-            written = []
-            for outcome, jpegs, candidate in on_cores(pool, indexes, settings.cores, work):
-                answer.add(outcome, candidate)
-                for name, data in (jpegs or {}).items():
-                    written.append(({"path": objects.slice_path(owner, study_id, outcome.index, name),
-                                     "content_type": "image/jpeg"}, data))
-            progress = {"progress": {"done": indexes[-1] + 1, "total": total}, "lease_until": _lease(settings)}
-            if record_study_progress(stores, study_id, written, progress, mine) is None:
-                log.warning("study %s: lease lost or study deleted; stopping", study_id)
-                return LOST, None
+        answer = analyse_series(read, total, classifier, doc["parameters"]["window"], settings.limits, pool,
+                                settings.cores, settings.batch_size, after_batch)
+    if answer is None:
+        return ended[0]
     return DONE, _finish(stores, doc, answer, settings, mine)
 
 
