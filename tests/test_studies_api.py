@@ -288,7 +288,7 @@ def many_entries_zip(count: int) -> bytes:
 
 BAD_UPLOADS = {
     # name: (form builder from the real slices, status, code)
-    "zip bomb (declared size)": (lambda r: {"file": (io.BytesIO(make_zip({"s.dcm": bytes((MAX_UPLOAD_MB + 1) * 2**20)})),
+    "zip bomb (declared size)": (lambda r: {"file": (io.BytesIO(make_zip({"s.dcm": bytes((MAX_UPLOAD_MB + 1) << 20)})),
                                                      "bomb.zip")}, 413, "study_too_large"),
     "entry inflating past its declared size": (lambda r: {"file": (io.BytesIO(lying_zip(8 * 2**20, 1000)), "l.zip")},
                                                400, "invalid_archive"),

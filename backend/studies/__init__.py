@@ -1,6 +1,7 @@
 """Studies run in the background, by the queue STUDY_QUEUE names: `local` (threads in the service process, the
 default) or `pubsub` (Cloud Pub/Sub and `python -m backend worker` processes). One queue per app."""
 import atexit
+import threading
 
 import torch
 from flask import current_app
@@ -50,7 +51,9 @@ def init_app(app):
 
     queue = QUEUES[app.config["STUDY_QUEUE"]](app, Stores.of(app), app.extensions["classifier"], settings_of(app))
     app.extensions["study_queue"] = queue
-    atexit.register(queue.close)  # SIGTERM (sys.exit): a study in progress goes back to the queue
+    # On exit (SIGTERM is sys.exit), a study in progress goes back to the queue after its batch. Registered to run
+    # before concurrent.futures' own exit hook, which stops every thread pool (the slices' included).
+    getattr(threading, "_register_atexit", atexit.register)(queue.close)
 
 
 def get_queue() -> StudyQueue:

@@ -110,6 +110,9 @@ def run(stores: Stores, classifier, study_id: str, settings: Settings, worker: s
     except Unavailable:
         raise  # a store is away: the lease runs out and the study is claimed again; nothing can be written now
     except Exception as exc:
+        if stop is not None and stop.is_set():  # stopping: thread pools refuse work; hand the study back
+            log.warning("study %s stopped while the process exits: %s", study_id, exc)
+            return _release(stores, study_id, mine)
         log.exception("study %s failed", study_id)
         error = exc if isinstance(exc, ServiceError) and exc.status < 500 else ServiceError("study_failed")
         failed = stores.documents.update_study(study_id, {
