@@ -108,6 +108,7 @@ def from_env():
         "PUBSUB_PROJECT": _str("PUBSUB_PROJECT", None) or _str("GOOGLE_CLOUD_PROJECT", None),
         "PUBSUB_TOPIC": _str("PUBSUB_TOPIC", "ct-studies"),
         "PUBSUB_SUBSCRIPTION": _str("PUBSUB_SUBSCRIPTION", "ct-studies-workers"),
+        "PUBSUB_ACK_DEADLINE_S": _int("PUBSUB_ACK_DEADLINE_S", 60),
     }
 
 

@@ -35,6 +35,8 @@ def check_settings(config):
                     "STUDY_MAX_ATTEMPTS"):
         if config[setting] < 1:
             raise ConfigError(f"{setting}={config[setting]} must be at least 1")
+    if not 10 <= config["PUBSUB_ACK_DEADLINE_S"] <= 600:
+        raise ConfigError("PUBSUB_ACK_DEADLINE_S must be from 10 to 600 seconds (Pub/Sub's range)")
     if config["STUDY_LEASE_S"] <= 0:
         raise ConfigError("STUDY_LEASE_S must be a positive number of seconds")
 

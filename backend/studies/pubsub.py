@@ -6,8 +6,8 @@ update of the study's document, a finished study is acknowledged and skipped, an
 holds under a live lease is left unacknowledged until that lease would expire (Pub/Sub then redelivers it,
 and the next worker resumes it if the holder died). The message is acknowledged only after the study is
 done or failed; while a worker runs it, the worker keeps extending the message's ack deadline. A killed
-worker extends nothing: its message is redelivered to another worker, which claims the study once the
-lease has run out.
+worker extends nothing: its message is redelivered to another worker (PUBSUB_ACK_DEADLINE_S later), which
+claims the study once the lease has run out.
 
 PUBSUB_EMULATOR_HOST points the client library at the official emulator (the tests use it).
 """
@@ -24,7 +24,6 @@ from backend.studies.base import StudyQueue
 
 log = logging.getLogger(__name__)
 
-ACK_DEADLINE_S = 60  # the subscription's; extended every third of it while a study runs
 MAX_ACK_EXTENSION_S = 600  # Pub/Sub's maximum
 
 
@@ -50,9 +49,10 @@ def ensure_topic(publisher, topic: str):
         pass
 
 
-def ensure_subscription(subscriber, subscription: str, topic: str):
+def ensure_subscription(subscriber, subscription: str, topic: str, ack_deadline_s: int):
+    """The workers' subscription, made when missing: before the first study is published, so none is lost."""
     try:
-        subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=ACK_DEADLINE_S)
+        subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=ack_deadline_s)
     except (exceptions.AlreadyExists, exceptions.PermissionDenied):
         pass
 
@@ -63,6 +63,7 @@ class PubSubQueue(StudyQueue):
     def __init__(self, config):
         self.publisher = _pubsub().PublisherClient()
         self.topic = topic_path(config)
+        self.config = config
         self.timeout_s = config["STORE_TIMEOUT_S"]
         self._topic_checked = False
 
@@ -70,6 +71,10 @@ class PubSubQueue(StudyQueue):
         try:
             if not self._topic_checked:
                 ensure_topic(self.publisher, self.topic)
+                subscriber = _pubsub().SubscriberClient()
+                ensure_subscription(subscriber, subscription_path(self.config), self.topic,
+                                    self.config["PUBSUB_ACK_DEADLINE_S"])
+                subscriber.close()
                 self._topic_checked = True
             self.publisher.publish(self.topic, json.dumps({"study_id": study_id}).encode()).result(self.timeout_s)
         except Exception as exc:  # unreachable, timed out, refused: the study is not queued
@@ -87,9 +92,10 @@ class Worker:
         self.stores, self.classifier, self.settings = stores, classifier, settings
         self.subscriber = pubsub_v1.SubscriberClient()
         self.subscription = subscription_path(config)
+        self.ack_deadline_s = config["PUBSUB_ACK_DEADLINE_S"]
         publisher = pubsub_v1.PublisherClient()
         ensure_topic(publisher, topic_path(config))
-        ensure_subscription(self.subscriber, self.subscription, topic_path(config))
+        ensure_subscription(self.subscriber, self.subscription, topic_path(config), self.ack_deadline_s)
         self.name = runner.worker_name()
         self.stop = threading.Event()
 
@@ -134,10 +140,11 @@ class Worker:
                                                 ack_deadline_seconds=delay)
 
     def _extend(self, ack_id: str, done: threading.Event):
-        while not done.wait(ACK_DEADLINE_S / 3):
+        """While the study runs: the message's ack deadline, pushed back every third of it."""
+        while not done.wait(self.ack_deadline_s / 3):
             try:
                 self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=[ack_id],
-                                                    ack_deadline_seconds=ACK_DEADLINE_S)
+                                                    ack_deadline_seconds=self.ack_deadline_s)
             except exceptions.GoogleAPICallError as exc:
                 log.warning("could not extend the ack deadline: %s", exc)
 
