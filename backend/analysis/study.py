@@ -188,8 +188,9 @@ def describe_study(answer: StudyAnswer, prediction: dict, z: list) -> tuple[list
         findings.append("No assessed slice reaches the threshold.")
     top = answer.key_candidates()[:1]
     if top and top[0].activation:
-        findings.append(f"On the highest-scoring slice (index {top[0].index}, P(COVID) {top[0].probability:.0%}): "
-                        + " ".join(top[0].activation))
+        at = f", z = {z[top[0].index]:.0f} mm" if z[top[0].index] is not None else ""
+        findings.append(f"On the highest-scoring slice (slice {top[0].index + 1} of {total}{at}, P(COVID) "
+                        f"{top[0].probability:.0%}): " + " ".join(top[0].activation))
     return findings, _recommendations(prediction) + [CAUTION]
 
 
