@@ -3,7 +3,6 @@ default) or `pubsub` (Cloud Pub/Sub and `python -m backend worker` processes). O
 import atexit
 import threading
 
-import torch
 from flask import current_app
 
 from backend.config import ConfigError
@@ -26,6 +25,7 @@ QUEUES = {"local": _local, "pubsub": _pubsub}
 
 
 def check_settings(config):
+    """ConfigError for study settings that cannot work: gunicorn's master checks them before it starts workers."""
     name = config["STUDY_QUEUE"]
     if name not in QUEUES:
         raise ConfigError(f"STUDY_QUEUE={name!r} is not one of: {', '.join(QUEUES)}")
@@ -42,6 +42,8 @@ def check_settings(config):
 
 
 def settings_of(app):
+    import torch  # here: gunicorn's master checks the settings without loading PyTorch
+
     from backend.studies.runner import Settings
 
     return Settings.from_config(app.config, app.config["TORCH_THREADS"] or torch.get_num_threads())
