@@ -16,7 +16,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import torch
@@ -26,8 +26,8 @@ from backend import config
 from backend.analysis import document, objects
 from backend.analysis.batches import core_pool, on_cores, split  # noqa: F401 (split: tests call cli.split)
 from backend.analysis.pipeline import describe_slice, predict_slices
-from backend.analysis.study import analyse_series
 from backend.analysis.record import Stores, record_slice
+from backend.analysis.study import analyse_series
 from backend.app import create_app
 from backend.errors import ImageStoreUnavailable, InvalidInput, StoreUnavailable
 from backend.imaging import archive, formats
@@ -164,7 +164,7 @@ class Recorder:
 
 
 def run(args) -> int:
-    settings = config.from_env()
+    settings = config.flask_config(config.load())
     classifier, stores = _open(settings, args.store)
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)
@@ -249,7 +249,7 @@ def sweep(args) -> int:
     if image_store is None:
         print("IMAGE_STORE=none: no images are kept, nothing to sweep", file=sys.stderr)
         return 0
-    cutoff = datetime.now(timezone.utc) - timedelta(minutes=args.older_than_minutes)
+    cutoff = datetime.now(UTC) - timedelta(minutes=args.older_than_minutes)
     removed = objects.sweep(image_store, app.extensions["store"], cutoff)
     for path in removed:
         print(path)
@@ -259,7 +259,7 @@ def sweep(args) -> int:
 
 
 def worker(args) -> int:
-    settings = config.from_env()
+    settings = config.flask_config(config.load())
     if settings["STUDY_QUEUE"] != "pubsub":
         print("error: the worker runs studies from Pub/Sub: set STUDY_QUEUE=pubsub (and PUBSUB_PROJECT); with "
               "STUDY_QUEUE=local the service runs its studies itself", file=sys.stderr)
@@ -286,7 +286,7 @@ class RowWriter:
     """JSON lines, or CSV rows with `fields` (lists joined by spaces), to FILE or standard output."""
 
     def __init__(self, out: str | None, fields: list[str]):
-        self.file = open(out, "w", newline="") if out else sys.stdout
+        self.file = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115 (closed by close())
         self.csv = csv.DictWriter(self.file, fields) if out and out.lower().endswith(".csv") else None
         if self.csv:
             self.csv.writeheader()
@@ -320,7 +320,7 @@ def study_members(path: Path, limits) -> "archive.Upload":
 
 def run_studies(args) -> int:
     """Series mode: each PATH one study, analysed as POST /studies analyses it (without storing)."""
-    settings = config.from_env()
+    settings = config.flask_config(config.load())
     classifier, _ = _open(settings, False)
     limits = archive.StudyLimits.from_config(settings)
     out = RowWriter(args.out, STUDY_RECORD_FIELDS)
@@ -333,7 +333,8 @@ def run_studies(args) -> int:
                 record = {"path": path}
                 try:
                     series = plan(study_members(Path(path), limits), limits)
-                    answer = analyse_series(lambda i: series.slices[i].member.read(), len(series.slices), classifier,
+                    slices = series.slices
+                    answer = analyse_series(lambda i, slices=slices: slices[i].member.read(), len(slices), classifier,
                                             args.window, Limits.from_config(settings), pool, cores, args.batch_size)
                 except (InvalidInput, OSError) as exc:
                     failed += 1
@@ -348,7 +349,7 @@ def run_studies(args) -> int:
                               key_slices=[c.index for c in answer.key_candidates()],
                               model_name=classifier.name, model_version=classifier.version)
                 out.write(record)
-                for slice_, outcome in zip(series.slices, answer.outcomes) if slices_out else ():
+                for slice_, outcome in zip(series.slices, answer.outcomes, strict=True) if slices_out else ():
                     row = {"path": path, "index": outcome.index, "instance_number": slice_.header.instance_number,
                            "sop_instance_uid": slice_.header.sop_uid, "z": slice_.z,
                            "probability": outcome.probability, "label": outcome.label,

@@ -10,7 +10,7 @@ default. Prints, asserting nothing:
   batch command (goal <= 1.3x);
 - the service's memory: idle, and its peak (VmHWM) over the study (the hostile-input bound is 1.5 GiB).
 
-    python bench/bench_studies.py [--slices 300] [--memory-slices 1000]
+    python -m bench.bench_studies [--slices 300] [--memory-slices 1000]
 """
 import argparse
 import json
@@ -21,15 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.fixtures.http import multipart, request
+from tests.fixtures.series import make_zip, repositioned, series_bytes
+from tests.fixtures.server import started_server
 
-from tests.fixtures.http import multipart, request  # noqa: E402
-from tests.fixtures.series import make_zip, repositioned, series_bytes  # noqa: E402
-from tests.fixtures.server import started_server  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GOAL_RATIO = 1.3
 GOAL_MIB = 1536
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
 
 
 def memory_mib(pid, field):
@@ -59,7 +62,7 @@ def in_process(folder: Path) -> float:
     from backend.analysis.batches import core_pool
     from backend.analysis.study import analyse_series
     from backend.config import DEFAULT_MODEL_PATH
-    from backend.imaging.archive import StudyLimits, Upload, Member
+    from backend.imaging.archive import Member, StudyLimits, Upload
     from backend.imaging.limits import Limits
     from backend.imaging.series import plan
     from backend.ml.classifier import Classifier
@@ -129,15 +132,15 @@ def main():
               f"(202 after {service['accepted_s']:.1f} s: upload, headers, {args.slices} DICOM objects); "
               f"{service['status']}, score {service['score']:.4f}")
         ratio = service["total_s"] / command_s
-        print(f"  ratio to the batch command: {ratio:.2f}x (goal <= {GOAL_RATIO}x: {'met' if ratio <= GOAL_RATIO else 'NOT met'}); "
+        print(f"  ratio to the batch command: {ratio:.2f}x (goal <= {GOAL_RATIO}x: {verdict(ratio <= GOAL_RATIO)}); "
               f"to the series alone: {service['total_s'] / alone_s:.2f}x")
         print(f"service memory: idle {service['idle_mib']:.0f} MiB, peak over the {args.slices}-slice study "
-              f"{service['peak_mib']:.0f} MiB (goal < {GOAL_MIB} MiB: {'met' if service['peak_mib'] < GOAL_MIB else 'NOT met'})")
+              f"{service['peak_mib']:.0f} MiB (goal < {GOAL_MIB} MiB: {verdict(service['peak_mib'] < GOAL_MIB)})")
         if args.memory_slices:
             big = series_of(args.memory_slices)
             result = through_the_service(tmp / "data-big", make_zip(big), args.memory_slices)
             print(f"{args.memory_slices}-slice study: {result['status']} in {result['total_s']:.1f} s, service peak "
-                  f"{result['peak_mib']:.0f} MiB (goal < {GOAL_MIB} MiB: {'met' if result['peak_mib'] < GOAL_MIB else 'NOT met'})")
+                  f"{result['peak_mib']:.0f} MiB (goal < {GOAL_MIB} MiB: {verdict(result['peak_mib'] < GOAL_MIB)})")
 
 
 if __name__ == "__main__":

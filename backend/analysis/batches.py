@@ -5,8 +5,8 @@ with one PyTorch thread, nearly double the rate. The batch command and studies b
 """
 import contextlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import torch
 
@@ -17,7 +17,7 @@ _lock = threading.Lock()
 def split(batch: list, parts: int) -> list[list]:
     """`batch` in at most `parts` contiguous, non-empty parts of nearly equal size, in order."""
     bounds = [i * len(batch) // parts for i in range(parts + 1)]
-    return [batch[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [batch[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 @contextlib.contextmanager

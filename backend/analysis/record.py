@@ -4,12 +4,12 @@ POST /analyze, re-analysis and the batch command's --store call `record_slice`; 
 `record_study` (its DICOM files, then its document) and, while it runs, `record_study_progress` (each batch's
 slice images, then the document's progress, only while the worker still holds the study). The objects
 (400 px images, the original upload) are written in parallel and create-only before the document that
-lists them, so a stored document never points at a missing object. When the document cannot be written, or an identical request with the same Idempotency-Key stored its
-own first, the objects just written are removed again; what a crash leaves behind,
-`python -m backend sweep` removes.
+lists them, so a stored document never points at a missing object. When the document cannot be written,
+or an identical request with the same Idempotency-Key stored its own first, the objects just written are
+removed again; what a crash leaves behind, `python -m backend sweep` removes.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from backend import metrics
 from backend.analysis import document, objects

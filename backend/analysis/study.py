@@ -16,8 +16,8 @@ called COVID, its findings saying that nothing could be assessed.
 """
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def analyse_slices(part: list[tuple[int, bytes]], classifier: Classifier, window
     a KeyCandidate or None): one forward pass for the part, then each slice's images as POST /analyze makes them."""
     answers = predict_slices([data for _, data in part], classifier, window, limits)
     results = []
-    for (index, _), answer in zip(part, answers):
+    for (index, _), answer in zip(part, answers, strict=True):
         if isinstance(answer, InvalidInput):
             results.append((SliceOutcome(index, None, None, False, answer.code), None, None))
             continue

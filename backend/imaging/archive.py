@@ -16,9 +16,10 @@ chosen files, to keep them), so only one entry is held at a time.
 import io
 import stat
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from backend.errors import InvalidInput
 

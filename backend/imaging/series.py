@@ -173,7 +173,7 @@ def order(slices: list[Slice]) -> tuple[list[Slice], str]:
         normal = _normal(headers[0].orientation)
         if normal is not None:
             for s in slices:
-                s.z = sum(p * n for p, n in zip(s.header.position, normal))
+                s.z = sum(p * n for p, n in zip(s.header.position, normal, strict=True))
             return sorted(slices, key=lambda s: (s.z, s.header.instance_number or 0)), "position"
     if all(h.slice_location is not None for h in headers):
         for s in slices:

@@ -6,7 +6,7 @@ objects in slice order and the document (`record_study`), then the study handed 
 queue does not take it, the study is removed again and the caller gets a 503.
 """
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from backend.analysis import objects
@@ -20,7 +20,7 @@ CHUNK = 16  # DICOM files held and written at once
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def check_parameters(window: str, series_uid: str | None):
@@ -31,12 +31,13 @@ def check_parameters(window: str, series_uid: str | None):
 
 
 def create_study(stores: Stores, queue, classifier, owner: str, upload: Upload, *, filename: str,
-                 window: str = "lung", series_uid: str | None = None, limits: StudyLimits = StudyLimits(),
+                 window: str = "lung", series_uid: str | None = None, limits: StudyLimits | None = None,
                  **extra) -> dict:
     """A new study, queued; returns its stored document. InvalidInput for what cannot become a study."""
     if stores.images is None:
         raise Unavailable("studies_need_image_store")
     check_parameters(window, series_uid)
+    limits = limits or StudyLimits()
     series = plan(upload, limits, series_uid)
     study_id = uuid.uuid4().hex
     doc = {

@@ -26,12 +26,10 @@ class LocalQueue(StudyQueue):
         self.pending: set[str] = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.workers = max(1, workers)
         # Daemon threads, not an executor: at exit, Python would wait for an executor's studies to finish;
-        # these are told to stop (close) and hand their study back at the next batch.
-        self.threads = [threading.Thread(target=self._work, name=f"study-{n}", daemon=True)
-                        for n in range(max(1, workers))]
-        for thread in self.threads:
-            thread.start()
+        # these are told to stop (close) and hand their study back at the next batch. Started on first use.
+        self.threads: list[threading.Thread] = []
         self.scanner = None
         if scan:
             self.scanner = threading.Thread(target=self._scan_forever, name="study-scan", daemon=True)
@@ -42,14 +40,18 @@ class LocalQueue(StudyQueue):
             if study_id in self.pending or self.stop.is_set():
                 return
             self.pending.add(study_id)
+            if not self.threads:
+                self.threads = [threading.Thread(target=self._work, name=f"study-{n}", daemon=True)
+                                for n in range(self.workers)]
+                for thread in self.threads:
+                    thread.start()
         self.waiting.put(study_id)
 
     def _work(self):
         while not self.stop.is_set():
-            try:
-                study_id = self.waiting.get(timeout=1)
-            except queue.Empty:
-                continue
+            study_id = self.waiting.get()
+            if study_id is None or self.stop.is_set():  # close() wakes every thread with a None
+                return
             self._run(study_id)
 
     def _run(self, study_id: str):
@@ -80,5 +82,7 @@ class LocalQueue(StudyQueue):
     def close(self, timeout_s: float = 20):
         """Stop: a study in progress is handed back (queued) after its current batch."""
         self.stop.set()
+        for _ in self.threads:
+            self.waiting.put(None)
         for thread in self.threads:
             thread.join(timeout_s)

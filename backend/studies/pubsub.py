@@ -11,6 +11,7 @@ claims the study once the lease has run out.
 
 PUBSUB_EMULATOR_HOST points the client library at the official emulator (the tests use it).
 """
+import contextlib
 import json
 import logging
 import signal
@@ -33,28 +34,28 @@ def _pubsub():
     return pubsub_v1
 
 
+def project(config) -> str | None:
+    return config["PUBSUB_PROJECT"] or config["GOOGLE_CLOUD_PROJECT"]
+
+
 def topic_path(config) -> str:
-    return f"projects/{config['PUBSUB_PROJECT']}/topics/{config['PUBSUB_TOPIC']}"
+    return f"projects/{project(config)}/topics/{config['PUBSUB_TOPIC']}"
 
 
 def subscription_path(config) -> str:
-    return f"projects/{config['PUBSUB_PROJECT']}/subscriptions/{config['PUBSUB_SUBSCRIPTION']}"
+    return f"projects/{project(config)}/subscriptions/{config['PUBSUB_SUBSCRIPTION']}"
 
 
 def ensure_topic(publisher, topic: str):
     """The topic, made when missing (on the emulator, and where the service account may create topics)."""
-    try:
+    with contextlib.suppress(exceptions.AlreadyExists, exceptions.PermissionDenied):
         publisher.create_topic(name=topic)
-    except (exceptions.AlreadyExists, exceptions.PermissionDenied):
-        pass
 
 
 def ensure_subscription(subscriber, subscription: str, topic: str, ack_deadline_s: int):
     """The workers' subscription, made when missing: before the first study is published, so none is lost."""
-    try:
+    with contextlib.suppress(exceptions.AlreadyExists, exceptions.PermissionDenied):
         subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=ack_deadline_s)
-    except (exceptions.AlreadyExists, exceptions.PermissionDenied):
-        pass
 
 
 class PubSubQueue(StudyQueue):

@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from backend.analysis import objects
 from backend.analysis.batches import core_pool
@@ -53,7 +53,7 @@ def worker_name() -> str:
 
 
 def _utc(offset_s: float = 0) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=offset_s)
+    return datetime.now(UTC) + timedelta(seconds=offset_s)
 
 
 def lease_left_s(doc: dict) -> float:
