@@ -13,6 +13,7 @@ from tests.fixtures.server import running_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SEED_ANALYSES = 6  # the stateful phase lists, reads, re-analyses and deletes them through the OpenAPI links
+SEED_STUDIES = 3  # the same for studies (of one real CT slice each)
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,8 @@ def service(tmp_path_factory):
         body, headers = multipart("file", "slice.dcm", dicom_file("693_UNCR.dcm").read_bytes())
         for _ in range(SEED_ANALYSES):
             assert request("POST", base_url + "/analyze", body, headers)[0] == 201
+        for _ in range(SEED_STUDIES):
+            assert request("POST", base_url + "/studies", body, headers)[0] == 202
         yield base_url
 
 
