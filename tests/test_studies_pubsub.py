@@ -55,6 +55,7 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
             workers.append(subprocess.Popen([sys.executable, "-m", "backend", "worker"], env=env, cwd=REPO,
                                             stdout=output, stderr=subprocess.STDOUT))
     real = series_bytes()
+    store = FirestoreStore(FIRESTORE_PROJECT, collection=collection, emulator=firestore_env.host)
     try:
         with started_server({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}) as server:
             long_id = post(server, "long.zip", make_zip(repositioned(real, 3)))
@@ -62,7 +63,7 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
             running = until(lambda: (doc := get(server, long_id))["status"] == "running"
                             and doc["progress"]["done"] >= 2 and doc, every_s=0.1)
             assert running["progress"]["done"] < 90
-            store_doc = until(lambda: FirestoreStore(FIRESTORE_PROJECT, collection=collection).get_study(long_id))
+            store_doc = until(lambda: store.get_study(long_id))
             holder = next(w for w in workers if f":{w.pid}:" in store_doc["lease_owner"])
             holder.send_signal(signal.SIGKILL)
             holder.wait(30)
@@ -71,7 +72,6 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
                     for sid in (long_id, short_id)}
             assert [d["status"] for d in done.values()] == ["done", "done"], [d.get("error") for d in done.values()]
             assert len(done[long_id]["slices"]) == 90 and done[short_id]["slice_count"] == 30
-            store = FirestoreStore(FIRESTORE_PROJECT, collection=collection)
             assert store.get_study(long_id)["attempts"] == 2 and store.get_study(short_id)["attempts"] == 1
 
             # The same study delivered again: acknowledged, skipped, its result untouched.
@@ -86,8 +86,8 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
             assert store.get_study(long_id) == store.get_study(long_id) and \
                 store.get_study(long_id)["finished_at"] == done[long_id]["finished_at"]
             assert get(server, long_id)["prediction"] == done[long_id]["prediction"]
-            store.close()
     finally:
+        store.close()
         for worker in workers:
             if worker.poll() is None:
                 worker.terminate()
