@@ -10,11 +10,12 @@ default. Prints, asserting nothing:
   batch command (goal <= 1.3x);
 - the service's memory: idle, and its peak (VmHWM) over the study (the hostile-input bound is 1.5 GiB).
 
-    python -m bench.bench_studies [--slices 300] [--memory-slices 1000]
+    python -m bench.bench_studies [--slices 300] [--repeat 3] [--memory-slices 1000]
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,13 +108,15 @@ def through_the_service(data_dir: Path, archive: bytes, slices: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds, each the batch command then the service, alternating; medians are printed")
     parser.add_argument("--memory-slices", type=int, default=0,
                         help="also send a series of this many slices and print the service's peak (e.g. 1000)")
     args = parser.parse_args()
     import torch
 
     print(f"{os.cpu_count()} CPU cores, PyTorch {torch.__version__}; a {args.slices}-slice series made from the "
-          "real 30-slice one")
+          f"real 30-slice one; {args.repeat} round(s), medians")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "series"
@@ -122,20 +125,30 @@ def main():
         for name, data in series.items():
             (folder / name).write_bytes(data)
         archive = make_zip(series)
-        command_s, record = batch_command(folder)
-        alone_s = in_process(folder)
-        service = through_the_service(tmp / "data", archive, args.slices)
+        commands, services, alone = [], [], []
+        for round_ in range(args.repeat):
+            command_s, record = batch_command(folder)
+            commands.append(command_s)
+            alone.append(in_process(folder))
+            services.append(through_the_service(tmp / f"data-{round_}", archive, args.slices))
+        command_s, alone_s = statistics.median(commands), statistics.median(alone)
+        service_s = statistics.median(s["total_s"] for s in services)
+        service = services[-1]
         print(f"batch command (python -m backend analyze --studies): {command_s:6.1f} s whole run, start included "
-              f"({args.slices / command_s:.1f} slices/s); score {record['score']:.4f}")
-        print(f"  the series alone in process (analyse_series, no start):   {alone_s:6.1f} s")
-        print(f"POST /studies -> done (python backend/app.py, local queue): {service['total_s']:6.1f} s "
-              f"(202 after {service['accepted_s']:.1f} s: upload, headers, {args.slices} DICOM objects); "
-              f"{service['status']}, score {service['score']:.4f}")
-        ratio = service["total_s"] / command_s
+              f"({args.slices / command_s:.1f} slices/s); score {record['score']:.4f}   "
+              f"[{', '.join(f'{t:.1f}' for t in commands)}]")
+        print(f"  the series alone in process (analyse_series, no start):   {alone_s:6.1f} s   "
+              f"[{', '.join(f'{t:.1f}' for t in alone)}]")
+        print(f"POST /studies -> done (python backend/app.py, local queue): {service_s:6.1f} s "
+              f"(202 after {statistics.median(s['accepted_s'] for s in services):.1f} s: upload, headers, "
+              f"{args.slices} DICOM objects); {service['status']}, score {service['score']:.4f}   "
+              f"[{', '.join(f'{t:.1f}' for t in (s_['total_s'] for s_ in services))}]")
+        ratio = service_s / command_s
         print(f"  ratio to the batch command: {ratio:.2f}x (goal <= {GOAL_RATIO}x: {verdict(ratio <= GOAL_RATIO)}); "
-              f"to the series alone: {service['total_s'] / alone_s:.2f}x")
+              f"to the series alone: {service_s / alone_s:.2f}x")
+        peak = max(s["peak_mib"] for s in services)
         print(f"service memory: idle {service['idle_mib']:.0f} MiB, peak over the {args.slices}-slice study "
-              f"{service['peak_mib']:.0f} MiB (goal < {GOAL_MIB} MiB: {verdict(service['peak_mib'] < GOAL_MIB)})")
+              f"{peak:.0f} MiB (goal < {GOAL_MIB} MiB: {verdict(peak < GOAL_MIB)})")
         if args.memory_slices:
             big = series_of(args.memory_slices)
             result = through_the_service(tmp / "data-big", make_zip(big), args.memory_slices)
