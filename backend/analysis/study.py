@@ -26,7 +26,7 @@ from backend.analysis.findings import CAUTION
 from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.errors import InvalidInput
 from backend.imaging.limits import Limits
-from backend.ml.classifier import Classifier, Prediction
+from backend.ml.classifier import Classifier
 from backend.ml.preprocess import LABELS
 from backend.store.docsize import stored_document_size
 from backend.utils.helpers import create_thumbnail
@@ -39,12 +39,9 @@ AGGREGATION = "mean P(COVID) of the top 10% of assessable slices (at least 3, or
 SHRINK_STEPS = [((200, 200), 50), ((200, 200), 40), ((200, 200), 30), ((160, 160), 30), ((120, 120), 25),
                 ((80, 80), 20)]
 UNCERTAIN_MARGIN = 0.1  # a study score this close to the threshold is reported as uncertain
+REASONS = {"no_lung_field": "no lung field", "not_chest_ct": "not like chest CT", None: "not assessable"}
 
 
-def assessable(prediction: Prediction) -> bool:
-    """Whether the slice counts toward the study: model v3's `assessable` (a lung field, chest CT). Until those
-    weights are served, the model's input check stands in (`in_distribution`: the slice looks like chest CT)."""
-    return bool(getattr(prediction, "assessable", prediction.in_distribution))
 
 
 @dataclass
@@ -56,6 +53,7 @@ class SliceOutcome:
     label: str | None
     assessable: bool
     error: str | None = None  # the catalogue code that refused the slice
+    reason: str | None = None  # why it is not assessable: no_lung_field, not_chest_ct (the model's)
 
 
 @dataclass
@@ -81,11 +79,12 @@ def analyse_slices(part: list[tuple[int, bytes]], classifier: Classifier, window
         gray, prediction = answer
         analysis = describe_slice(gray, prediction)
         probability = float(prediction.probabilities[LABELS[0]])
-        counts = assessable(prediction)
+        counts = prediction.assessable  # a lung field, and like chest CT: only such slices count
         candidate = KeyCandidate(probability, index, analysis.slice_400, analysis.overlay_400,
                                  [f for f in analysis.findings if f.startswith(("The activation", "%"))
                                   or "of the lung field" in f]) if counts else None
-        results.append((SliceOutcome(index, probability, prediction.label, counts), analysis.jpegs, candidate))
+        results.append((SliceOutcome(index, probability, prediction.label, counts, reason=prediction.reason),
+                        analysis.jpegs, candidate))
     return results
 
 
@@ -171,8 +170,12 @@ def describe_study(answer: StudyAnswer, prediction: dict, z: list) -> tuple[list
                 f"screening threshold is {threshold:.0%}."]
     counted = f"{assessed} of {total} slices were assessed"
     if not_assessed:
-        counted += (f"; {not_assessed} were not (no lung field, or not like chest CT) and do not count toward the "
-                    "answer")
+        reasons = {REASONS.get(o.reason, o.reason): 0 for o in outcomes if o.error is None and not o.assessable}
+        for o in outcomes:
+            if o.error is None and not o.assessable:
+                reasons[REASONS.get(o.reason, o.reason)] += 1
+        why = ", ".join(f"{what}: {count}" for what, count in reasons.items())
+        counted += f"; {not_assessed} were not ({why}) and do not count toward the answer"
     if undecoded:
         counted += f"; {undecoded} could not be decoded"
     findings.append(counted + ".")
@@ -218,19 +221,21 @@ def fit_key_slices(doc: dict, candidates: list[KeyCandidate], collection: str, b
 
 
 # The per-slice columns a study document keeps (one list each, in slice order: field names counted once).
-COLUMNS = ("instance_number", "sop_instance_uid", "z", "probability", "label", "assessable", "error")
+COLUMNS = ("instance_number", "sop_instance_uid", "z", "probability", "label", "assessable", "reason", "error")
+OPTIONAL_COLUMNS = ("reason", "error")  # in a row only when the slice has one
 INTERNAL = ("attempts", "lease_owner", "lease_until", "slice_table")
 
 
 def slice_rows(doc: dict) -> list[dict]:
     """The stored columns as the API's `slices` rows: {index, instance_number, sop_instance_uid, z, probability,
-    label, assessable} (and `error` for a slice that could not be decoded)."""
+    label, assessable} (and `reason` for a slice not assessed, `error` for one that could not be decoded)."""
     table = doc.get("slice_table") or {}
     rows = []
     for index in range(doc.get("slice_count", 0)):
         row = {"index": index, **{name: (table.get(name) or [None] * (index + 1))[index] for name in COLUMNS}}
-        if row["error"] is None:
-            del row["error"]
+        for name in OPTIONAL_COLUMNS:
+            if row[name] is None:
+                del row[name]
         rows.append(row)
     return rows
 

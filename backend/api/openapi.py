@@ -172,6 +172,8 @@ STUDY = {"type": "object", "additionalProperties": False, "properties": {
                                        "description": "calibrated P(COVID); null when it could not be decoded"},
                        "label": {"type": ["string", "null"]},
                        "assessable": {"type": "boolean", "description": "counts toward the study answer"},
+                       "reason": {"enum": ["no_lung_field", "not_chest_ct"],
+                                  "description": "why the slice is not assessable (absent when it is)"},
                        "error": {"type": "string", "description": "why the slice could not be decoded"}}}},
     "key_slices": {"type": "array", "maxItems": 8, "items": {
         "type": "object", "additionalProperties": False,
@@ -484,6 +486,13 @@ SPEC = {
                                                    "description": "false when the image does not look like "
                                                                   "an axial chest CT slice"},
                                "distribution_score": {"type": "number", "minimum": 0, "maximum": 1},
+                               "assessable": {"type": "boolean",
+                                              "description": "false when the model did not judge the slice: it "
+                                                             "shows too little lung, or is not chest CT (`label` is "
+                                                             "still given; the findings say it was not assessed); "
+                                                             "absent in analyses stored before model 3"},
+                               "reason": {"enum": ["no_lung_field", "not_chest_ct", None],
+                                          "description": "why the slice was not assessed; null when it was"},
                                "confidence": {"type": "number", "minimum": 0, "maximum": 1,
                                               "description": "probabilities[label]"},
                                "probabilities": {"type": "object", "additionalProperties": {

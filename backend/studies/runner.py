@@ -166,6 +166,7 @@ def _finish(stores, doc, answer: StudyAnswer, settings: Settings, mine: dict) ->
              "probability": [o.probability for o in answer.outcomes],
              "label": [o.label for o in answer.outcomes],
              "assessable": [o.assessable for o in answer.outcomes],
+             "reason": [o.reason for o in answer.outcomes],
              "error": [o.error for o in answer.outcomes]}
     if not decoded:
         error = ServiceError("no_decodable_slice", f"The first slice's error: {answer.outcomes[0].error}.")

@@ -57,7 +57,8 @@ function drawChart(doc) {
     if (!s.assessable) {
       svg("rect", { x: x(s.index, n) - Math.max(1, band / 2), y: CHART.top, width: Math.max(2, band),
                     height: bottom - CHART.top, class: "chart-unassessed" }, chart).append(
-        Object.assign(document.createElementNS(SVG, "title"), { textContent: `Slice ${s.index + 1}: not assessed` }));
+        Object.assign(document.createElementNS(SVG, "title"), {
+          textContent: `Slice ${s.index + 1}: not assessed (${s.reason ?? "not assessable"})` }));
     }
   }
   const line = svg("line", { x1: CHART.left, x2: CHART.width - CHART.right, y1: y(threshold), y2: y(threshold),
@@ -134,7 +135,10 @@ function describe(s, n) {
   if (s.error) parts.push("could not be decoded");
   else {
     parts.push(`P(COVID) ${percent(s.probability)}`);
-    if (!s.assessable) parts.push("not assessed (no lung field, or not chest CT): not counted");
+    if (!s.assessable) {
+      const why = { no_lung_field: "no lung field", not_chest_ct: "not like chest CT" }[s.reason] ?? "not assessable";
+      parts.push(`not assessed (${why}): not counted`);
+    }
   }
   return parts.join(" · ");
 }
