@@ -1,4 +1,4 @@
-"""Shared fixtures: `app` and `client` on the factory with a temporary SQLite store."""
+"""Shared fixtures (`app` and `client` on the factory with a temporary SQLite store) and the `slow` marker's rule."""
 import pytest
 
 from backend.app import create_app
@@ -16,3 +16,16 @@ def app(tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# Tests that start a browser, an emulator, a PACS or a service process are slow by definition:
+# `pytest -m "not slow"` is then the in-process suite (Flask's test client, the model, imaging, stores).
+PROCESS_MARKERS = {"browser", "firestore", "gcs", "pubsub", "orthanc"}
+PROCESS_FIXTURES = {"service", "live_server", "auth_emulator", "auth_env"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        markers = {marker.name for marker in item.iter_markers()}
+        if markers & PROCESS_MARKERS or PROCESS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
