@@ -97,6 +97,15 @@ def from_env():
         "FIREBASE_GOOGLE_SIGN_IN": _bool("FIREBASE_GOOGLE_SIGN_IN", False),
         "RATE_LIMIT": _str("RATE_LIMIT", "60/minute"),
         "RATE_LIMIT_STORAGE_URI": _str("RATE_LIMIT_STORAGE_URI", "memory://"),
+        # DICOM: the C-STORE listener (off unless DICOM_PORT is set) and where results go
+        "DICOM_PORT": _int("DICOM_PORT", 0),
+        "DICOM_HOST": _str("DICOM_HOST", "127.0.0.1"),
+        "DICOM_AE_TITLE": _str("DICOM_AE_TITLE", "CTANALYSIS"),
+        "DICOM_ALLOWED_AES": [a.strip() for a in os.environ.get("DICOM_ALLOWED_AES", "").split(",") if a.strip()],
+        "DICOM_STABLE_S": _float("DICOM_STABLE_S", 10.0),
+        "DICOM_OWNER": _str("DICOM_OWNER", "dicom"),
+        "DICOM_RESULTS_TO": _str("DICOM_RESULTS_TO", None),
+        "DICOM_RESULTS_RETRY_S": _float("DICOM_RESULTS_RETRY_S", 120.0),
     }
 
 
