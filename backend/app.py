@@ -13,6 +13,7 @@ from flask_cors import CORS  # noqa: E402
 from backend import auth, config, images, logs, memory, metrics, ratelimit, store  # noqa: E402
 from backend.analysis import capacity  # noqa: E402
 from backend.api import analyses, analyze, errors, health, openapi, signin, web  # noqa: E402
+from backend.dicom import settings as dicom_settings  # noqa: E402
 from backend.ml import classifier  # noqa: E402
 
 
@@ -27,6 +28,7 @@ def create_app(test_config=None):
         CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID"])
 
     errors.init_app(app)
+    dicom_settings.check_settings(app.config)
     auth.init_app(app)
     ratelimit.init_app(app)
     store.init_app(app)
@@ -36,6 +38,22 @@ def create_app(test_config=None):
     for module in (analyze, analyses, health, openapi, signin, web):
         app.register_blueprint(module.bp)
     return app
+
+
+def start_dicom(app, unless_taken=False):
+    """The DICOM listener for this app's process when DICOM_PORT is set, None without. The server entry points
+    call it, not create_app: only one process may listen (backend/dicom/node.py). With `unless_taken` (gunicorn's
+    workers) a port held by a sibling gives None; else it raises OSError. Completed series are logged."""
+    if not app.config["DICOM_PORT"]:
+        return None
+    from backend.dicom import node
+
+    def received(series):
+        app.logger.info("DICOM series %s from %s complete: %d instances", series.series_uid, series.calling_ae,
+                        len(series.instances))
+
+    start = node.start_unless_taken if unless_taken else node.start
+    return start(app.config, app.extensions["image_store"], received)
 
 
 def main(argv=None):
@@ -55,6 +73,11 @@ def main(argv=None):
 
     from backend.server import serve
 
+    try:
+        start_dicom(app)
+    except OSError as exc:
+        sys.exit(f"error: cannot listen for DICOM on {app.config['DICOM_HOST']}:{app.config['DICOM_PORT']}: "
+                 f"{exc.strerror or exc} (set DICOM_PORT or DICOM_HOST)")
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
     try:
