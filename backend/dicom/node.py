@@ -6,8 +6,8 @@ post_worker_init): the port is bound without SO_REUSEPORT, so the first worker g
 learn that it is taken; if the holder dies, the worker gunicorn starts in its place takes it over.
 """
 import errno
-import os
 import logging
+import os
 from collections.abc import Callable
 
 from backend.dicom.collector import Collector, Series
