@@ -143,7 +143,7 @@ class Recorder:
 
 
 def run(args) -> int:
-    settings = config.from_env()
+    settings = config.flask_config(config.load())
     classifier, stores = _open(settings, args.store)
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)

@@ -1,8 +1,6 @@
 """The real server process over HTTP, started the two ways users start it."""
 import json
 
-import pytest
-
 from tests.fixtures.data import REPO, dicom_file
 from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
@@ -37,13 +35,3 @@ def test_started_from_the_backend_folder(tmp_path):
     with running_server({"DATA_DIR": str(tmp_path)}, cwd=REPO / "backend", script="app.py") as base_url:
         status, _, raw = request("GET", base_url + "/health")
         assert status == 200 and json.loads(raw)["status"] == "ok"
-
-
-
-@pytest.mark.parametrize("cwd", ["", "backend"])
-def test_both_ways_of_starting_share_one_default_store(monkeypatch, cwd):
-    from backend.config import from_env
-
-    monkeypatch.delenv("DATA_DIR", raising=False)
-    monkeypatch.chdir(REPO / cwd)
-    assert from_env()["DATA_DIR"] == str(REPO / "data")

@@ -1,4 +1,5 @@
 """The store contract, run against every backend: SQLite and Firestore (the official emulator)."""
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,7 +17,7 @@ def store(request, tmp_path):
         store = SQLiteStore(tmp_path / "data")
     else:
         request.getfixturevalue("firestore_env")
-        store = FirestoreStore(PROJECT, timeout_s=10)
+        store = FirestoreStore(PROJECT, timeout_s=10, emulator=os.environ["FIRESTORE_EMULATOR_HOST"])
     yield store
     store.close()
 

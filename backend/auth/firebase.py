@@ -35,13 +35,13 @@ def check_emulator_allowed(project: str, emulator: str | None):
 def check_settings(config):
     """ConfigError for settings AUTH_MODE=firebase cannot work with, found from the settings alone (gunicorn's
     master runs this before it starts workers)."""
-    if not config["FIREBASE_PROJECT"]:
+    if not config["GOOGLE_CLOUD_PROJECT"]:
         raise ConfigError("AUTH_MODE=firebase needs the Firebase project id: set FIREBASE_PROJECT_ID")
     if not config["FIREBASE_API_KEY"]:
         raise ConfigError("AUTH_MODE=firebase needs FIREBASE_API_KEY, the web API key of the Firebase "
                           "project (console: Project settings, General), for the dashboard's sign-in")
-    check_emulator_allowed(config["FIREBASE_PROJECT"], config["FIREBASE_AUTH_EMULATOR_HOST"])
-    check_key_file(config["FIRESTORE_CREDENTIALS"])
+    check_emulator_allowed(config["GOOGLE_CLOUD_PROJECT"], config["FIREBASE_AUTH_EMULATOR_HOST"])
+    check_key_file(config["GOOGLE_APPLICATION_CREDENTIALS"])
 
 
 class FirebaseAuth(AuthMode):
@@ -56,17 +56,17 @@ class FirebaseAuth(AuthMode):
         self.check_revoked = check_revoked
         self.google_sign_in = google_sign_in
         with google_credentials("AUTH_MODE=firebase"):
-            credential = choose_credential(credentials_path)
+            credential = choose_credential(credentials_path, self.emulator)
             if not self.emulator:
                 credential.get_credential()  # found now: the Admin SDK would otherwise fail on the first request
         self.app = firebase_admin.initialize_app(credential, {"projectId": project}, name=f"auth-{uuid.uuid4().hex}")
 
     @classmethod
     def from_config(cls, config):
-        return cls(project=config["FIREBASE_PROJECT"], api_key=config["FIREBASE_API_KEY"],
-                   auth_domain=config["FIREBASE_AUTH_DOMAIN"], credentials_path=config["FIRESTORE_CREDENTIALS"],
+        return cls(project=config["GOOGLE_CLOUD_PROJECT"], api_key=config["FIREBASE_API_KEY"],
+                   auth_domain=config["FIREBASE_AUTH_DOMAIN"], credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
                    check_revoked=config["AUTH_CHECK_REVOKED"], google_sign_in=config["FIREBASE_GOOGLE_SIGN_IN"],
-                   # the Admin SDK reads it from the environment too; from_env reads the same variable
+                   # the Admin SDK reads it from the environment too; the settings read the same variable
                    emulator_host=config["FIREBASE_AUTH_EMULATOR_HOST"])
 
     def authenticate(self, request) -> User:

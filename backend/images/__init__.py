@@ -34,7 +34,7 @@ def check_settings(config):
     if name == "gcs":
         if not config["STORAGE_BUCKET"]:
             raise ConfigError("IMAGE_STORE=gcs needs STORAGE_BUCKET (e.g. <project>.firebasestorage.app)")
-        check_key_file(config["FIRESTORE_CREDENTIALS"])
+        check_key_file(config["GOOGLE_APPLICATION_CREDENTIALS"])
 
 
 def init_app(app):

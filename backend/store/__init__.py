@@ -28,7 +28,7 @@ def check_settings(config):
     if name not in BACKENDS:
         raise ConfigError(f"STORE={name!r} is not one of: {', '.join(BACKENDS)}")
     if name == "firestore":
-        check_key_file(config["FIRESTORE_CREDENTIALS"])
+        check_key_file(config["GOOGLE_APPLICATION_CREDENTIALS"])
 
 
 def init_app(app):

@@ -43,8 +43,8 @@ class FirestoreStore(AnalysisStore):
     name = "firestore"
 
     def __init__(self, project, credentials_path=None, database="(default)", collection="analyses",
-                 timeout_s=10.0, budget_bytes=FIRESTORE_MAX_DOC_BYTES):
-        self.app = firebase_app.open_app(project, credentials_path)
+                 timeout_s=10.0, budget_bytes=FIRESTORE_MAX_DOC_BYTES, emulator=None):
+        self.app = firebase_app.open_app(project, credentials_path, emulator)
         self.client = admin_firestore.client(self.app, database)
         self.collection_name = collection
         self.collection = self.client.collection(collection)
@@ -56,9 +56,10 @@ class FirestoreStore(AnalysisStore):
 
     @classmethod
     def from_config(cls, config):
-        return cls(project=config["FIRESTORE_PROJECT"], credentials_path=config["FIRESTORE_CREDENTIALS"],
+        return cls(project=config["GOOGLE_CLOUD_PROJECT"], credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
                    database=config["FIRESTORE_DATABASE"], collection=config["FIRESTORE_COLLECTION"],
-                   timeout_s=config["STORE_TIMEOUT_S"], budget_bytes=config["DOC_BUDGET_BYTES"])
+                   timeout_s=config["STORE_TIMEOUT_S"], budget_bytes=config["DOC_BUDGET_BYTES"],
+                   emulator=config["FIRESTORE_EMULATOR_HOST"])
 
     @contextlib.contextmanager
     def _reaching_firestore(self, action):
