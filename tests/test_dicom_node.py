@@ -108,7 +108,8 @@ def test_the_service_receives_a_series_from_orthanc(orthanc, tmp_path):
 
 def holder_pid(lines) -> int | None:
     """The process that logged last that it listens for DICOM."""
-    found = [int(match[1]) for line in lines if (match := re.search(r"DICOM listener \S+ on \S+ in process (\d+)", line))]
+    pattern = re.compile(r"DICOM listener \S+ on \S+ in process (\d+)")
+    found = [int(match[1]) for line in lines if (match := pattern.search(line))]
     return found[-1] if found else None
 
 

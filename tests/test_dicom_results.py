@@ -109,7 +109,7 @@ def test_key_images_are_rgb_secondary_captures_of_the_key_slices(series):
     assert len(images) == len(study["key_slices"])
     assert len({image.SeriesInstanceUID for image in images}) == 1
     assert len({image.SOPInstanceUID for image in images}) == len(images)
-    for rank, (image, key) in enumerate(zip(images, study["key_slices"]), 1):
+    for rank, (image, key) in enumerate(zip(images, study["key_slices"], strict=True), 1):
         source = series[key["index"]]
         assert image.SOPClassUID == SecondaryCaptureImageStorage and image.InstanceNumber == rank
         assert image.StudyInstanceUID == source.StudyInstanceUID

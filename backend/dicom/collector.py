@@ -132,7 +132,8 @@ class Collector:
             instances = {**{item["sop_instance_uid"] or item["sha256"]: Stored(**item)
                             for item in earlier.get("instances", [])}, **instances}
         ordered = tuple(sorted(instances.values(), key=lambda stored: (stored.sop_instance_uid, stored.sha256)))
-        fingerprint = hashlib.sha256("\n".join(f"{s.sop_instance_uid} {s.sha256}" for s in ordered).encode()).hexdigest()
+        lines = "\n".join(f"{stored.sop_instance_uid} {stored.sha256}" for stored in ordered)
+        fingerprint = hashlib.sha256(lines.encode()).hexdigest()
         if any(record.endswith(f"-{fingerprint}.json") for record in records):
             log.info("series %s from %s: the same %d instances as before, no new study", pending.series_uid,
                      pending.calling_ae, len(ordered))
