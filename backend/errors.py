@@ -40,6 +40,9 @@ CATALOGUE = {
     "invalid_limit": Code(400, "limit must be a whole number from 1 to {maximum}.", "a `limit` outside 1 to 100"),
     "invalid_cursor": Code(400, "The cursor is not one this service issued; start again without it.",
                            "a `cursor` the service did not issue"),
+    "invalid_multipart": Code(400, "The multipart/related body could not be read: send each DICOM file as one part "
+                                   "between boundary lines, and end with the closing boundary.",
+                              "a STOW-RS body without a boundary, without parts, or not closed"),
     "invalid_owner": Code(400, "owner may only be 'all' (everyone's analyses, for administrators).",
                           "an `owner` other than `all`"),
     # The image
@@ -63,6 +66,9 @@ CATALOGUE = {
                                    "(DECODE_BUDGET_MB).", "a decoded size (estimated from the header, or a deflated "
                                                           "DICOM's inflated size) over `DECODE_BUDGET_MB`"),
     "unsupported_format": Code(415, "The file is not a PNG, JPEG or DICOM image.", "not PNG, JPEG or DICOM"),
+    "unsupported_media_type": Code(415, 'STOW-RS takes multipart/related; type="application/dicom": one DICOM '
+                                        "file in each part.", 'a STOW-RS body that is not `multipart/related; '
+                                                              'type="application/dicom"`'),
     "unsupported_transfer_syntax": Code(415, "The DICOM pixel encoding is not one this service can decode.",
                                         "a DICOM pixel encoding no installed decoder reads (the message names it)"),
     "image_too_small": Code(422, "Each side of the image must be at least {minimum} pixels.", "a side under 24 px"),

@@ -12,6 +12,8 @@ nothing (the same series re-sent, or part of it), no new study is made; a new or
 makes a new set and a new study. The records survive restarts; an incomplete series cut off by a
 restart becomes a study when its sender sends it again.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import logging
@@ -20,12 +22,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from backend.dicom.instances import Instance
-from backend.images.base import ImageStore
 
 PREFIX = "dicom/received/"
 ATTEMPTS = 3  # how often a completed series is offered to on_series before it is given up (logged)
+
+if TYPE_CHECKING:  # backend.images imports Flask for its app wiring; this package only calls the store
+    from backend.images.base import ImageStore
 
 log = logging.getLogger(__name__)
 

@@ -45,6 +45,8 @@ def read(data: bytes) -> Instance:
         sop_class = str(ds.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID") or "").strip()
     except Exception as exc:  # hostile bytes make the parser fail in many ways; all mean the same
         raise Refused(UNREADABLE, f"it cannot be read as DICOM ({type(exc).__name__})") from exc
+    if not sop_class:
+        raise Refused(UNREADABLE, "it names no SOP class (not DICOM, or cut short before its header ends)")
     if sop_class not in CT_CLASSES:
         raise Refused(NOT_CT, f"its SOP class {UID(sop_class).name or sop_class!r} is not CT Image Storage")
     _check_pixels(ds)

@@ -5,14 +5,19 @@ port taken stops the start, as for PORT). Under gunicorn each worker tries (back
 post_worker_init): the port is bound without SO_REUSEPORT, so the first worker gets it and the others
 learn that it is taken; if the holder dies, the worker gunicorn starts in its place takes it over.
 """
+from __future__ import annotations
+
 import errno
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from backend.dicom.collector import Collector, Series
 from backend.dicom.scp import Listener
-from backend.images.base import ImageStore
+
+if TYPE_CHECKING:  # backend.images imports Flask for its app wiring; this package only calls the store
+    from backend.images.base import ImageStore
 
 log = logging.getLogger(__name__)
 

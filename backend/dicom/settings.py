@@ -7,7 +7,6 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from backend.auth.loopback import is_loopback
 from backend.config import ConfigError
 
 # An AE title: 1 to 16 characters of the default repertoire, no backslash or control characters (PS3.5 6.2).
@@ -73,6 +72,8 @@ def check_settings(config):
     if config["IMAGE_STORE"] == "none":
         raise ConfigError("DICOM_PORT needs an image store (IMAGE_STORE=local or gcs): received instances are "
                           "kept as objects")
+    from backend.auth.loopback import is_loopback  # here: the backend.auth package loads Flask, send.py must not
+
     if not config["DICOM_ALLOWED_AES"] and not is_loopback(config["DICOM_HOST"]):
         raise ConfigError(
             f"DICOM_HOST={config['DICOM_HOST']} is not a loopback address, and with an empty DICOM_ALLOWED_AES any "
