@@ -14,11 +14,11 @@ import urllib.error
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 from pynetdicom.sop_class import CTImageStorage
 
 from backend.dicom import report, results
-from backend.dicom.scp import CANNOT_UNDERSTAND
+from backend.dicom.scp import CANNOT_UNDERSTAND, OUT_OF_RESOURCES
 from tests.fixtures.data import dicom_file
 from tests.fixtures.dicom_peer import AE_TITLE, associate, echo, running_listener
 from tests.fixtures.series import headers, series_files, study_document
@@ -126,6 +126,59 @@ def test_a_cut_short_instance_is_refused_with_nothing_stored(listener, tmp_path)
     finally:
         assoc.release()
     assert len(listener.received_objects()) == 1
+
+
+def send_files(port, paths, contexts=((CTImageStorage, None),)) -> list[int]:
+    assoc = associate(port, "ORTHANC", *contexts)
+    try:
+        return [assoc.send_c_store(path).Status for path in paths]
+    finally:
+        assoc.release()
+
+
+def test_a_completed_set_is_remembered_across_restarts(tmp_path):
+    paths = series_files()[:5]
+    with running_listener(tmp_path / "data") as first:
+        assert send_files(first.port, paths) == [0] * 5
+        first.wait_for_series(1)
+    with running_listener(tmp_path / "data") as second:  # the same image store, a new process's listener
+        assert send_files(second.port, paths[:3]) == [0] * 3  # part of the same series again: nothing new
+        time.sleep(2.5)
+        assert second.completed == []
+        assert send_files(second.port, series_files()[5:6]) == [0]  # one more: the whole set again, with it
+        assert len(second.wait_for_series(1).instances) == 6
+
+
+def test_a_series_whose_study_could_not_be_made_is_offered_again(tmp_path):
+    failures = ["the store is down"]
+
+    def make_study(series):
+        if failures:
+            raise RuntimeError(failures.pop())
+
+    with running_listener(tmp_path / "data", on_series=make_study) as listener:
+        assert send_files(listener.port, series_files()[:2]) == [0, 0]
+        assert len(listener.wait_for_series(1).instances) == 2 and failures == []
+        time.sleep(2.5)
+        assert len(listener.completed) == 1
+
+
+def test_compressed_ct_is_taken_and_deflate_is_not_offered(listener):
+    assert send_files(listener.port, [dicom_file("693_J2KR.dcm")],
+                      [(CTImageStorage, [JPEG2000Lossless])]) == [0x0000]  # JPEG 2000 from pydicom-data
+    deflated = associate(listener.port, "ORTHANC", (CTImageStorage, [DeflatedExplicitVRLittleEndian]))
+    assert not deflated.is_established or not deflated.accepted_contexts  # a deflate bomb never gets in
+    if deflated.is_established:
+        deflated.release()
+    assert len(listener.received_objects()) == 1 and echo(listener.port) == 0x0000
+
+
+def test_an_image_store_that_cannot_take_an_instance_answers_out_of_resources(listener):
+    blocked = listener.store.root / "dicom"
+    blocked.write_bytes(b"a file where the received instances' folder should be")
+    assert send_files(listener.port, series_files()[:1]) == [OUT_OF_RESOURCES]
+    blocked.unlink()
+    assert send_files(listener.port, series_files()[:1]) == [0x0000] and echo(listener.port) == 0x0000
 
 
 @pytest.mark.parametrize("first_bytes", [b"", b"\x01\x00\x00\x00\x01\x00", b"\x01\x00\x00\x00\x00\x44\x00\x01"])

@@ -10,6 +10,7 @@ import urllib.error
 
 import pydicom
 import pytest
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from urllib3.fields import RequestField
 from urllib3.filepost import encode_multipart_formdata
 from waitress.server import create_server
@@ -83,6 +84,15 @@ def test_check_keeps_whole_ct_instances_and_says_why_others_fail(slices):
     assert refused[0].sop_instance_uid == pydicom.dcmread(io.BytesIO(slices[1])).SOPInstanceUID
     assert refused[3].sop_instance_uid == ""
     assert len(dicomweb.check([other_study])[0]) == 1  # without a study in the URL, any study
+
+
+def test_a_deflated_instance_is_refused_before_it_is_inflated(slices):
+    ds = pydicom.dcmread(io.BytesIO(slices[0]))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    _, [outcome] = dicomweb.check([buffer.getvalue()])
+    assert (outcome.sop_instance_uid, outcome.failure) == (ds.SOPInstanceUID, dicomweb.SYNTAX_NOT_SUPPORTED)
 
 
 @pytest.mark.parametrize("failures, status", [([None, None], 200), ([None, 0xC000], 202), ([0x0122, 0xC000], 409)])

@@ -10,15 +10,32 @@ from dataclasses import dataclass
 
 import pydicom
 from pydicom.encaps import generate_fragments
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import UID, CTImageStorage, EnhancedCTImageStorage
+from pydicom.uid import (
+    UID,
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+    RLELossless,
+)
 
 CT_CLASSES = (CTImageStorage, EnhancedCTImageStorage)
-UNREADABLE, NOT_CT = "unreadable", "not_ct"
+# What the decoders read (backend/imaging/dicom.py and its plugins). Not Deflated: pydicom inflates a whole data
+# set before anything can be checked, so a small deflate bomb would fill memory; nor video and JPIP.
+TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,
+                     *JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes, *JPEG2000TransferSyntaxes)
+UNREADABLE, NOT_CT, SYNTAX = "unreadable", "not_ct", "syntax"
 
 
 class Refused(Exception):
-    """The instance is not stored: `kind` is UNREADABLE (damaged, cut short) or NOT_CT."""
+    """The instance is not stored: `kind` is UNREADABLE (damaged, cut short), NOT_CT or SYNTAX (an encoding not
+    accepted)."""
 
     def __init__(self, kind: str, reason: str):
         super().__init__(reason)
@@ -36,7 +53,10 @@ class Instance:
 
 
 def read(data: bytes) -> Instance:
-    """The instance in `data`; Refused unless it is a whole CT Image or Enhanced CT Image."""
+    """The instance in `data`; Refused unless it is a whole CT Image or Enhanced CT Image in an accepted encoding."""
+    syntax = _transfer_syntax(data)
+    if syntax and syntax not in TRANSFER_SYNTAXES:
+        raise Refused(SYNTAX, f"its transfer syntax {UID(syntax).name or syntax!r} is not one this service accepts")
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         for _ in ds.iterall():  # every element decoded now: a damaged one fails here, not later
@@ -54,6 +74,16 @@ def read(data: bytes) -> Instance:
                     sop_instance_uid=str(ds.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or ""),
                     study_uid=str(ds.get("StudyInstanceUID") or ""), series_uid=str(ds.get("SeriesInstanceUID") or ""),
                     sha256=hashlib.sha256(data).hexdigest())
+
+
+def _transfer_syntax(data: bytes) -> str:
+    """The file meta's transfer syntax, read alone, as backend/imaging/dicom.py reads it ("" without file meta)."""
+    try:
+        fp = io.BytesIO(data)
+        read_preamble(fp, force=True)
+        return str(_read_file_meta_info(fp).get("TransferSyntaxUID") or "").strip()
+    except Exception:  # no file meta to speak of: the full read decides
+        return ""
 
 
 def _check_pixels(ds):

@@ -2,15 +2,16 @@
 
 It accepts associations only from the calling AE titles in DICOM_ALLOWED_AES (any, when the list is
 empty: loopback only, see settings), answers C-ECHO, and offers only CT Image Storage and Enhanced
-CT Image Storage (in every transfer syntax pynetdicom knows): a peer proposing another SOP class gets
-that presentation context rejected. Each instance is read whole (instances.read) before the collector
-keeps it; a damaged or cut-short one, or one whose data set is not CT, is refused with its C-STORE
-status and nothing is stored. An association silent for TIMEOUT_S (before the request, between PDUs,
-or waiting for a reply) is aborted, so a stalled peer holds a thread for that long at most.
+CT Image Storage, in the transfer syntaxes the decoders read (instances.TRANSFER_SYNTAXES): a peer
+proposing another SOP class, or only another encoding, gets that presentation context rejected.
+Each instance is read whole (instances.read) before the collector keeps it; a damaged or cut-short
+one, or one whose data set is not CT, is refused with its C-STORE status and nothing is stored. An
+association silent for TIMEOUT_S (before the request, between PDUs, or waiting for a reply) is
+aborted, so a stalled peer holds a thread for that long at most.
 """
 import logging
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, EnhancedCTImageStorage, Verification
 
 from backend.dicom import instances
@@ -20,7 +21,8 @@ TIMEOUT_S = 30.0
 MAX_ASSOCIATIONS = 8
 # C-STORE statuses (PS3.4 B.2.3)
 SUCCESS, OUT_OF_RESOURCES, DOES_NOT_MATCH_SOP_CLASS, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xA900, 0xC000
-STATUS = {instances.UNREADABLE: CANNOT_UNDERSTAND, instances.NOT_CT: DOES_NOT_MATCH_SOP_CLASS}
+STATUS = {instances.UNREADABLE: CANNOT_UNDERSTAND, instances.NOT_CT: DOES_NOT_MATCH_SOP_CLASS,
+          instances.SYNTAX: CANNOT_UNDERSTAND}
 
 log = logging.getLogger(__name__)
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # it logs every association and PDU at INFO
@@ -36,7 +38,7 @@ class Listener:
         self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = timeout_s
         self.ae.maximum_associations = MAX_ASSOCIATIONS
         for sop_class in (CTImageStorage, EnhancedCTImageStorage):
-            self.ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
+            self.ae.add_supported_context(sop_class, list(instances.TRANSFER_SYNTAXES))
         self.ae.add_supported_context(Verification)
         self.server = None
 
