@@ -18,7 +18,7 @@ from backend.app import create_app
 from backend.config import ConfigError
 from backend.dicom.settings import Destination, parse_destination
 from tests.fixtures.data import REPO
-from tests.fixtures.series import series_files
+from tests.fixtures.dicom_study import series_files
 from tests.fixtures.server import GUNICORN, free_port, started_server
 
 

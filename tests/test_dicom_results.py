@@ -17,7 +17,7 @@ from pydicom.uid import UID, Comprehensive3DSRStorage, ComprehensiveSRStorage, S
 from backend.analysis.findings import CAUTION
 from backend.dicom import keyimages, report, results
 from tests.fixtures.data import dicom_file
-from tests.fixtures.series import AGGREGATION, MODEL, headers, overlay, study_document
+from tests.fixtures.dicom_study import AGGREGATION, MODEL, headers, overlay, study_document
 
 PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
                  "StudyTime", "AccessionNumber", "StudyID", "ReferringPhysicianName")

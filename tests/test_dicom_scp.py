@@ -21,7 +21,7 @@ from backend.dicom import report, results
 from backend.dicom.scp import CANNOT_UNDERSTAND, OUT_OF_RESOURCES
 from tests.fixtures.data import dicom_file
 from tests.fixtures.dicom_peer import AE_TITLE, associate, echo, running_listener
-from tests.fixtures.series import headers, series_files, study_document
+from tests.fixtures.dicom_study import headers, series_files, study_document
 
 pytestmark = pytest.mark.orthanc
 

@@ -18,7 +18,7 @@ from waitress.server import create_server
 from backend.dicom import dicomweb
 from backend.errors import InvalidInput
 from tests.fixtures.data import dicom_file
-from tests.fixtures.series import series_files
+from tests.fixtures.dicom_study import series_files
 from tests.fixtures.server import free_port
 
 
