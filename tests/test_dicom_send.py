@@ -13,8 +13,8 @@ from pydicom.uid import Comprehensive3DSRStorage, SecondaryCaptureImageStorage
 
 from backend.dicom import dicomweb, send
 from backend.dicom.settings import parse_destination
-from tests.fixtures.results import result_files, sop_uids
 from tests.fixtures.dicom_study import headers, overlay
+from tests.fixtures.results import result_files, sop_uids
 from tests.fixtures.server import free_port
 
 pytestmark = pytest.mark.orthanc
