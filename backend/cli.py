@@ -74,7 +74,8 @@ def parse_args(argv):
     analyze = commands.add_parser(
         "analyze", help="analyse slice files and folders",
         description="Analyse PNG, JPEG and DICOM slices (folders searched recursively), in batches through "
-                    "the model. Writes one record per file: path, sha256, label, probabilities, model; a file "
+                    "the model. Writes one record per file: path, sha256, label, probabilities, in_distribution, "
+                    "assessable, reason, model; a file "
                     "that cannot be analysed gets a record with its error code. Exit status: 0 when every "
                     "file was analysed, 2 when some were not.")
     analyze.add_argument("paths", nargs="+", metavar="PATH", help="slice files and folders")
@@ -120,7 +121,8 @@ class Recorder:
         self.csv = None
         if out and out.lower().endswith(".csv"):
             fields = ["path", "sha256", "label", "confidence", *(f"probability_{label}" for label in labels),
-                      "model_name", "model_version", "id", "heatmap", "error", "message"]
+                      "in_distribution", "assessable", "reason", "model_name", "model_version", "id", "heatmap",
+                      "error", "message"]
             self.csv = csv.DictWriter(self.file, fields)
             self.csv.writeheader()
 
@@ -214,7 +216,8 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
             continue
         gray, prediction = answer
         record.update(label=prediction.label, confidence=prediction.confidence,
-                      probabilities=prediction.probabilities,
+                      probabilities=prediction.probabilities, in_distribution=prediction.in_distribution,
+                      assessable=prediction.assessable, reason=prediction.reason,
                       model={"name": classifier.name, "version": classifier.version})
         if args.heatmaps or stores is not None:
             try:

@@ -103,6 +103,14 @@ def test_rate_limit_per_owner_answers_429_with_retry_after(tmp_path):
     assert len(client.get("/analyses").get_json()["items"]) == 2
 
 
+def test_the_one_local_user_is_not_limited_by_default(tmp_path, monkeypatch):
+    """AUTH_MODE=none: a loop over a folder of slices is not stopped at the 61st (the default limit is for accounts)."""
+    monkeypatch.delenv("RATE_LIMIT", raising=False)
+    client = create_app({"DATA_DIR": str(tmp_path), "TESTING": True}).test_client()
+    answers = {client.post("/analyze", data={}).status_code for _ in range(70)}  # counted before the form is read
+    assert answers == {400}
+
+
 # --- AUTH_MODE=firebase, on the Auth emulator ----------------------------------------------------
 
 

@@ -70,6 +70,7 @@ def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
         stored = store.get(row["id"])
         assert stored["sha256"] == row["sha256"] and stored["prediction"]["label"] == row["label"]
         assert stored["prediction"]["probabilities"]["COVID"] == pytest.approx(float(row["probability_COVID"]))
+        assert str(stored["prediction"]["in_distribution"]) == row["in_distribution"]
         assert stored["file_thumbnail"].startswith("data:image/jpeg;base64,") and stored["findings"]
         original = next(entry for entry in stored["images"] if entry["name"] == "original")
         assert (tmp_path / "data" / "images" / original["path"]).read_bytes() == open(row["path"], "rb").read()
@@ -81,6 +82,7 @@ def test_batched_answers_match_the_api(client, folder, capsys):
         data = open(record["path"], "rb").read()
         answer = client.post("/analyze", data={"file": (io.BytesIO(data), "s.png")}).get_json()
         assert answer["prediction"]["label"] == record["label"]
+        assert answer["prediction"]["in_distribution"] == record["in_distribution"]
         for label, probability in answer["prediction"]["probabilities"].items():
             assert record["probabilities"][label] == pytest.approx(probability, abs=1e-6)
 

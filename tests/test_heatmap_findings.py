@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from backend.analysis.findings import CAUTION, describe
+from backend.analysis.findings import CAUTION, NO_LUNG, NOT_CT, describe
 from backend.imaging import anatomy, heatmap
 from tests.fixtures.uploads import ct_slice
 
@@ -49,3 +49,24 @@ def test_recommendations_follow_label_and_confidence():
     _, sure_clear = describe("NonCOVID", 0.9, {"COVID": 0.1, "NonCOVID": 0.9}, activation, body, body)
     assert "RT-PCR" in sure_covid[0] and "uncertain" in unsure[0] and "does not rule out" in sure_clear[0]
     assert all(advice[-1] == CAUTION for advice in (sure_covid, unsure, sure_clear))
+
+
+@pytest.mark.parametrize("reason, sentence", [("no_lung_field", NO_LUNG), ("not_chest_ct", NOT_CT)])
+def test_a_slice_the_model_did_not_assess_gets_no_findings_about_disease(reason, sentence):
+    """Its label is still rated (compatibility), but findings and recommendations say it was not assessed and say
+    nothing about activation, lung coverage or COVID-19 patterns."""
+    body = np.ones((10, 10), bool)
+    activation = np.ones((10, 10), np.float32)
+    findings, advice = describe("COVID", 0.95, {"COVID": 0.95, "NonCOVID": 0.05}, activation, body, body, 0.3,
+                                reason=reason)
+    assert findings[0].startswith("The model rates this slice COVID") and findings[1:] == [sentence]
+    assert advice == [sentence, CAUTION] and "not assessed" in sentence
+    assert not any("activation" in line or "RT-PCR" in line for line in findings + advice)
+
+
+def test_an_assessed_slice_without_a_lung_mask_still_gets_its_peak():
+    body = np.ones((10, 10), bool)
+    activation = np.zeros((10, 10), np.float32)
+    activation[2, 2] = 1.0
+    findings, _ = describe("NonCOVID", 0.9, {"COVID": 0.1, "NonCOVID": 0.9}, activation, body, np.zeros_like(body))
+    assert "activation peaks" in findings[1] and len(findings) == 2

@@ -83,6 +83,17 @@ def test_dicom_without_preamble():
     assert np.array_equal(decode_image(data[132:]), ct_slice())
 
 
+@pytest.mark.parametrize("implicit", [True, False])
+def test_a_bare_data_set_without_the_part_10_header(implicit):
+    """No preamble, no file meta, as older systems write: read in the encoding it is in, and decoded."""
+    part10 = pydicom.dcmread(dicom_file("693_UNCR.dcm"))
+    bare = pydicom.filebase.DicomBytesIO()
+    bare.is_little_endian, bare.is_implicit_VR = True, implicit
+    pydicom.filewriter.write_dataset(bare, pydicom.Dataset(part10))
+    assert bare.getvalue()[:4] == b"\x08\x00\x05\x00"  # the first element of the data set itself
+    assert np.array_equal(decode_image(bare.getvalue()), ct_slice())
+
+
 def test_png_variants_of_a_real_slice():
     gray = ct_slice()
     as16 = Image.fromarray(gray.astype(np.uint16) * 257)  # 16-bit grey PNG

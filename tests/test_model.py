@@ -14,17 +14,24 @@ from PIL import Image
 from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging.decode import decode_image
 from backend.ml import calibration, data
-from backend.ml.classifier import Classifier
+from backend.ml.classifier import NO_LUNG_FIELD, NOT_CHEST_CT, Classifier, not_assessable_reason
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
 from backend.imaging.marks import neutralise_colour_marks
-from backend.ml.preprocess import INPUT_SIZE, LABELS, body_box, to_input
+from backend.imaging import lungfield
+from backend.ml.preprocess import INPUT_SIZE, LABELS, to_input
 from backend.ml.report import out_of_fold
-from tests.fixtures.data import covid_ct_dir
+from tests.fixtures.data import covid_ct_dir, sars_cov_2_ct_dir
 
 WEIGHTS = Path(DEFAULT_MODEL_PATH).parent
 METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
 CROSSVAL = json.loads((WEIGHTS / "crossval.json").read_text())
+SOURCES = {"covid-ct": covid_ct_dir, "sars-cov-2-ct": sars_cov_2_ct_dir}
+
+
+def folders_of(keys):
+    """The data folders that the item keys (`<source>/<label>/<file>`) come from, in order of appearance."""
+    return [SOURCES[source]() for source in dict.fromkeys(data.source_of(key) for key in keys)]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +85,7 @@ def test_cam_averages_to_the_logit_and_sits_on_the_body(classifier):
     body box and zero outside."""
     members = classifier.members
     for gray in slices():
-        x, (top, bottom, left, right) = to_input(gray)
+        x, (top, bottom, left, right), _ = to_input(gray, **classifier.preprocessing)
         with torch.inference_mode():
             logits, features, _ = classifier.forward_pass(x.unsqueeze(0))
             for k in range(len(LABELS)):
@@ -97,7 +104,7 @@ def test_cam_averages_to_the_logit_and_sits_on_the_body(classifier):
 
 def test_probabilities_are_calibrated_and_the_label_follows_the_threshold(classifier):
     for gray in slices():
-        x, _ = to_input(gray)
+        x = to_input(gray, **classifier.preprocessing).input
         with torch.inference_mode():
             logits = classifier.network(x.unsqueeze(0))[0].double()
         prediction = classifier.predict(gray)
@@ -110,6 +117,7 @@ def test_probabilities_are_calibrated_and_the_label_follows_the_threshold(classi
         field = prediction.as_json()
         assert field["threshold"] == classifier.threshold and field["label"] == prediction.label
         assert isinstance(field["in_distribution"], bool) and 0.0 <= field["distribution_score"] <= 1.0
+        assert field["assessable"] == (field["reason"] is None) == prediction.assessable
         again = classifier.predict(gray.copy())
         assert again.probabilities == prediction.probabilities and np.array_equal(again.cam, prediction.cam)
 
@@ -138,9 +146,9 @@ def test_an_ensemble_answers_with_its_members_mean_logit_and_cam(classifier):
     check = classifier.input_check
     members = [classifier.members[0], fold_batchnorm(randomised(EfficientNetLite0()))]
     members[1].features[:check.tap].load_state_dict(members[0].features[:check.tap].state_dict())
-    ensemble = Classifier(Ensemble(members), "t", "1", input_check=check)
+    ensemble = Classifier(Ensemble(members), "t", "1", input_check=check, preprocessing=classifier.preprocessing)
     gray = slices(1)[0]
-    x, box = to_input(gray)
+    x = to_input(gray, **classifier.preprocessing).input
     with torch.inference_mode():
         logits = [member(x[None])[0] for member in members]
         mean_logit = torch.stack(logits).mean(0)
@@ -161,25 +169,32 @@ def test_moving_the_threshold_moves_the_label(classifier):
     network = classifier.network
     check = classifier.input_check
     def at(threshold):
-        return Classifier(network, "t", "1", temperature=classifier.temperature, threshold=threshold, input_check=check)
+        return Classifier(network, "t", "1", temperature=classifier.temperature, threshold=threshold, input_check=check,
+                          preprocessing=classifier.preprocessing)
 
     low, high = at(p_covid - 1e-6), at(p_covid + 1e-6)
     assert low.predict(gray).label == "COVID" and high.predict(gray).label == "NonCOVID"
     assert low.predict(gray).probabilities == high.predict(gray).probabilities
     # A temperature above 1 pulls the probabilities towards 1/2 without changing their order.
-    soft = Classifier(network, "t", "1", temperature=classifier.temperature * 3, input_check=check)
+    soft = Classifier(network, "t", "1", temperature=classifier.temperature * 3, input_check=check,
+                      preprocessing=classifier.preprocessing)
     assert abs(soft.predict(gray).probabilities["COVID"] - 0.5) < abs(p_covid - 0.5)
 
 
-def test_to_input_crops_to_the_body_and_scales_to_minus_one_one():
+def test_to_input_crops_to_the_lungs_or_the_body_and_scales_to_minus_one_one():
     gray = np.zeros((300, 400), np.uint8)
     cv2.rectangle(gray, (100, 50), (299, 249), 200, -1)
     gray[120:180, 150:250] = 40  # dark 'lungs' inside
-    x, (top, bottom, left, right) = to_input(gray)
+    x, (top, bottom, left, right), field = to_input(gray, crop="body", intensity="raw")
     assert x.shape == (1, INPUT_SIZE, INPUT_SIZE) and x.dtype == torch.float32
     assert x.min() >= -1.0 and x.max() <= 1.0
     assert 40 <= top <= 50 and 250 <= bottom <= 260 and 90 <= left <= 100 and 300 <= right <= 310
-    assert body_box(np.zeros((50, 60), np.uint8)) == (0, 50, 0, 60)  # no body: the whole slice
+    x, (top, bottom, left, right), _ = to_input(gray)  # 3.0.0: the lungs' box plus 10 %
+    assert 110 <= top <= 120 and 180 <= bottom <= 190 and 135 <= left <= 150 and 250 <= right <= 265
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    blank = np.zeros((50, 60), np.uint8)
+    assert to_input(blank).box == to_input(blank, crop="body").box == (0, 50, 0, 60)  # no body: the whole slice
+    assert not lungfield.find(blank).assessable and field.assessable
 
 
 def _marked_slice():
@@ -227,21 +242,21 @@ def test_committed_weights_are_the_trained_model(classifier):
 
 
 def test_committed_weights_reproduce_recorded_predictions(classifier):
-    folder = covid_ct_dir()
     recorded = METRICS["reference_predictions"]
-    assert len(recorded) >= 6 and {rel.split("/")[0] for rel in recorded} == set(LABELS)
-    for rel, expected in recorded.items():
-        prediction = classifier.predict(data.load_gray(folder, rel))
-        assert prediction.probabilities["COVID"] == pytest.approx(expected["p_covid"], abs=1e-5), rel
+    folders = folders_of(recorded)
+    assert len(recorded) >= 6 and {key.split("/")[1] for key in recorded} == set(LABELS)
+    for key, expected in recorded.items():
+        prediction = classifier.predict(data.load_gray(folders, key))
+        assert prediction.probabilities["COVID"] == pytest.approx(expected["p_covid"], abs=1e-5), key
         assert prediction.label == expected["label"] and prediction.in_distribution == expected["in_distribution"]
 
 
 def test_operating_point_and_calibration_follow_from_the_out_of_fold_results():
     """threshold, temperature and the card's numbers are recomputed from crossval.json alone."""
     recorded = METRICS["out_of_fold"]
-    _, logits, positive, groups, folds = out_of_fold(CROSSVAL, recorded["recipe"])
-    assert len(positive) == 517 and len(set(folds)) == CROSSVAL["folds"] >= 3
-    operating = calibration.operating_point(logits, positive)
+    files, logits, positive, groups, folds = out_of_fold(CROSSVAL, recorded["recipe"])
+    assert len(positive) == len(CROSSVAL["files"]) and len(set(folds)) == CROSSVAL["folds"] >= 3
+    operating = calibration.operating_point(logits, positive, [data.source_of(key) for key in files])
     assert operating["temperature"] == pytest.approx(recorded["temperature"], rel=1e-4)
     assert operating["threshold"] == pytest.approx(recorded["operating_point"]["threshold"], rel=1e-4)
     p = calibration.p_covid(logits, operating["temperature"])
@@ -268,9 +283,8 @@ def test_model_card_quotes_the_recorded_metrics():
 
 
 def test_cross_validation_folds_are_by_source_and_reproducible():
-    folder = covid_ct_dir()
-    items = data.list_images(folder)
-    assert [rel for rel, _ in items] == list(CROSSVAL["files"])
+    items = data.list_images(folders_of(CROSSVAL["files"]))
+    assert [key for key, _ in items] == list(CROSSVAL["files"])
     groups = data.source_groups(items)
     folds = data.grouped_folds(items, CROSSVAL["folds"], CROSSVAL["seed"])
     for k, (_, held_out) in enumerate(folds):
@@ -278,3 +292,12 @@ def test_cross_validation_folds_are_by_source_and_reproducible():
     fold_of_source = {}
     for group, entry in zip(groups, CROSSVAL["files"].values()):
         assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]  # one source, one fold
+
+
+def test_not_chest_ct_comes_before_no_lung_field():
+    """The input check's verdict is the more basic one: a photo has no lung field either, but is first not CT."""
+    with_lungs, without = lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.3, None), \
+        lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.01, None)
+    assert not_assessable_reason(True, with_lungs) is None
+    assert not_assessable_reason(True, without) == NO_LUNG_FIELD
+    assert not_assessable_reason(False, with_lungs) == not_assessable_reason(False, without) == NOT_CHEST_CT

@@ -2,7 +2,9 @@
 and nothing left half-done when either write fails or an identical request with the same key got there first.
 The stores are the real embedded ones (SQLite, local files), made to fail the way real stores do."""
 import sqlite3
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -80,13 +82,21 @@ def test_a_document_that_cannot_be_written_takes_its_objects_back(stores, result
     assert kept_objects(stores) == before  # the refused write's objects are gone, the first's stay
 
 
-def test_the_loser_of_an_idempotency_race_removes_its_objects(stores, result, classifier, original):
+def test_the_losers_of_an_idempotency_race_remove_their_objects(stores, result, classifier, original):
+    """Three identical requests with one key at once: one analysis stored, with its objects only."""
     key = IdempotencyKey("local", "upload-1", "the same request")
-    first, first_replayed = record_slice(stores, fields(result, classifier), result, original, key)
-    second, second_replayed = record_slice(stores, fields(result, classifier), result, original, key)
-    assert (first_replayed, second_replayed) == (False, True)
-    assert second["id"] == first["id"] and second == stores.documents.get(first["id"])
-    assert kept_objects(stores) == sorted(entry["path"] for entry in first["images"])
+    start = threading.Barrier(3)
+
+    def one():
+        start.wait()
+        return record_slice(stores, fields(result, classifier), result, original, key)
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: one(), range(3)))
+    assert sorted(replayed for _, replayed in answers) == [False, True, True]
+    stored = stores.documents.get(answers[0][0]["id"])
+    assert {body["id"] for body, _ in answers} == {stored["id"]}
+    assert kept_objects(stores) == sorted(entry["path"] for entry in stored["images"])
 
 
 def test_without_an_image_store_only_the_document_is_written(tmp_path, result, classifier, original):

@@ -1,67 +1,106 @@
-"""Training smoke test: cross-validation and the final training on small generated slices, deterministic,
-with loadable weights that carry their threshold, temperature and input check."""
+"""Training smoke test: cross-validation (grouped and across sources) and the final training on small generated
+slices of two sources, deterministic, with loadable weights that carry their preprocessing, threshold,
+temperature and input check."""
 import copy
 import json
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
-from backend.ml import crossval, data, network as nets, train
+from backend.ml import crossval, data, train
+from backend.ml import network as nets
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
 from backend.ml.network import Ensemble
+from backend.ml.preprocess import prepare, resize
 
 
-def make_folder(root):
-    """12 COVID slices from 6 'papers' (bright blobs) and 12 NonCOVID from 6 'patients' (none)."""
-    rng = np.random.default_rng(0)
+def make_folder(root, seed=0):
+    """12 COVID slices from 6 'papers' (a bright blob in the lungs) and 12 NonCOVID from 6 'patients' (none): a body
+    with two dark lungs, so the lung field is found."""
+    rng = np.random.default_rng(seed)
     for label in ("COVID", "NonCOVID"):
         (root / label).mkdir(parents=True)
         for source in range(6):
             for k in range(2):
-                gray = rng.normal(60, 15, (96, 128))
+                gray = rng.normal(30, 5, (96, 128))
+                cv2.ellipse(gray, (64, 48), (56, 40), 0, 0, 360, 200, -1)
+                for x in (40, 88):
+                    cv2.ellipse(gray, (x, 48), (18, 28), 0, 0, 360, 60, -1)
                 if label == "COVID":
-                    y, x = rng.integers(20, 76), rng.integers(20, 108)
-                    cv2.circle(gray, (int(x), int(y)), 14, 220, -1)
+                    cv2.circle(gray, (int(rng.choice([40, 88])), int(rng.integers(36, 60))), 8, 150, -1)
                 name = f"2020.0{source}.paper-p1-{k}.png" if label == "COVID" else f"{100 * source + k}.png"
-                cv2.imwrite(str(root / label / name), np.clip(gray, 0, 255).astype(np.uint8))
+                cv2.imwrite(str(root / label / name), np.clip(gray + rng.normal(0, 6, gray.shape), 0, 255)
+                            .astype(np.uint8))
     return root
 
 
-def run_crossval(folder, out, cache):
-    return crossval.main([str(folder), "--out", str(out), "--folds", "2", "--epochs", "1", "--candidates", "lite0",
-                          "--threads", "2", "--cache", str(cache)])
+def run_crossval(folders, out, cache, *options):
+    return crossval.main([*map(str, folders), "--out", str(out), "--folds", "2", "--epochs", "1", "--candidates",
+                          "lite0", "--threads", "2", "--cache", str(cache), *options])
 
 
 def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
-    folder = make_folder(tmp_path / "data")
-    record = run_crossval(folder, tmp_path / "cv.json", tmp_path / "cache")
+    folders = [make_folder(tmp_path / "one"), make_folder(tmp_path / "two", seed=1)]
+    record = run_crossval(folders, tmp_path / "cv.json", tmp_path / "cache")
     assert record["winner"] == "lite0" and record["candidates"]["lite0"]["folds_done"] == 2
     files = record["files"]
     fold_of_source = {}
-    for group, entry in zip(source_groups([(rel, e["label"]) for rel, e in files.items()]), files.values()):
+    for group, entry in zip(source_groups([(key, e["label"]) for key, e in files.items()]), files.values()):
         assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]
-    assert len(record["candidates"]["lite0"]["logits"]) == len(files) == 24
+    assert len(record["candidates"]["lite0"]["logits"]) == len(files) == 48
 
-    again = run_crossval(folder, tmp_path / "cv2.json", tmp_path / "cache2")  # no cache shared
+    again = run_crossval(folders, tmp_path / "cv2.json", tmp_path / "cache2")  # no cache shared
     assert again["candidates"]["lite0"]["logits"] == record["candidates"]["lite0"]["logits"]
 
-    metrics = train.main([str(folder), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
+    metrics = train.main([*map(str, folders), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
                           "--cache", str(tmp_path / "cache"), "--threads", "2"])
     on_disk = json.loads((tmp_path / "w" / "metrics.json").read_text())
     assert on_disk["out_of_fold"] == json.loads(json.dumps(metrics["out_of_fold"]))
-    assert on_disk["out_of_fold"]["operating_point"]["sensitivity"] >= 0.85
+    assert set(on_disk["out_of_fold"]["per_source"]) == {"one", "two"}
+    for source in ("one", "two"):  # the served threshold keeps the sensitivity within every source
+        assert on_disk["out_of_fold"]["per_source"][source]["operating_point"]["sensitivity"] >= 0.85
+        assert (tmp_path / "w" / f"reliability-{source}.png").is_file()
     classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert (classifier.name, classifier.version) == (train.NAME, train.VERSION)
     assert classifier.threshold == metrics["out_of_fold"]["operating_point"]["threshold"]
     assert classifier.temperature == metrics["out_of_fold"]["temperature"] > 0
+    assert classifier.preprocessing == {"crop": "body", "intensity": "raw"}  # lite0: the recipe of round 1
     prediction = classifier.predict(np.zeros((64, 64), np.uint8))
     assert prediction.cam.shape == (64, 64) and isinstance(prediction.in_distribution, bool)
-    for rel, expected in metrics["reference_predictions"].items():
-        assert classifier.predict(load_gray(folder, rel)).probabilities["COVID"] == expected["p_covid"]
+    for key, expected in metrics["reference_predictions"].items():
+        assert classifier.predict(load_gray(folders, key)).probabilities["COVID"] == expected["p_covid"]
     checkpoint = torch.load(tmp_path / "w" / train.WEIGHTS_FILE, weights_only=True)
     assert all(not k.startswith("_") for k in checkpoint["state_dict"])  # the project's own layer names
+
+
+def test_cross_source_validation_trains_on_the_other_sources_and_scores_each_source(tmp_path):
+    folders = [make_folder(tmp_path / "one"), make_folder(tmp_path / "two", seed=1)]
+    record = run_crossval(folders, tmp_path / "cross.json", tmp_path / "cache", "--split", "sources")
+    assert record["split"] == "sources" and record["folds"] == 2
+    candidate = record["candidates"]["lite0"]
+    assert [fold["source"] for fold in candidate["per_fold"]] == ["one", "two"]
+    assert [fold["train"] for fold in candidate["per_fold"]] == [24, 24]
+    assert {entry["fold"] for key, entry in record["files"].items() if key.startswith("one/")} == {0}
+    assert candidate["score"] == pytest.approx(np.mean([fold["roc_auc"] for fold in candidate["per_fold"]]))
+
+
+def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
+    folders = [make_folder(tmp_path / "one")]
+    crossval.main([str(folders[0]), "--out", str(tmp_path / "cv.json"), "--folds", "2", "--epochs", "1",
+                   "--candidates", "v3-lungs-mix", "--threads", "2", "--cache", str(tmp_path / "cache")])
+    metrics = train.main([str(folders[0]), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
+                          "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
+    assert classifier.preprocessing == {"crop": "lungs", "intensity": "standard"}
+    items = data.list_images(folders)
+    views = train.cached_views(folders, items, tmp_path / "cache", train.VIEWS, 0, "lungs", "standard", "slice")
+    gray = load_gray(folders, items[0][0])
+    assert torch.equal(views[0, 0], torch.from_numpy(resize(prepare(gray, "lungs", "standard")[0])))
+    for key, expected in metrics["reference_predictions"].items():
+        assert classifier.predict(load_gray(folders, key)).probabilities["COVID"] == expected["p_covid"]
 
 
 def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
@@ -77,8 +116,8 @@ def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
     assert isinstance(classifier.network, Ensemble) and len(classifier.members) == 5
     first, second = (member.features[-1][0].weight for member in classifier.members[:2])
     assert not torch.equal(first, second)  # seeds differ: five networks, not one five times
-    for rel, expected in metrics["reference_predictions"].items():
-        assert classifier.predict(load_gray(folder, rel)).probabilities["COVID"] == expected["p_covid"]
+    for key, expected in metrics["reference_predictions"].items():
+        assert classifier.predict(load_gray([folder], key)).probabilities["COVID"] == expected["p_covid"]
     checkpoint = torch.load(tmp_path / "w" / train.WEIGHTS_FILE, weights_only=True)
     assert checkpoint["members"] == 5 and checkpoint["state_dict"]["members.4.fc.weight"].dtype == torch.float16
 
@@ -86,12 +125,12 @@ def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
 def test_a_recipe_decides_how_many_augmented_views_it_trains_on_and_the_plain_view_stays(tmp_path):
     """Rounds 6 and 7 changed only the number of cached views; the plain view (what serving and the input check
     see) must be the same slice for every count, and the extra views must be distinct copies."""
-    folder = make_folder(tmp_path / "data")
-    items = data.list_images(folder)
+    folders = [make_folder(tmp_path / "data")]
+    items = data.list_images(folders)
     counts = {name: train.option(train.recipe_namespace(train.RECIPES[name]), "views")
               for name in ("lite0-deep-x5", "lite0-deep-x5-v16", "lite0-deep-x5-v3")}
     assert counts == {"lite0-deep-x5": train.VIEWS, "lite0-deep-x5-v16": 16, "lite0-deep-x5-v3": 3}
-    cached = {n: train.cached_views(folder, items, tmp_path / "cache", n) for n in set(counts.values())}
+    cached = {n: train.cached_views(folders, items, tmp_path / "cache", n) for n in set(counts.values())}
     for n, views in cached.items():
         assert views.shape[:2] == (len(items), n)
         assert torch.equal(views[:, 0], cached[train.VIEWS][:, 0])
@@ -121,13 +160,13 @@ def test_stochastic_depth_skips_residual_branches_in_training_and_never_in_evalu
 def test_mixup_changes_training_only_when_a_recipe_asks_for_it(tmp_path):
     """The regularisers are recipe options: without them a recipe trains exactly as before (earlier rounds and the
     served model reproduce), with mixup the same seed gives another network."""
-    folder = make_folder(tmp_path / "data")
-    items = data.list_images(folder)
+    folders = [make_folder(tmp_path / "data")]
+    items = data.list_images(folders)
     y = train.labels_tensor(items)
 
     def trained(**options):
         recipe = train.recipe_namespace({**train.RECIPES["lite0-deep"], "epochs": 1, **options})
-        _, inputs = train.recipe_inputs(recipe, folder, items, tmp_path / "cache")
+        _, inputs = train.recipe_inputs(recipe, folders, items, tmp_path / "cache")
         network, _, _ = train.fit(recipe, inputs, y, train.seed_everything(0), torch.device("cpu"))
         return network.fc.weight
 

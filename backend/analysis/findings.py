@@ -7,37 +7,45 @@ import numpy as np
 
 HOT = 0.5  # "high activation": at least half of the map's peak
 CONFIDENT = 0.8
-CAUTION = ("Research use only, not for diagnosis: this model was trained on 517 8-bit figure crops "
-           "from publications, not on Hounsfield-unit scans, and has not been clinically validated.")
+CAUTION = ("Research use only, not for diagnosis: this model was trained on 8-bit figure crops from publications "
+           "and PACS screenshots from one hospital group, not on Hounsfield-unit scans, and has not been clinically "
+           "validated.")
 
-
+# What a slice the model did not assess gets instead of findings about disease, by `prediction.reason`.
 NOT_CT = ("This image does not look like the axial chest CT slices the model was trained on (its input check "
-          "flags it): the label above is meaningless for it. Upload one axial chest CT slice.")
+          "flags it): it was not assessed, and the label above is meaningless for it. Upload one axial chest CT "
+          "slice.")
+NO_LUNG = ("This slice shows too little lung to judge (above the lung apices, below the bases, or only a sliver of "
+           "lung): it was not assessed, and the label above is meaningless for it. Judge the study on slices "
+           "through the lungs.")
+NOT_ASSESSED = {"not_chest_ct": NOT_CT, "no_lung_field": NO_LUNG}
 
 
-def describe(label, confidence, probabilities, activation, body, lungs, threshold=None, in_distribution=True):
+def describe(label, confidence, probabilities, activation, body, lungs, threshold=None, in_distribution=True,
+             reason=None):
     """(findings, recommendations), each a list of plain sentences.
 
     threshold: the operating point on P(COVID) that decided the label, when it is not 0.5.
-    in_distribution: False when the model's input check says the image is not like chest CT.
+    reason: why the model did not assess the slice (`Prediction.reason`), or None; in_distribution False
+    alone means "not_chest_ct". A slice not assessed gets the rating and the reason, nothing about disease.
     """
     odds = ", ".join(f"{name} {p:.0%}" for name, p in probabilities.items())
     findings = [f"The model rates this slice {label} with {confidence:.0%} confidence ({odds})."]
     if threshold is not None:
         findings[0] += (f" Its screening threshold calls COVID from a COVID probability of {threshold:.0%} "
                         "upwards, to miss few COVID slices at the cost of more false alarms.")
-    if not in_distribution:
-        findings.append(NOT_CT)
+    reason = reason or (None if in_distribution else "not_chest_ct")
+    if reason is not None:
+        return findings + [NOT_ASSESSED[reason]], [NOT_ASSESSED[reason], CAUTION]
     if activation.max() > 0:
         findings.append(f"The activation peaks in the {_peak_location(activation, body)}.")
-        hot_fraction = float((activation >= HOT)[lungs].mean())
-        spread = "focal" if hot_fraction < 0.15 else "patchy" if hot_fraction < 0.4 else "diffuse"
-        findings.append(f"{hot_fraction:.0%} of the lung field shows high activation "
-                        f"(at least half of the peak): a {spread} pattern.")
+        if lungs.any():
+            hot_fraction = float((activation >= HOT)[lungs].mean())
+            spread = "focal" if hot_fraction < 0.15 else "patchy" if hot_fraction < 0.4 else "diffuse"
+            findings.append(f"{hot_fraction:.0%} of the lung field shows high activation "
+                            f"(at least half of the peak): a {spread} pattern.")
     else:
         findings.append("The model shows no positive activation for its prediction on this slice.")
-    if not in_distribution:
-        return findings, [NOT_CT, CAUTION]
     return findings, _recommendations(label, confidence)
 
 

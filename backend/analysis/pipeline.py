@@ -99,5 +99,5 @@ def describe_slice(gray: np.ndarray, prediction: Prediction, pictures: SlicePict
     with metrics.stage("findings"):
         findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
                                              activation, pictures.body, pictures.lungs, prediction.threshold,
-                                             prediction.in_distribution)
+                                             prediction.in_distribution, prediction.reason)
     return SliceAnalysis(prediction, findings, recommendations, pictures.slice_400, overlay_400, images, jpegs)

@@ -314,6 +314,13 @@ SPEC = {
                                                    "description": "false when the image does not look like "
                                                                   "an axial chest CT slice"},
                                "distribution_score": {"type": "number", "minimum": 0, "maximum": 1},
+                               "assessable": {"type": "boolean",
+                                              "description": "false when the model did not judge the slice: it "
+                                                             "shows too little lung, or is not chest CT (`label` is "
+                                                             "still given; the findings say it was not assessed); "
+                                                             "absent in analyses stored before model 3"},
+                               "reason": {"enum": ["no_lung_field", "not_chest_ct", None],
+                                          "description": "why the slice was not assessed; null when it was"},
                                "confidence": {"type": "number", "minimum": 0, "maximum": 1,
                                               "description": "probabilities[label]"},
                                "probabilities": {"type": "object", "additionalProperties": {

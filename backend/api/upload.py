@@ -19,8 +19,6 @@ from backend.utils.helpers import base64_payload
 
 MAX_FILENAME = 255
 MAX_FRAME_DIGITS = 20
-# The lines that head each multipart part, up to the blank line that ends them.
-_PART_HEADERS = re.compile(rb"(\r\n\r\n|\A)(--[^\r\n]*\r\n)(.*?)(\r\n\r\n)", re.DOTALL)
 
 
 @dataclass
@@ -84,13 +82,31 @@ def _reparse_tolerantly():
     """Werkzeug drops the whole form when a part's headers are not UTF-8 (a filename in a legacy
     encoding); parse again with those header bytes replaced, keeping the file itself as sent."""
     boundary = request.mimetype_params.get("boundary", "")
-    fixed = _PART_HEADERS.sub(lambda m: m[1] + m[2] + m[3].decode("utf-8", "replace").encode() + m[4],
-                              request.get_data(cache=True))
+    fixed = utf8_part_headers(request.get_data(cache=True), boundary.encode("latin-1", "replace"))
     config = current_app.config
     parser = FormDataParser(max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"],
                             max_form_parts=config["MAX_FORM_PARTS"])
     _, form, files = parser.parse(io.BytesIO(fixed), "multipart/form-data", len(fixed), {"boundary": boundary})
     return form, files
+
+
+def utf8_part_headers(body: bytes, boundary: bytes) -> bytes:
+    """`body` with each part's header lines made valid UTF-8 and every other byte as it was.
+
+    A part starts after a delimiter (CRLF, or the start of the body, then `--boundary`) and its headers end at
+    the first blank line. The delimiter never occurs inside a part's content (RFC 2046), so content that merely
+    looks like headers is never touched.
+    """
+    separator = b"\r\n--" + boundary
+    preamble, *parts = (b"\r\n" + body).split(separator)
+    fixed = []
+    for part in parts:
+        end = part.find(b"\r\n\r\n")
+        if part.startswith(b"--") or end < 0:  # the closing delimiter, or a part without headers
+            fixed.append(part)
+        else:
+            fixed.append(part[:end].decode("utf-8", "replace").encode() + part[end:])
+    return separator.join([preamble, *fixed])[2:]
 
 
 def _frame(raw) -> int | None:

@@ -12,7 +12,8 @@ import numpy as np
 import pydicom
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian)
 
 from backend.errors import InvalidInput
 from backend.imaging.limits import Limits
@@ -173,8 +174,15 @@ def _bad_header(keyword):
 
 
 def _transfer_syntax(ds) -> UID:
-    """The pixel encoding: the file meta's, or the default for a bare data set without one."""
-    syntax = UID(str((getattr(ds, "file_meta", None) or {}).get("TransferSyntaxUID") or ImplicitVRLittleEndian))
+    """The pixel encoding: the file meta's; for a bare data set (no Part 10 header, as older systems write
+    them) the encoding it was read in, recorded in a file meta so that the pixel decoders find it."""
+    syntax = (getattr(ds, "file_meta", None) or {}).get("TransferSyntaxUID")
+    if syntax is None:
+        implicit, little = ds.original_encoding
+        syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
+    syntax = UID(str(syntax))
     if not syntax.is_transfer_syntax:
         raise InvalidInput("unsupported_transfer_syntax", f"'{syntax[:64]}' is not a DICOM transfer syntax.")
     return syntax

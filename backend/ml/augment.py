@@ -1,7 +1,13 @@
-"""Training augmentation of the body crop of a decoded slice, before it is resized and scaled as `to_input` does.
+"""Training augmentation. Serving never calls this.
 
-Fits CT figure crops: small rotations, crops and scales, flips, intensity/contrast/gamma
-jitter, blur and JPEG artefacts. Serving never calls this.
+`augment` (models before 3.0.0): the body crop of a decoded slice, before it is resized and scaled as
+`to_input` does; fits CT figure crops: small rotations, crops and scales, flips, intensity/contrast/gamma
+jitter, blur and JPEG artefacts.
+
+`augment_slice` (3.0.0): the whole decoded slice, before `preprocess.prepare` finds its lung field, so the
+crop and the intensity anchors are measured on the perturbed slice as serving measures them on an upload.
+It adds what separates the sources from each other: framing, other windows (contrast and gamma),
+resolution, scanner noise and JPEG.
 """
 import cv2
 import numpy as np
@@ -27,12 +33,34 @@ def augment(gray: np.ndarray, rng: np.random.Generator, blur_p=0.3, jpeg_p=0.3) 
     if rng.random() < 0.5:
         out = out[:, ::-1]
     out = _intensity(out, rng)
+    return _blur_and_jpeg(out, rng, blur_p, jpeg_p)
+
+
+def augment_slice(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A randomly perturbed copy of a whole 2-D uint8 slice, uint8: re-framed, rotated, flipped, another window,
+    another resolution, noise, blur, JPEG."""
+    out = _random_crop(gray, rng, scale=(0.75, 1.0), ratio=(0.85, 1.18))
+    out = _rotate(out, rng.uniform(-10, 10))
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    out = _intensity(out, rng, contrast=(0.75, 1.33), gamma=(0.75, 1.33))
+    if rng.random() < 0.3:  # a lower resolution (a small figure, a thick slab), then back to this size
+        h, w = out.shape
+        factor = rng.uniform(0.35, 0.9)
+        small = cv2.resize(out, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:  # quantum noise of a thin-slice scan
+        out = np.clip(out + rng.normal(0, rng.uniform(2, 8), out.shape), 0, 255).astype(np.uint8)
+    return _blur_and_jpeg(out, rng, 0.3, 0.3)
+
+
+def _blur_and_jpeg(gray, rng, blur_p, jpeg_p):
     if rng.random() < blur_p:
-        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
+        gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.3, 1.2))
     if rng.random() < jpeg_p:
-        ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
-        out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
-    return np.ascontiguousarray(out)
+        _, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
+        gray = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return np.ascontiguousarray(gray)
 
 
 def _random_crop(gray, rng, scale, ratio):
@@ -52,9 +80,9 @@ def _rotate(gray, degrees):
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _intensity(gray, rng):
+def _intensity(gray, rng, contrast=(0.8, 1.25), gamma=(0.8, 1.25)):
     """Contrast, brightness and gamma as one lookup table."""
     x = np.arange(256, dtype=np.float32) / 255.0
-    x = np.clip((x - 0.5) * rng.uniform(0.8, 1.25) + 0.5 + rng.uniform(-0.08, 0.08), 0, 1)
-    x = x ** rng.uniform(0.8, 1.25)
+    x = np.clip((x - 0.5) * rng.uniform(*contrast) + 0.5 + rng.uniform(-0.08, 0.08), 0, 1)
+    x = x ** rng.uniform(*gamma)
     return cv2.LUT(gray, np.rint(x * 255).astype(np.uint8))

@@ -82,10 +82,15 @@ def bootstrap_auc(p, positive, groups, resamples=2000, seed=0):
             "resamples": len(values), "unit": "source"}
 
 
-def operating_point(logits, positive):
-    """{temperature, threshold} fitted on out-of-fold logits: the threshold applies to the calibrated P(COVID)."""
+def operating_point(logits, positive, sources=None):
+    """{temperature, threshold} fitted on out-of-fold logits: the threshold applies to the calibrated P(COVID) and
+    keeps the target sensitivity within every source (the lowest of the sources' thresholds)."""
     temperature = fit_temperature(logits, positive)
-    return {"temperature": temperature, "threshold": threshold_for_sensitivity(p_covid(logits, temperature), positive)}
+    p, positive = p_covid(logits, temperature), np.asarray(positive, bool)
+    sources = np.asarray(sources if sources is not None else np.zeros(len(p)))
+    return {"temperature": temperature,
+            "threshold": min(threshold_for_sensitivity(p[sources == s], positive[sources == s])
+                             for s in np.unique(sources))}
 
 
 def cross_fitted_ece(logits, positive, folds, bins=ECE_BINS):

@@ -1,5 +1,6 @@
 """Serving: load the weights once per process, then calibrated probabilities, the thresholded label,
-the input check and a CAM, all from one forward pass (the input check branches off its first layers)."""
+the input check and a CAM, all from one forward pass (the input check branches off its first layers),
+and whether the slice could be judged at all."""
 import functools
 import os
 import warnings
@@ -11,7 +12,9 @@ from flask import current_app
 
 from backend.ml.inputcheck import InputCheck
 from backend.ml.network import ARCHITECTURES, Ensemble, fold_batchnorm, members_of
-from backend.ml.preprocess import INPUT_SIZE, LABELS, cam_to_slice, to_input
+from backend.ml.preprocess import INPUT_SIZE, LABELS, V3, cam_to_slice, to_input
+
+NOT_CHEST_CT, NO_LUNG_FIELD = "not_chest_ct", "no_lung_field"  # why a slice is not assessable
 
 
 @dataclass
@@ -22,6 +25,13 @@ class Prediction:
     in_distribution: bool  # whether the slice looks like the training slices (axial chest CT)
     distribution_score: float  # share of held-out real CT slices further from the training data (0..1)
     cam: np.ndarray  # raw class activation map of `label`, (h, w) float32, in the whole slice's frame
+    # None when the slice was judged; else why not: NOT_CHEST_CT (the input check flags it) or NO_LUNG_FIELD
+    # (too little lung: above the apices, below the bases, a sliver). `label` is still given for compatibility.
+    reason: str | None = None
+
+    @property
+    def assessable(self) -> bool:
+        return self.reason is None
 
     @property
     def confidence(self) -> float:
@@ -31,15 +41,17 @@ class Prediction:
         """The response's and stored document's `prediction` field."""
         return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities,
                 "threshold": self.threshold, "in_distribution": self.in_distribution,
-                "distribution_score": self.distribution_score}
+                "distribution_score": self.distribution_score, "assessable": self.assessable, "reason": self.reason}
 
 
 class Classifier:
-    def __init__(self, network, name, version, labels=LABELS, temperature=1.0, threshold=0.5, input_check=None):
+    def __init__(self, network, name, version, labels=LABELS, temperature=1.0, threshold=0.5, input_check=None,
+                 preprocessing=None):
         self.network = network.eval()
         self.members = members_of(self.network)
         self.name, self.version, self.labels = name, version, tuple(labels)
         self.temperature, self.threshold, self.input_check = float(temperature), float(threshold), input_check
+        self.preprocessing = dict(preprocessing or V3)  # preprocess.to_input's options the weights were trained with
         self.forward_pass = _compiled(ForwardPass(self.members, input_check))
 
     @classmethod
@@ -54,7 +66,8 @@ class Classifier:
         network = fold_batchnorm(network.eval()).to(memory_format=torch.channels_last)
         check = InputCheck.from_state(checkpoint["input_check"]) if "input_check" in checkpoint else None
         return cls(network, checkpoint["name"], checkpoint["version"], checkpoint.get("labels", LABELS),
-                   checkpoint.get("temperature", 1.0), checkpoint.get("threshold", 0.5), check)
+                   checkpoint.get("temperature", 1.0), checkpoint.get("threshold", 0.5), check,
+                   checkpoint.get("preprocessing", {"crop": "body", "intensity": "raw"}))  # before 3.0.0: none stored
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities: softmax of the logits divided by the fitted temperature."""
@@ -66,18 +79,26 @@ class Classifier:
     @torch.inference_mode()
     def predict_batch(self, grays: list[np.ndarray]) -> list[Prediction]:
         """One forward pass for several slices (the batch command); each answered as if alone."""
-        inputs = [to_input(gray) for gray in grays]
-        logits, features, embeddings = self.forward_pass(torch.stack([x for x, _ in inputs]))
+        inputs = [to_input(gray, **self.preprocessing) for gray in grays]
+        logits, features, embeddings = self.forward_pass(torch.stack([prepared.input for prepared in inputs]))
         predictions = []
-        for row, (gray, (_, box)) in enumerate(zip(grays, inputs)):
+        for row, (gray, prepared) in enumerate(zip(grays, inputs)):
             probs = self.probabilities(logits[row]).tolist()
             index = 0 if probs[0] >= self.threshold else 1
             cam = torch.stack([member.cam(features[row:row + 1, m], index)
                                for m, member in enumerate(self.members)]).mean(0)[0].float().numpy()
             in_distribution, score = self.input_check(embeddings[row]) if self.input_check else (True, 1.0)
             predictions.append(Prediction(self.labels[index], dict(zip(self.labels, probs)), self.threshold,
-                                          in_distribution, score, cam_to_slice(cam, box, gray.shape)))
+                                          in_distribution, score, cam_to_slice(cam, prepared.box, gray.shape),
+                                          not_assessable_reason(in_distribution, prepared.field)))
         return predictions
+
+
+def not_assessable_reason(in_distribution: bool, field) -> str | None:
+    """Why a slice is not judged: not chest CT at all comes first, then too little lung (its lung field's rule)."""
+    if not in_distribution:
+        return NOT_CHEST_CT
+    return None if field.assessable else NO_LUNG_FIELD
 
 
 class ForwardPass(torch.nn.Module):

@@ -1,13 +1,16 @@
-"""Choose and measure the recipe by grouped cross-validation on all slices: `python -m backend.ml.crossval <folder>`.
+"""Choose and measure the recipe on held-out slices: `python -m backend.ml.crossval <folder>... [--split sources]`.
 
-Stratified group K-fold over every slice (groups: `data.source_groups`, so no paper or patient is
-on both sides). Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on each
-fold's training part and predicts the held-out fold: the logits of every slice come from a
+--split groups (crossval.json): stratified group K-fold over every slice of every folder (groups:
+`data.source_groups`, so no paper or patient is on both sides, as far as the names tell). --split
+sources (crosssource.json): one fold per folder, trained on the other folders and tested on it, which
+no grouping can leak. Each candidate recipe (train.RECIPES) is trained with train.py's own `fit` on
+each fold's training part and predicts the held-out fold: the logits of every slice come from a
 network that never saw it (an ensemble recipe trains its members, one seed each, and averages their
-logits). Writes crossval.json; the recipe with the highest out-of-fold ROC AUC wins, an ensemble only
-by ENSEMBLE_MARGIN (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then fits
-the threshold and the temperature on these out-of-fold results, and the input check's limit on the
-same folds.
+logits). Within a file, the winner is the recipe with the highest score (groups: pooled out-of-fold ROC
+AUC; sources: the mean over held-out folders of each folder's ROC AUC), an ensemble only by
+ENSEMBLE_MARGIN (exact tie: the earlier in train.RECIPES). `python -m backend.ml.train` then fits the
+threshold and the temperature on crossval.json's out-of-fold results, and the input check's limit on
+the same folds.
 """
 import argparse
 import json
@@ -24,28 +27,36 @@ from backend.ml import data, train
 from backend.ml.metrics import POSITIVE
 
 ENSEMBLE_MARGIN = 0.010  # SELECTION.md round 5: an ensemble must beat a single network by this much
+SPLITS = {"groups": "crossval.json", "sources": "crosssource.json"}  # --split: its default output file
+SCORES = {"groups": "pooled out-of-fold ROC AUC", "sources": "mean of the held-out folders' ROC AUCs"}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--out", type=Path, default=train.WEIGHTS_DIR / "crossval.json")
+    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
+                        help="folders with COVID/ and NonCOVID/ subfolders, one per source")
+    parser.add_argument("--split", choices=SPLITS, default="groups",
+                        help="groups: grouped K-fold over all slices; sources: train on the other folders, test on each")
+    parser.add_argument("--out", type=Path, help="default: crossval.json (groups) or crosssource.json (sources)")
     parser.add_argument("--candidates", nargs="+", default=list(train.RECIPES), choices=list(train.RECIPES))
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5, help="with --split groups")
     parser.add_argument("--epochs", type=int, help="override every candidate's epochs (smoke tests)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=train.RUNS_DIR / "cache")
     args = parser.parse_args(argv)
+    args.out = args.out or train.WEIGHTS_DIR / SPLITS[args.split]
     started = time.time()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    items = data.list_images(args.folder)
+    items = data.list_images(args.folders)
     y = train.labels_tensor(items)
     positive = np.array([label == POSITIVE for _, label in items])
     groups = data.source_groups(items)
-    folds = data.grouped_folds(items, args.folds, args.seed)
+    folds = data.grouped_folds(items, args.folds, args.seed) if args.split == "groups" else data.source_folds(items)
+    if args.split == "sources" and len(folds) < 2:
+        parser.error("--split sources needs at least two folders")
     fold_of = np.zeros(len(items), int)
     for k, (_, held_out) in enumerate(folds):
         fold_of[held_out] = k
@@ -53,9 +64,9 @@ def main(argv=None):
     override = {"epochs": args.epochs} if args.epochs else {}
     recipes = {name: train.recipe_namespace({**train.RECIPES[name], **override}) for name in args.candidates}
     record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
-              "folder": str(args.folder), "folds": args.folds, "seed": args.seed, "device": str(device),
-              "torch": torch.__version__,
-              "rule": "the highest pooled out-of-fold ROC AUC among candidates with all folds done wins, an "
+              "folders": [str(f) for f in args.folders], "split": args.split, "folds": len(folds),
+              "seed": args.seed, "device": str(device), "torch": torch.__version__,
+              "rule": f"the highest {SCORES[args.split]} among candidates with all folds done wins, an "
                       f"ensemble's less {ENSEMBLE_MARGIN} (it costs its members' time); exact tie: the earlier in "
                       "train.RECIPES",
               "files": {rel: {"label": label, "source": g, "fold": int(f)}
@@ -68,7 +79,7 @@ def main(argv=None):
         out = dict(record, candidates={})
         if args.out.is_file():
             earlier = json.loads(args.out.read_text())
-            if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], args.folds, args.seed):
+            if (earlier["files"], earlier["folds"], earlier["seed"]) == (record["files"], len(folds), args.seed):
                 out["candidates"] = {n: c for n, c in earlier["candidates"].items() if n not in mine}
                 commands = earlier.get("commands", [earlier.get("command")])
                 out["commands"] = commands + [c for c in record["commands"] if c not in commands]
@@ -80,7 +91,7 @@ def main(argv=None):
         return out
 
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
-        _, inputs = train.recipe_inputs(recipe, args.folder, items, args.cache)
+        _, inputs = train.recipe_inputs(recipe, args.folders, items, args.cache)
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
         fold_records = []
         members = train.option(recipe, "members")
@@ -97,6 +108,7 @@ def main(argv=None):
             logits[te] = held_logits
             p = torch.softmax(held_logits, 1)[:, 0].numpy()
             fold_records.append({"fold": k, "train": len(tr), "held_out": len(te),
+                                 **({"source": data.source_of(items[te[0]][0])} if args.split == "sources" else {}),
                                  "held_out_covid": int(positive[te].sum()),
                                  "roc_auc": float(roc_auc_score(positive[te], p)),
                                  "wall_time_s": round(time.time() - fold_started, 1),
@@ -114,20 +126,31 @@ def main(argv=None):
             write()
         p = torch.softmax(logits, 1)[:, 0].numpy()
         mine[name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
-        print(f"{name}: out-of-fold ROC AUC {mine[name]['out_of_fold_roc_auc']:.3f}", flush=True)
+        mine[name]["score"] = score(args.split, mine[name])
+        print(f"{name}: out-of-fold ROC AUC {mine[name]['out_of_fold_roc_auc']:.3f}, "
+              f"{SCORES[args.split]} {mine[name]['score']:.3f}", flush=True)
 
     out = write()
-    print("winner:", out.get("winner"), {n: c.get("out_of_fold_roc_auc") for n, c in out["candidates"].items()})
+    print("winner:", out.get("winner"), {n: c.get("score") for n, c in out["candidates"].items()})
     return out
 
 
+def score(split, candidate) -> float:
+    """What the rule compares: the pooled out-of-fold ROC AUC (groups), or the mean of the held-out folders' own
+    ROC AUCs (sources: the pooled AUC would also reward telling the folders apart)."""
+    if split == "groups":
+        return candidate["out_of_fold_roc_auc"]
+    return float(np.mean([fold["roc_auc"] for fold in candidate["per_fold"]]))
+
+
 def winner(candidates: dict) -> str | None:
-    """The rule: the highest pooled out-of-fold ROC AUC among candidates with all folds done, an ensemble's
-    less ENSEMBLE_MARGIN; exact tie: the earlier in train.RECIPES. None before any candidate is complete."""
+    """The rule: the highest score among candidates with all folds done, an ensemble's less ENSEMBLE_MARGIN;
+    exact tie: the earlier in train.RECIPES. None before any candidate is complete. (Before round 9 the score
+    was the pooled out-of-fold ROC AUC, which `score` gives for the groups split.)"""
     def margin(recipe):
         return ENSEMBLE_MARGIN if train.option(train.recipe_namespace(recipe), "members") > 1 else 0
 
-    scores = {n: c["out_of_fold_roc_auc"] - margin(c["recipe"]) for n, c in candidates.items()
+    scores = {n: c.get("score", c.get("out_of_fold_roc_auc")) - margin(c["recipe"]) for n, c in candidates.items()
               if "out_of_fold_roc_auc" in c}
     return max(scores, key=lambda n: (scores[n], -list(train.RECIPES).index(n))) if scores else None
 

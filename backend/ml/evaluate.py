@@ -14,7 +14,7 @@ import torch
 from backend.config import DEFAULT_MODEL_PATH
 from backend.ml import data
 from backend.ml.classifier import Classifier
-from backend.ml.metrics import binary_metrics, plot_roc, score
+from backend.ml.metrics import POSITIVE, binary_metrics, plot_roc, score
 
 
 def main(argv=None):
@@ -27,13 +27,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    items = data.list_images(args.folder)
+    items = data.list_images([args.folder])
     classifier = Classifier.load(args.weights)
-    predictions = score(classifier, args.folder, items)
+    predictions = score(classifier, [args.folder], items)
     labels = [label for _, label in items]
     metrics = binary_metrics(labels, list(predictions.values()), classifier.threshold)
     what = str(args.folder)
-    plot_roc(labels, list(predictions.values()), args.roc, f"{classifier.name} {classifier.version}: {what}")
+    positive = [label == POSITIVE for label in labels]
+    plot_roc({"": (positive, list(predictions.values()))}, args.roc, f"{classifier.name} {classifier.version}: {what}")
     print(f"{classifier.name} {classifier.version} on {what} ({metrics['n']} images, COVID positive, "
           f"threshold P(COVID) >= {classifier.threshold:.3f})")
     for key in ("roc_auc", "accuracy", "sensitivity", "specificity", "f1"):

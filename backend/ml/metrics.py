@@ -8,9 +8,9 @@ from backend.ml.preprocess import LABELS
 POSITIVE = LABELS[0]  # "COVID"
 
 
-def score(classifier, folder, items):
-    """{relative path: P(COVID)} through `Classifier.predict`, exactly the serving path."""
-    return {rel: classifier.predict(load_gray(folder, rel)).probabilities[POSITIVE] for rel, _ in items}
+def score(classifier, folders, items):
+    """{item key: P(COVID)} through `Classifier.predict`, exactly the serving path."""
+    return {key: classifier.predict(load_gray(folders, key)).probabilities[POSITIVE] for key, _ in items}
 
 
 def binary_metrics(labels, p_positive, threshold=0.5):
@@ -32,20 +32,20 @@ def binary_metrics(labels, p_positive, threshold=0.5):
     }
 
 
-def plot_roc(labels, p_positive, path, title):
-    """Write the ROC curve as a PNG (Agg backend: no display needed)."""
+def plot_roc(curves, path, title):
+    """Write ROC curves as one PNG (Agg backend: no display needed): curves is {name: (positive, p_positive)}."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    y = np.array([label == POSITIVE for label in labels], dtype=int)
-    fpr, tpr, _ = roc_curve(y, p_positive)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.plot(fpr, tpr, lw=2, label=f"AUC {roc_auc_score(y, p_positive):.3f}")
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    for name, (positive, p) in curves.items():
+        fpr, tpr, _ = roc_curve(positive, p)
+        ax.plot(fpr, tpr, lw=2, label=f"{name}: AUC {roc_auc_score(positive, p):.3f}".lstrip(": "))
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,41 +1,48 @@
-"""The one preprocessing shared by training and serving: crop to the body, normalise.
+"""The one preprocessing shared by training and serving: find the lung field, crop, standardise intensity, scale.
 
 The service's decoder has already painted over coloured marks (`backend.imaging.marks`); `to_input`
-runs on the decoded 2-D slice. Training decodes through the same decoder, so both see the same input.
+runs on the decoded 2-D slice. Training decodes through the same decoder and crops through `prepare`,
+so both see the same input. How to crop and whether to standardise are a recipe's choices, stored with
+the weights (`Classifier.load` passes them back here):
+
+- crop "lungs": the lungs' box plus a margin (`backend.imaging.lungfield`); "body": the body's box (models
+  before 3.0.0).
+- intensity "standard": aerated lung and soft tissue moved to the lung window's levels
+  (`backend.imaging.intensity`); "raw": the decoded gray levels (models before 3.0.0).
 """
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 import torch
 
-from backend.imaging.anatomy import body_mask
+from backend.imaging import intensity as levels
+from backend.imaging import lungfield
+from backend.imaging.lungfield import LungField
 
 INPUT_SIZE = 224
 LABELS = ("COVID", "NonCOVID")
-
-BODY_MARGIN = 0.03  # of the box's side, kept around the body
-BODY_SIDE = 256  # the body is found on a copy at most this large (speed)
-
-
-def body_box(gray: np.ndarray) -> tuple:
-    """(top, bottom, left, right) of the body (largest bright region) plus a margin; the whole slice if none."""
-    h, w = gray.shape
-    scale = min(1.0, BODY_SIDE / max(h, w))
-    small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                 interpolation=cv2.INTER_AREA)
-    rows, cols = np.nonzero(body_mask(small))
-    if rows.size == 0:
-        return 0, h, 0, w
-    top, bottom = rows.min() / scale, (rows.max() + 1) / scale
-    left, right = cols.min() / scale, (cols.max() + 1) / scale
-    my, mx = BODY_MARGIN * (bottom - top), BODY_MARGIN * (right - left)
-    return (max(0, int(top - my)), min(h, int(np.ceil(bottom + my))),
-            max(0, int(left - mx)), min(w, int(np.ceil(right + mx))))
+CROPS = ("body", "lungs")
+INTENSITIES = ("raw", "standard")
+V3 = {"crop": "lungs", "intensity": "standard"}  # what `to_input` does unless told otherwise
 
 
-def crop_to_body(gray: np.ndarray) -> tuple:
-    """(the body's crop of a 2-D uint8 slice, its box (top, bottom, left, right) in the slice)."""
-    top, bottom, left, right = box = body_box(gray)
-    return gray[top:bottom, left:right], box
+class Prepared(NamedTuple):
+    input: torch.Tensor  # (1, INPUT_SIZE, INPUT_SIZE) float in [-1, 1]
+    box: tuple  # (top, bottom, left, right) of the crop in the slice
+    field: LungField  # the slice's lung field: `field.assessable` says whether there is lung to judge
+
+
+def prepare(gray: np.ndarray, crop=V3["crop"], intensity=V3["intensity"]) -> tuple:
+    """(the crop of a 2-D uint8 slice as uint8, its box in the slice, the slice's lung field)."""
+    if crop not in CROPS or intensity not in INTENSITIES:
+        raise ValueError(f"unknown preprocessing: crop {crop!r}, intensity {intensity!r}")
+    field = lungfield.find(gray)
+    top, bottom, left, right = box = field.box if crop == "lungs" else field.body_box
+    pixels = gray[top:bottom, left:right]
+    if intensity == "standard":
+        pixels = levels.standardise(pixels, field.levels)
+    return pixels, box, field
 
 
 def resize(crop: np.ndarray) -> np.ndarray:
@@ -48,21 +55,16 @@ def scale(pixels) -> torch.Tensor:
     return torch.as_tensor(pixels).float().div_(127.5).sub_(1.0).unsqueeze(-3)
 
 
-def normalise(crop: np.ndarray) -> torch.Tensor:
-    """A 2-D uint8 image -> (1, INPUT_SIZE, INPUT_SIZE) float tensor in [-1, 1]."""
-    return scale(resize(crop))
-
-
-def to_input(gray: np.ndarray) -> tuple:
-    """A decoded 2-D uint8 slice -> (model input, body box): what serving and validation feed the network."""
-    crop, box = crop_to_body(gray)
-    return normalise(crop), box
+def to_input(gray: np.ndarray, crop=V3["crop"], intensity=V3["intensity"]) -> Prepared:
+    """A decoded 2-D uint8 slice -> what serving and validation feed the network, with its box and lung field."""
+    pixels, box, field = prepare(gray, crop, intensity)
+    return Prepared(scale(resize(pixels)), box, field)
 
 
 def cam_to_slice(cam: np.ndarray, box: tuple, shape: tuple, side: int = 112) -> np.ndarray:
-    """The CAM of the body crop placed into the whole slice's frame, at most `side` px on the longer side.
+    """The CAM of the crop placed into the whole slice's frame, at most `side` px on the longer side.
 
-    Outside the body box the map is 0 (no evidence either way), so the heatmap covers the whole slice.
+    Outside the crop's box the map is 0 (no evidence either way), so the heatmap covers the whole slice.
     """
     h, w = shape
     scale = min(1.0, side / max(h, w))

@@ -1,11 +1,11 @@
-"""Train the served model on all labelled slices: `python -m backend.ml.train <folder>`.
+"""Train the served model on all labelled slices of several sources: `python -m backend.ml.train <folder>...`.
 
-Run `python -m backend.ml.crossval <folder>` first: the recipe, the decision threshold and the
+Run `python -m backend.ml.crossval <folder>...` first: the recipe, the decision threshold and the
 temperature come from its out-of-fold results (crossval.json), never from the data the final
 network is trained on; the input check's limit comes from held-out distances on the same folds.
 This trains the chosen recipe once on all slices for its fixed number of epochs (an ensemble
 recipe: each of its networks, with the seeds the cross-validation used) and writes the weights and
-metrics.json.
+metrics.json (with the cross-source results of crosssource.json, when there are any).
 """
 import argparse
 import hashlib
@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from backend.ml import data, network as nets
-from backend.ml.augment import augment, shrink
+from backend.imaging import anatomy, intensity, lungfield, marks
+from backend.ml import augment, data, preprocess
+from backend.ml import network as nets
 from backend.ml.inputcheck import PROBE_END, InputCheck
-from backend.imaging.marks import CHROMA
-from backend.ml.preprocess import BODY_MARGIN, INPUT_SIZE, LABELS, crop_to_body, resize, scale
+from backend.ml.preprocess import INPUT_SIZE, LABELS, prepare, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
-NAME, VERSION = "covid-ct-effnet-lite0", "2.3.0"
+NAME, VERSION = "covid-ct-effnet-lite0", "3.0.0"
 WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
 # Candidate recipes. Fixed before the cross-validation ran (SELECTION.md). The later ImageNet Lite0 candidates
@@ -48,11 +48,18 @@ RECIPES = {
     "lite0-deep-x5-dp": {**_DEEP, "members": 5, "drop_path": 0.2},  # stochastic depth in the trained blocks
     "lite0-deep-x5-mix": {**_DEEP, "members": 5, "mixup": 0.4},  # mixup, lambda ~ Beta(0.4, 0.4)
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
+    # Round 9 (3.0.0, several sources): one network of today's recipe, then the same with the v3 preprocessing.
+    "lite0-deep-mix": {**_DEEP, "mixup": 0.4},
+    "v3-body-mix": {**_DEEP, "mixup": 0.4, "crop": "body", "intensity": "standard", "augment": "slice"},
+    "v3-lungs-mix": {**_DEEP, "mixup": 0.4, "crop": "lungs", "intensity": "standard", "augment": "slice"},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
 # recipes recorded in crossval.json by earlier rounds must stay equal to the ones trained from them.
-OPTIONAL = {"members": 1, "views": VIEWS, "drop_path": 0.0, "mixup": 0.0}
+# crop, intensity: preprocess.prepare's (stored with the weights); augment: "crop" augments the crop
+# (augment.augment), "slice" the whole slice before the crop is found (augment.augment_slice).
+OPTIONAL = {"members": 1, "views": VIEWS, "drop_path": 0.0, "mixup": 0.0, "crop": "body", "intensity": "raw",
+            "augment": "crop"}
 
 
 def option(recipe, name):
@@ -108,21 +115,41 @@ def _cache_path(cache_dir, *key):
     return Path(cache_dir) / f"{hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:16]}.pt"
 
 
-def cached_views(folder, items, cache_dir=RUNS_DIR / "cache", views=VIEWS, seed=0):
-    """(N, views, INPUT_SIZE, INPUT_SIZE) uint8: each slice decoded by the service's decoder, cropped to the body
-    and resized as `to_input` does (view 0), then `views - 1` augmented copies. Computed once, kept on disk;
-    the file name covers the file list and the preprocessing constants."""
-    path = _cache_path(cache_dir, "views", folder, items, CHROMA, BODY_MARGIN, INPUT_SIZE, views, seed)
+# The code a cached view depends on beyond the files themselves: a change to any of it makes new caches.
+_PREPROCESSING_CODE = [anatomy, intensity, lungfield, marks, augment, preprocess]
+
+
+def _code_key():
+    return hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in _PREPROCESSING_CODE)).hexdigest()
+
+
+def preprocessing(recipe) -> dict:
+    """The recipe's `preprocess.prepare` options: what serving must do too (stored with the weights)."""
+    return {"crop": option(recipe, "crop"), "intensity": option(recipe, "intensity")}
+
+
+def cached_views(folders, items, cache_dir=RUNS_DIR / "cache", views=VIEWS, seed=0, crop="body", intensity="raw",
+                 augmentation="crop"):
+    """(N, views, INPUT_SIZE, INPUT_SIZE) uint8: each slice decoded by the service's decoder and prepared as
+    `to_input` does (view 0), then `views - 1` augmented copies: of the crop ("crop"), or of the whole slice,
+    prepared after ("slice"). Computed once, kept on disk; the file name covers the file list, the options
+    and the preprocessing code."""
+    path = _cache_path(cache_dir, "views", [str(f) for f in folders], items, INPUT_SIZE, views, seed, crop, intensity,
+                       augmentation, _code_key())
     if path.is_file():
         return torch.load(path, weights_only=True)
     rng = np.random.default_rng(seed)
     out = torch.zeros(len(items), views, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
-    for i, (rel, _) in enumerate(tqdm(items, desc="decode, crop, augment")):
-        crop = crop_to_body(data.load_gray(folder, rel))[0]
-        out[i, 0] = torch.from_numpy(resize(crop))
-        small = shrink(crop)
+    for i, (key, _) in enumerate(tqdm(items, desc="decode, prepare, augment", mininterval=10)):
+        gray = data.load_gray(folders, key)
+        pixels = prepare(gray, crop, intensity)[0]
+        out[i, 0] = torch.from_numpy(resize(pixels))
+        small = augment.shrink(pixels if augmentation == "crop" else gray)
         for v in range(1, views):
-            out[i, v] = torch.from_numpy(resize(augment(small, rng)))
+            if augmentation == "crop":
+                out[i, v] = torch.from_numpy(resize(augment.augment(small, rng)))
+            else:
+                out[i, v] = torch.from_numpy(resize(prepare(augment.augment_slice(small, rng), crop, intensity)[0]))
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, path)
     return out
@@ -140,18 +167,20 @@ def frozen_inputs(recipe, views, cache_dir=RUNS_DIR / "cache", key=None):
     prefix = network.features[:recipe.freeze].eval()
     flat = views.reshape(-1, *views.shape[2:])
     with torch.inference_mode():
-        out = torch.cat([prefix(scale(chunk)) for chunk in tqdm(flat.split(64), desc="frozen layers")])
+        out = torch.cat([prefix(scale(chunk)) for chunk in tqdm(flat.split(64), desc="frozen layers", mininterval=10)])
     out = out.reshape(*views.shape[:2], *out.shape[1:]).clone()
     if path:
         torch.save(out, path)
     return out
 
 
-def recipe_inputs(recipe, folder, items, cache_dir=RUNS_DIR / "cache"):
+def recipe_inputs(recipe, folders, items, cache_dir=RUNS_DIR / "cache"):
     """(cached views, what the trainable layers read) for a recipe: crossval and the final training share the
     same caches through the same keys."""
-    views = cached_views(folder, items, cache_dir, option(recipe, "views"))
-    return views, frozen_inputs(recipe, views, cache_dir, key=[folder, items, option(recipe, "views")])
+    options = [option(recipe, "views"), *preprocessing(recipe).values(), option(recipe, "augment")]
+    views = cached_views(folders, items, cache_dir, options[0], 0, *options[1:])
+    return views, frozen_inputs(recipe, views, cache_dir, key=[[str(f) for f in folders], items, *options,
+                                                                _code_key()])
 
 
 def _inputs(x):
@@ -225,9 +254,12 @@ def main(argv=None):
     from backend.ml import calibration, report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="folder with COVID/ and NonCOVID/ subfolders")
+    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
+                        help="folders with COVID/ and NonCOVID/ subfolders, one per source")
     parser.add_argument("--crossval", type=Path, default=WEIGHTS_DIR / "crossval.json",
                         help="written by backend.ml.crossval: the candidates' out-of-fold results")
+    parser.add_argument("--crosssource", type=Path, default=WEIGHTS_DIR / "crosssource.json",
+                        help="written by backend.ml.crossval --split sources: reported in metrics.json when present")
     parser.add_argument("--recipe", choices=list(RECIPES),
                         help="default: crossval.json's winner")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and metrics.json go")
@@ -247,9 +279,9 @@ def main(argv=None):
     # The recipe the cross-validation ran (its out-of-fold results set the operating point); RECIPES when
     # that cross-validation has not written its first fold yet.
     recipe = recipe_namespace(cv["candidates"][chosen]["recipe"] if chosen in cv["candidates"] else RECIPES[chosen])
-    items = data.list_images(args.folder)
-    assert [rel for rel, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
-    views, inputs = recipe_inputs(recipe, args.folder, items, args.cache)
+    items = data.list_images(args.folders)
+    assert [key for key, _ in items] == list(cv["files"]), "crossval.json was run on another set of files"
+    views, inputs = recipe_inputs(recipe, args.folders, items, args.cache)
 
     members = option(recipe, "members")
     networks, history = [], []
@@ -267,13 +299,13 @@ def main(argv=None):
         print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
         time.sleep(30)
     assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
-    _, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
-    operating = calibration.operating_point(oof_logits, positive)
-    check = fit_input_check(recipe, views, [cv["files"][rel]["fold"] for rel, _ in items])
+    files, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
+    operating = calibration.operating_point(oof_logits, positive, [data.source_of(key) for key in files])
+    check = fit_input_check(recipe, views, [cv["files"][key]["fold"] for key, _ in items])
     checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "arch": recipe.arch,
                   "config": config, "members": members, "state_dict": _stored(network.state_dict(), members),
-                  "temperature": operating["temperature"], "threshold": operating["threshold"],
-                  "input_check": check.state()}
+                  "preprocessing": preprocessing(recipe), "temperature": operating["temperature"],
+                  "threshold": operating["threshold"], "input_check": check.state()}
     weights = args.out / WEIGHTS_FILE
     torch.save(checkpoint, weights)
 
@@ -281,7 +313,7 @@ def main(argv=None):
                "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
                "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
                "recipe": chosen, "recipe_options": vars(recipe), "train_images": len(items), "history": history,
-               **report.final_metrics(weights, args.folder, items, cv, chosen, operating),
+               **report.final_metrics(weights, args.folders, items, cv, chosen, operating, args.crosssource),
                "wall_time_s": round(time.time() - started, 1)}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(json.dumps({k: metrics[k] for k in ("wall_time_s", "out_of_fold", "candidates")}, indent=1))

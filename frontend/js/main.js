@@ -16,11 +16,32 @@ async function checkHealth() {
     const health = await getHealth();
     const model = modelText(health.model);
     serviceStatus.textContent = health.status === "ok" ? "Service available" : `Service ${health.status}`;
+    serviceStatus.classList.remove("is-ok", "is-down");
     serviceStatus.classList.add(health.status === "ok" ? "is-ok" : "is-down");
     if (model) document.getElementById("footer-model").textContent = `Model: ${model}.`;
   } catch {
-    serviceStatus.textContent = "Service unavailable";
-    serviceStatus.classList.add("is-down");
+    showUnavailable("Service unavailable");
+  }
+}
+
+function showUnavailable(text) {
+  serviceStatus.textContent = text;
+  serviceStatus.classList.remove("is-ok");
+  serviceStatus.classList.add("is-down");
+}
+
+const RETRY_MS = 3000;
+
+// The service's sign-in mode decides what the page shows, so it is waited for, never guessed: an
+// unreachable service is not a service without accounts.
+async function authConfig() {
+  for (;;) {
+    try {
+      return await getAuthConfig();
+    } catch {
+      showUnavailable("Service unavailable: trying again…");
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
   }
 }
 
@@ -59,11 +80,14 @@ async function start() {
     (id) => openDetail(id, (message) => { historyStatus.textContent = message; }),
     (id) => forgetResult(id),
   );
+  showWorkArea(false);
+  const config = await authConfig();
   checkHealth();
-  // An unreachable service answers nothing either way; the page then behaves as without accounts.
-  const config = await getAuthConfig().catch(() => ({ mode: "none" }));
   if (config.mode === "firebase") startSignedIn(config);
-  else loadHistory();
+  else {
+    showWorkArea(true);
+    loadHistory();
+  }
 }
 
 start();
