@@ -71,9 +71,8 @@ class _Pending:
 class Collector:
     """Writes instances to `store` and hands completed series to `on_series`, from one background thread."""
 
-    def __init__(self, store: ImageStore, on_series: Callable[[Series], None], stable_s: float,
-                 clock: Callable[[], float] = time.monotonic):
-        self.store, self.on_series, self.stable_s, self.clock = store, on_series, stable_s, clock
+    def __init__(self, store: ImageStore, on_series: Callable[[Series], None], stable_s: float):
+        self.store, self.on_series, self.stable_s = store, on_series, stable_s
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -98,7 +97,7 @@ class Collector:
             pending = self._pending.setdefault(key, _Pending(instance.study_uid, instance.series_uid, calling_ae,
                                                              folder, {}, 0.0))
             pending.instances[instance.sop_instance_uid or instance.sha256] = stored
-            pending.last = self.clock()
+            pending.last = time.monotonic()
         return stored
 
     def _run(self):
@@ -108,7 +107,7 @@ class Collector:
     def complete_due(self):
         """Complete every series that has been quiet for DICOM_STABLE_S (the background thread calls it)."""
         with self._lock:
-            now = self.clock()
+            now = time.monotonic()
             due = [key for key, pending in self._pending.items() if now - pending.last >= self.stable_s]
             batch = [(key, self._pending.pop(key)) for key in due]
         for key, pending in batch:
@@ -123,7 +122,7 @@ class Collector:
                 log.exception("series %s from %s could not be completed; trying again in %s s",
                               pending.series_uid, pending.calling_ae, self.stable_s)
                 with self._lock:
-                    pending.last = self.clock()
+                    pending.last = time.monotonic()
                     current = self._pending.setdefault(key, pending)
                     if current is not pending:  # more arrived meanwhile: one set with both
                         current.instances = {**pending.instances, **current.instances}

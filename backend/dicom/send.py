@@ -15,7 +15,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pydicom
@@ -54,10 +53,9 @@ def pending(destination: Destination) -> Delivery:
     return Delivery("pending", destination.shown)
 
 
-def send(files: list[bytes], destination: Destination, calling_ae: str, retry_s: float,
-         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Delivery:
+def send(files: list[bytes], destination: Destination, calling_ae: str, retry_s: float) -> Delivery:
     """Send the DICOM files (SR and key images, as kept) to `destination`; sent, or failed with the last error."""
-    deadline, wait = clock() + retry_s, FIRST_WAIT_S
+    deadline, wait = time.monotonic() + retry_s, FIRST_WAIT_S
     while True:
         try:
             if destination.url:
@@ -68,9 +66,9 @@ def send(files: list[bytes], destination: Destination, calling_ae: str, retry_s:
         except Permanent as exc:
             return Delivery("failed", destination.shown, str(exc))
         except (Transient, OSError) as exc:  # OSError: refused, unreachable, timed out, reset
-            if clock() + wait > deadline:
+            if time.monotonic() + wait > deadline:
                 return Delivery("failed", destination.shown, f"{exc} (gave up after {retry_s:g} s)")
-            sleep(wait)
+            time.sleep(wait)
             wait = min(wait * 2, LONGEST_WAIT_S)
 
 
