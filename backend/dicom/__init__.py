@@ -4,5 +4,6 @@ Nothing here knows Flask: the app and the server entry points hand it settings, 
 callbacks. Modules: settings (checks made before workers start), sources (incomplete input headers
 made usable), report and keyimages (the results, written with highdicom), results (what both share),
 instances (is a received instance whole), collector (instances to objects, series completion), scp
-(the C-STORE listener), dicomweb (STOW-RS bodies and answers), send (results to the PACS).
+(the C-STORE listener), node (which process listens), dicomweb (STOW-RS bodies and answers), send
+(results to the PACS).
 """
