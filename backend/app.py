@@ -6,9 +6,10 @@ import sys
 from flask import Flask
 from flask_cors import CORS
 
-from backend import auth, config, images, logs, memory, metrics, ratelimit, store
+from backend import auth, config, images, logs, memory, metrics, ratelimit, store, studies
 from backend.analysis import capacity
 from backend.api import analyses, analyze, errors, health, openapi, signin, web
+from backend.api import studies as study_routes
 from backend.dicom import settings as dicom_settings
 from backend.ml import classifier
 
@@ -34,7 +35,8 @@ def create_app(test_config=None):
     images.init_app(app)
     classifier.init_app(app)
     capacity.init_app(app)
-    for module in (analyze, analyses, health, openapi, signin, web):
+    studies.init_app(app)
+    for module in (analyze, analyses, study_routes, health, openapi, signin, web):
         app.register_blueprint(module.bp)
     return app
 
@@ -80,8 +82,10 @@ def main(argv=None):
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
     try:
-        # The server's own body cap sits above MAX_UPLOAD_MB so that oversized uploads get Flask's 413.
-        serve(app, host, port, max_body_bytes=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
+        # The server's own body cap sits above MAX_UPLOAD_MB (and a study's STUDY_MAX_UPLOAD_MB) so that oversized
+        # uploads get the service's own 413.
+        largest = max(app.config["MAX_CONTENT_LENGTH"], app.config["STUDY_MAX_UPLOAD_MB"] * 2**20)
+        serve(app, host, port, max_body_bytes=2 * largest + 2**20)
     except OSError as exc:
         sys.exit(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} (set PORT or HOST)")
 

@@ -31,7 +31,8 @@ class ConfigError(Exception):
     """A setting the service cannot start with; the entry points print it as one line and exit 1."""
 
 
-def setting(default, meaning: str, section: str, *, shown: str | None = None, names: tuple[str, str] | None = None):
+def setting(default, meaning: str, section: str, *, shown: str | None = None, names: tuple[str, str] | None = None,
+            **constraints):
     """A setting's default, one-line meaning and section. `shown`: the default as .env.example writes it (None: the
     default itself, empty for None). `names`: (its name, an older name read only when its name is unset)."""
     extra = {"section": section, "shown": shown}
@@ -39,7 +40,7 @@ def setting(default, meaning: str, section: str, *, shown: str | None = None, na
         extra["fallback"] = names[1]
         meaning += f" (`{names[1]}` is read when this is unset)"
     return Field(default, description=meaning, json_schema_extra=extra,
-                 validation_alias=AliasChoices(*names) if names else None)
+                 validation_alias=AliasChoices(*names) if names else None, **constraints)
 
 
 class Settings(BaseSettings):
@@ -141,6 +142,32 @@ class Settings(BaseSettings):
     RATE_LIMIT_STORAGE_URI: str = setting("memory://", "where the counters live; `redis://host:6379` for several "
                                                        "instances (`pip install redis`)", "Rate limit")
 
+    # --- Studies ---
+    STUDY_QUEUE: Literal["local", "pubsub"] = setting(
+        "local", "where studies run: `local` (threads in the service process) or `pubsub` (Cloud Pub/Sub and "
+                 "`python -m backend worker` processes)", "Studies")
+    STUDY_WORKERS: int = setting(1, "`local`: studies analysed at once per process (each batch uses every core)",
+                                 "Studies", ge=1)
+    STUDY_MAX_SLICES: int = setting(1000, "more DICOM files in one study upload get 413", "Studies", ge=1)
+    STUDY_MAX_UPLOAD_MB: int = setting(1024, "a study upload, or a ZIP's declared or inflated contents, over this "
+                                             "gets 413", "Studies", ge=1)
+    STUDY_BATCH_SIZE: int = setting(16, "slices of a study decoded and analysed at a time (one forward pass per "
+                                        "core)", "Studies", ge=1)
+    STUDY_LEASE_S: float = setting(60.0, "how long a worker's claim on a study lasts without progress; a dead "
+                                         "worker's study is resumed after it", "Studies", shown="60", gt=0)
+    STUDY_MAX_ATTEMPTS: int = setting(3, "claims of one study (each after its worker died) before it is marked "
+                                         "`failed` (`study_interrupted`)", "Studies", ge=1)
+    PUBSUB_PROJECT: str | None = setting(None, "`pubsub`: the project of the topic and subscription; empty: "
+                                               "GOOGLE_CLOUD_PROJECT", "Studies")
+    PUBSUB_TOPIC: str = setting("ct-studies", "`pubsub`: the topic the service publishes studies to (made when "
+                                              "missing)", "Studies")
+    PUBSUB_SUBSCRIPTION: str = setting("ct-studies-workers", "`pubsub`: the subscription workers pull from (made "
+                                                             "when missing)", "Studies")
+    PUBSUB_ACK_DEADLINE_S: int = setting(60, "`pubsub`: the subscription's ack deadline (10-600 s); a killed "
+                                             "worker's study is redelivered after it", "Studies", ge=10, le=600)
+    PUBSUB_EMULATOR_HOST: str | None = setting(None, "`pubsub` against the official emulator, e.g. "
+                                                     "`127.0.0.1:8085`", "Studies")
+
     # --- DICOM ---
     DICOM_PORT: int | None = setting(None, "port of the DICOM listener (C-STORE of CT series, C-ECHO); empty: no "
                                            "listener", "DICOM")
@@ -171,7 +198,7 @@ class Settings(BaseSettings):
     def _upper(cls, value):
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("LOG_FORMAT", "STORE", "IMAGE_STORE", "AUTH_MODE", mode="before")
+    @field_validator("LOG_FORMAT", "STORE", "IMAGE_STORE", "AUTH_MODE", "STUDY_QUEUE", mode="before")
     @classmethod
     def _lower(cls, value):
         return value.strip().lower() if isinstance(value, str) else value
@@ -278,7 +305,7 @@ def env_example() -> str:
         if extra["section"] != section:
             section = extra["section"]
             lines += ["", f"# --- {section} ---"]
-        lines.append(f"{name}={shown}".ljust(34) + f"# {_plain(field.description)}")
+        lines.append(f"{name}={shown} ".ljust(34) + f"# {_plain(field.description)}")  # a space before #: dotenv
         if "fallback" in extra:
             lines.append(f"# {extra['fallback']}=".ljust(34) + f"# read only when {name} is unset")
     return "\n".join(lines) + "\n"

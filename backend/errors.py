@@ -77,6 +77,40 @@ CATALOGUE = {
     "idempotency_key_reused": Code(422, "This Idempotency-Key was already used for a different request (another "
                                         "file, window, frame or file name).",
                                    "an `Idempotency-Key` already used for another request"),
+    # Studies: a series of DICOM slices (POST /studies)
+    "invalid_archive": Code(400, "The ZIP archive could not be read: it is truncated, damaged or encrypted.",
+                            "a `file` that starts like a ZIP but cannot be read as one"),
+    "invalid_series_uid": Code(400, "'series_uid' must be a DICOM UID of at most 64 characters.",
+                               "a `series_uid` that is empty or longer than 64 characters"),
+    "too_many_slices": Code(413, "The study has more slices than this service analyses at once (at most {maximum}, "
+                                 "STUDY_MAX_SLICES).", "more DICOM files in the upload than `STUDY_MAX_SLICES`"),
+    "study_too_large": Code(413, "The study is larger than this service accepts (at most {maximum} MiB, "
+                                 "STUDY_MAX_UPLOAD_MB).", "an upload, or a ZIP's contents (declared or as it "
+                                                          "inflates), over `STUDY_MAX_UPLOAD_MB`"),
+    "no_dicom": Code(422, "The upload holds no DICOM image to analyse.",
+                     "a study upload (ZIP or files) in which no file is a DICOM image"),
+    "unknown_series": Code(422, "The upload holds no series with that series_uid.",
+                           "a `series_uid` that none of the uploaded files has"),
+    "not_ct": Code(422, "Only CT series can be analysed.", "the requested series, or every series, is not CT"),
+    "mixed_slice_sizes": Code(422, "The series' slices do not all have the same size, so they are not one "
+                                   "volume.", "slices of one series with different Rows or Columns"),
+    "unordered_series": Code(422, "The slices cannot be put in order: they have neither ImagePositionPatient with "
+                                  "ImageOrientationPatient, nor SliceLocation, nor InstanceNumber in common.",
+                             "a series whose slices share no position, location or instance number"),
+    "no_decodable_slice": Code(422, "None of the series' slices could be decoded.",
+                               "a study (shown `failed`) none of whose slices decodes"),
+    "study_interrupted": Code(500, "The analysis of this study stopped {attempts} times before it finished (the "
+                                   "process analysing it ended); it was given up.",
+                              "a study (shown `failed`) whose worker process died `STUDY_MAX_ATTEMPTS` times"),
+    "study_failed": Code(500, "The analysis of this study failed; it has been logged.",
+                         "a study (shown `failed`) whose analysis met an unexpected error"),
+    "study_not_done": Code(409, "This study is not analysed yet (status {status}); its slice images appear when it "
+                                "is done.", "a slice image of a study that is still queued or running, or failed"),
+    "studies_need_image_store": Code(501, "Studies need kept objects: this service runs with IMAGE_STORE=none.",
+                                     "`POST /studies` with `IMAGE_STORE=none`"),
+    "queue_unavailable": Code(503, "The study queue is not reachable right now; nothing was saved. Try again "
+                                   "shortly.", "`STUDY_QUEUE=pubsub` and Pub/Sub did not take the study "
+                                              "(nothing kept)"),
     # Who is calling
     "sign_in_required": Code(401, "Sign in first: send the header 'Authorization: Bearer' followed by a Firebase "
                                   "ID token.", "`AUTH_MODE=firebase` and no Bearer token"),
@@ -94,7 +128,7 @@ CATALOGUE = {
                          "over `RATE_LIMIT` for this owner (with `Retry-After`)"),
     # What is asked for
     "not_found": Code(404, "There is nothing at this address.",
-                      "no such route, or no analysis of the caller's with this id"),
+                      "no such route, or no analysis or study of the caller's with this id (or slice index)"),
     "image_missing": Code(404, "This analysis has no stored {name} (it was made before images were kept, or the "
                                "object is gone); its thumbnails remain.",
                           "an image of an analysis made before images were kept (or whose object is gone)"),

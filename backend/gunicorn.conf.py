@@ -21,12 +21,14 @@ from backend.images import check_settings as check_image_store_settings
 from backend.logs import configure as configure_logging
 from backend.memory import return_freed_buffers
 from backend.store import check_settings as check_store_settings
+from backend.studies import check_settings as check_study_settings
 
 read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
     settings = flask_config(load())
-    for check in (check_auth_settings, check_store_settings, check_image_store_settings, check_dicom_settings):
+    for check in (check_auth_settings, check_store_settings, check_image_store_settings, check_study_settings,
+                  check_dicom_settings):
         check(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")

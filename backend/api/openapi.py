@@ -102,6 +102,90 @@ ANALYSIS_EXTRA = {
 }
 FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
 ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
+STUDY_ID = {"name": "study_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# A study's id, wherever a response carries one, leads to the routes that take it.
+STUDY_LINKS = {
+    "GetStudy": {"operationId": "getStudy", "parameters": {"study_id": "$response.body#/id"}},
+    "GetStudySlice": {"operationId": "getStudySlice", "parameters": {"study_id": "$response.body#/id"}},
+    "ReanalyzeStudy": {"operationId": "reanalyzeStudy", "parameters": {"study_id": "$response.body#/id"}},
+    "DeleteStudy": {"operationId": "deleteStudy", "parameters": {"study_id": "$response.body#/id"}},
+}
+LISTED_STUDY_LINKS = {name: {**link, "parameters": {"study_id": "$response.body#/items/0/id"}}
+                      for name, link in STUDY_LINKS.items()}
+LISTED_STUDY_LINKS["NextPage"] = {"operationId": "listStudies", "parameters": {"cursor": "$response.body#/next_cursor"}}
+# What a study upload (or a re-analysis of its kept files) can be refused for.
+STUDY_UPLOAD = ("bad_request", "missing_file", "invalid_window", "invalid_series_uid", "invalid_archive",
+                "study_too_large")
+STUDY_CONTENT = ("too_many_slices", "no_dicom", "unknown_series", "not_ct", "mixed_slice_sizes", "unordered_series")
+NUMBER_0_1 = {"type": "number", "minimum": 0, "maximum": 1}
+BINARY_FILE = {"type": "string", "contentMediaType": "application/octet-stream"}
+STUDY = {"type": "object", "additionalProperties": False, "properties": {
+    "id": {"type": "string", "description": "the study id"},
+    "owner": ANALYSIS_TEXT["owner"],
+    "created_at": ANALYSIS_TEXT["created_at"],
+    "started_at": {"type": "string", "format": "date-time", "description": "when a worker last claimed it"},
+    "finished_at": {"type": "string", "format": "date-time"},
+    "status": {"enum": ["queued", "running", "done", "failed"]},
+    "progress": {"type": "object", "additionalProperties": False, "required": ["done", "total"],
+                 "properties": {"done": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 1}},
+                 "description": "slices analysed so far, of the series' slices"},
+    "error": {"type": "object", "required": ["error", "message"], "additionalProperties": False,
+              "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+              "description": "why it failed (status failed): a catalogue code and its sentence"},
+    "filename": {"type": "string", "description": "the ZIP's name, the folder the files share, or 'N files'"},
+    "study_uid": {"type": "string", "description": "StudyInstanceUID (empty when the files have none)"},
+    "series_uid": {"type": "string", "description": "SeriesInstanceUID of the series analysed"},
+    "series_description": {"type": "string"},
+    "modality": {"type": "string"},
+    "slice_count": {"type": "integer", "minimum": 1},
+    "ordered_by": {"enum": ["position", "slice_location", "instance_number"],
+                   "description": "ImagePositionPatient along the slice normal, SliceLocation, or InstanceNumber"},
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["window"],
+                   "properties": {"window": _ref("Window")}},
+    "model": ANALYSIS_TEXT["model"],
+    "skipped_series": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["series_uid", "modality", "slices", "reason"],
+        "properties": {"series_uid": {"type": "string"}, "modality": {"type": "string"},
+                       "slices": {"type": "integer"}, "reason": {"type": "string"}}}},
+    "skipped_files": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["name", "reason"],
+        "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}},
+        "description": "files of the upload left out (not DICOM, unsafe names, links, nested archives): the "
+                       "first 50"},
+    "skipped_file_count": {"type": "integer", "minimum": 0},
+    "reanalysis_of": {"type": "string", "description": "the study whose kept DICOM files this one re-ran"},
+    "prediction": {"type": "object", "additionalProperties": False,
+                   "required": ["label", "score", "threshold", "assessable_slices", "aggregation"], "properties": {
+                       "label": {"enum": ["COVID", "NonCOVID"], "description": "COVID when score >= threshold"},
+                       "score": {**NUMBER_0_1, "description": "the study's P(COVID)"},
+                       "threshold": NUMBER_0_1,
+                       "assessable_slices": {"type": "integer", "minimum": 0},
+                       "aggregation": {"type": "string", "description": "the rule, in words"}}},
+    "slices": {"type": "array", "description": "every slice, in position order (done studies)", "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["index", "instance_number", "sop_instance_uid", "z", "probability", "label", "assessable"],
+        "properties": {"index": {"type": "integer", "minimum": 0},
+                       "instance_number": {"type": ["integer", "null"]},
+                       "sop_instance_uid": {"type": "string", "description": "empty when the file has none"},
+                       "z": {"type": ["number", "null"], "description": "position along the slice normal, mm"},
+                       "probability": {"anyOf": [NUMBER_0_1, {"type": "null"}],
+                                       "description": "calibrated P(COVID); null when it could not be decoded"},
+                       "label": {"type": ["string", "null"]},
+                       "assessable": {"type": "boolean", "description": "counts toward the study answer"},
+                       "reason": {"enum": ["no_lung_field", "not_chest_ct"],
+                                  "description": "why the slice is not assessable (absent when it is)"},
+                       "error": {"type": "string", "description": "why the slice could not be decoded"}}}},
+    "key_slices": {"type": "array", "maxItems": 8, "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["index", "probability", "file_thumbnail", "heatmap_thumbnail"],
+        "properties": {"index": {"type": "integer", "minimum": 0}, "probability": NUMBER_0_1,
+                       "file_thumbnail": {"anyOf": [JPEG_DATA_URL, {"const": ""}]},
+                       "heatmap_thumbnail": {"anyOf": [JPEG_DATA_URL, {"const": ""}]}}},
+        "description": "the slices that drive the answer, highest first: 200 px JPEG-50 data URLs"},
+    "findings": {"type": "array", "items": {"type": "string"}},
+    "recommendations": {"type": "array", "items": {"type": "string"}},
+}, "required": ["id", "owner", "created_at", "status", "progress", "filename", "study_uid", "series_uid",
+                "series_description", "modality", "slice_count", "parameters", "model", "skipped_series"]}
 # An analysis's id, wherever a response carries one, leads to the routes that take it.
 ANALYSIS_LINKS = {
     "GetAnalysis": {"operationId": "getAnalysis", "parameters": {"analysis_id": "$response.body#/id"}},
@@ -146,7 +230,8 @@ SPEC = {
         "title": "CT slice analysis",
         "version": "1.0.0",
         "description": "Classify one chest CT slice (PNG, JPEG or DICOM) as COVID or NonCOVID, with a class-"
-                       "activation heatmap, findings and recommendations; keep a history of analyses. Research "
+                       "activation heatmap, findings and recommendations, or a whole CT series as a study; keep a "
+                       "history of analyses and studies. Research "
                        "use only. Every response carries X-Request-ID; every error is "
                        '{"error": code, "message": sentence}. A method a route does not take answers 405 with '
                        "Allow.",
@@ -235,6 +320,93 @@ SPEC = {
                 "201": _created("The new analysis (also stored), with reanalysis_of"),
                 **errors("not_found", "image_missing", *IMAGE_CONTENT, *ANALYSING, *SIGNED_IN, *CHANGES, *STORED,
                          *IMAGES)}}},
+        "/studies": {
+            "post": {
+                "operationId": "createStudy",
+                "summary": "Upload a series (a ZIP, or the DICOM files) as a study; it is analysed in the background",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"], "properties": {
+                        "file": {"oneOf": [BINARY_FILE, {"type": "array", "items": BINARY_FILE}],
+                                 "description": "one ZIP of DICOM files, or the DICOM files (the field repeated)"},
+                        "window": _ref("Window"),
+                        "series_uid": {"type": "string", "maxLength": 64,
+                                       "description": "the series to analyse; empty: the CT series with the most "
+                                                      "slices"}}}}}},
+                "responses": {
+                    "202": {**_json(_ref("Study"), "The study, queued (also stored).", STUDY_LINKS),
+                            "headers": {**REQUEST_ID,
+                                        "Location": {"schema": {"type": "string"}, "required": True,
+                                                     "description": "/studies/<id of the new study>"}}},
+                    **errors(*STUDY_UPLOAD, *STUDY_CONTENT, "rate_limited", *SIGNED_IN, *CHANGES, *STORED, *IMAGES,
+                             "studies_need_image_store", "queue_unavailable"),
+                },
+            },
+            "get": {
+                "operationId": "listStudies",
+                "summary": "The caller's studies, newest first (without their per-slice rows)",
+                "parameters": [
+                    {"name": "owner", "in": "query", "schema": {"const": "all"},
+                     "description": "everyone's studies (the admin claim only)"},
+                    {"name": "study_uid", "in": "query", "schema": {"type": "string"},
+                     "description": "only the studies of this DICOM StudyInstanceUID; empty: all"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                                "default": 20}},
+                    {"name": "cursor", "in": "query",
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,200}$"},
+                     "description": "next_cursor of the previous page (opaque: any other value answers "
+                                    "invalid_cursor); empty: the first page"}],
+                "responses": {
+                    "200": _json({"type": "object", "additionalProperties": False,
+                                  "required": ["items", "next_cursor"],
+                                  "properties": {"items": {"type": "array", "items": _ref("Study")},
+                                                 "next_cursor": {"type": ["string", "null"]}}}, "A page.",
+                                 LISTED_STUDY_LINKS),
+                    **errors("invalid_limit", "invalid_cursor", "invalid_owner", "forbidden", *SIGNED_IN, *STORED)},
+            },
+        },
+        "/studies/{study_id}": {
+            "get": {"operationId": "getStudy", "summary": "One study: its progress, then its answer, slices and key "
+                                                          "slices",
+                    "parameters": [STUDY_ID],
+                    "responses": {"200": _json(_ref("Study"), "The study.", STUDY_LINKS),
+                                  **errors("not_found", *SIGNED_IN, *STORED)}},
+            "delete": {"operationId": "deleteStudy",
+                       "summary": "Delete a study (a running one is cancelled): its objects, then its document",
+                       "parameters": [STUDY_ID],
+                       "responses": {"204": {"description": "Deleted, objects and document.",
+                                             "headers": dict(REQUEST_ID)},
+                                     **errors("not_found", *SIGNED_IN, *CHANGES, *STORED, *IMAGES)}},
+        },
+        "/studies/{study_id}/slices/{index}/{name}": {"get": {
+            "operationId": "getStudySlice",
+            "summary": "A slice of a done study: its 400 px JPEG (JPEG-70) or its heatmap overlay",
+            "parameters": [STUDY_ID,
+                           {"name": "index", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 99999},
+                            "description": "the slice's index"},
+                           {"name": "name", "in": "path", "required": True,
+                            "schema": {"enum": ["slice.jpg", "heatmap.jpg"]}},
+                           {"name": "If-None-Match", "in": "header", "required": False,
+                            "schema": {"type": "string"}, "description": "the ETag the caller has"}],
+            "responses": {
+                "200": {**_other(["image/jpeg"], "The image.", {"type": "string", "contentEncoding": "binary"}),
+                        "headers": {**REQUEST_ID,
+                                    "ETag": {"schema": {"type": "string"}, "required": True,
+                                             "description": "the image's sha256, quoted"},
+                                    "Cache-Control": {"schema": {"const": "private, max-age=31536000, immutable"},
+                                                      "required": True}}},
+                "304": {"description": "Not modified: If-None-Match named this image's ETag.",
+                        "headers": {"ETag": {"schema": {"type": "string"}, "required": True}}},
+                **errors("not_found", "image_missing", "study_not_done", *SIGNED_IN, *STORED, *IMAGES)}}},
+        "/studies/{study_id}/reanalyze": {"post": {
+            "operationId": "reanalyzeStudy",
+            "summary": "Run the current model on a study's kept DICOM files, with its window: a new study",
+            "parameters": [STUDY_ID],
+            "responses": {
+                "202": {**_json(_ref("Study"), "The new study, queued, with reanalysis_of.", STUDY_LINKS),
+                        "headers": {**REQUEST_ID, "Location": {"schema": {"type": "string"}, "required": True}}},
+                **errors("not_found", "image_missing", *STUDY_CONTENT, "invalid_window", "rate_limited", *SIGNED_IN,
+                         *CHANGES, *STORED, *IMAGES, "studies_need_image_store", "queue_unavailable")}}},
         "/health": {"get": {
             "operationId": "health",
             "summary": "Liveness: the process answers (no dependency is checked)",
@@ -326,6 +498,7 @@ SPEC = {
                                "probabilities": {"type": "object", "additionalProperties": {
                                    "type": "number", "minimum": 0, "maximum": 1},
                                    "description": "calibrated (temperature scaling); sum to 1"}}},
+            "Study": STUDY,
             "Analysis": {"type": "object", "additionalProperties": False, "properties": {
                 **ANALYSIS_TEXT, **ANALYSIS_EXTRA,
                 "file_url": {**JPEG_DATA_URL, "description": "the slice as the model saw it, longer side 400 px, "

@@ -60,8 +60,13 @@ class LocalImageStore(ImageStore):
         try:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # no such object: already removed
                 file.unlink()
-            with contextlib.suppress(OSError):  # the analysis's folder, once its last object is gone
-                file.parent.rmdir()
+            folder = file.parent
+            while folder != self.root:  # the analysis's (or study's) folders, once their last object is gone
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                folder = folder.parent
         except OSError as exc:
             raise ImageStoreUnavailable(f"cannot delete {path}: {exc.strerror}", "images-local") from exc
 

@@ -140,3 +140,64 @@ export function uploadForAnalysis(file, windowName, onProgress) {
   });
   return { promise, abort: () => { cancelled = true; xhr.abort(); } };
 }
+
+// Studies: a series of DICOM files (or one ZIP) analysed in the background.
+
+export function listStudies(limit, cursor) {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor) params.set("cursor", cursor);
+  return request(`studies?${params}`);
+}
+
+export const getStudy = (id) => request(`studies/${encodeURIComponent(id)}`);
+
+export const deleteStudy = (id) => request(`studies/${encodeURIComponent(id)}`, { method: "DELETE" });
+
+// One slice's 400 px image or heatmap overlay of a done study, as a Blob (fetched with the caller's token).
+export async function getSliceImage(id, index, name) {
+  let response;
+  try {
+    response = await fetch(`studies/${encodeURIComponent(id)}/slices/${index}/${name}`, { headers: await authorization() });
+  } catch {
+    throw new ApiError(0, "unreachable", UNREACHABLE);
+  }
+  if (!response.ok) throw errorFromResponse(response.status, await response.text());
+  return response.blob();
+}
+
+// Files of a folder (each sent under its path in the folder) or one ZIP, with upload progress.
+// Returns {promise, abort}; the promise resolves to the queued study (202).
+export function uploadStudy(files, windowName, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open("POST", "studies");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError(xhr.status, "bad_response", UNREADABLE));
+        }
+      } else {
+        reject(errorFromResponse(xhr.status, xhr.responseText));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "unreachable", UNREACHABLE)));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "The upload was cancelled.")));
+    const form = new FormData();
+    for (const file of files) form.append("file", file, file.relativePath || file.webkitRelativePath || file.name);
+    form.append("window", windowName);
+    authorization().then(
+      (headers) => {
+        for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+        xhr.send(form);
+      },
+      () => reject(new ApiError(0, "unreachable", UNREACHABLE)),
+    );
+  });
+  return { promise, abort: () => xhr.abort() };
+}

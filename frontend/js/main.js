@@ -5,11 +5,14 @@ import { openDetail, initDetail } from "./detail.js";
 import { addToHistory, clearHistory, confirmAndDelete, initHistory, loadHistory } from "./history.js";
 import { clearResult, forgetResult, initResults, showResult } from "./results.js";
 import { initUpload } from "./upload.js";
+import { clearStudies, confirmAndDeleteStudy, initStudies, loadStudies } from "./studies.js";
+import { initViewer } from "./viewer.js";
 import { modelText } from "./format.js";
 
 const serviceStatus = document.getElementById("service-status");
 const historyStatus = document.getElementById("history-status");
-const workArea = [document.getElementById("upload-panel"), document.getElementById("history-panel")];
+const workArea = ["upload-panel", "study-upload-panel", "studies-panel", "history-panel"]
+  .map((id) => document.getElementById(id));
 
 async function checkHealth() {
   try {
@@ -56,14 +59,17 @@ async function startSignedIn(config) {
   initSession(config, {
     onSignedIn: () => {
       clearHistory();
+      clearStudies();
       showWorkArea(true);
       loadHistory();
+      loadStudies();
     },
     onSignedOut: () => {
       const detail = document.getElementById("detail-dialog");
       if (detail.open) detail.close();
       showWorkArea(false);
       clearHistory();
+      clearStudies();
       clearResult();
     },
   });
@@ -76,6 +82,8 @@ async function start() {
     addToHistory(doc);
   });
   initDetail(confirmAndDelete, addToHistory);
+  initViewer({ onDelete: confirmAndDeleteStudy });
+  initStudies();
   initHistory(
     (id) => openDetail(id, (message) => { historyStatus.textContent = message; }),
     (id) => forgetResult(id),
@@ -87,6 +95,7 @@ async function start() {
   else {
     showWorkArea(true);
     loadHistory();
+    loadStudies();
   }
 }
 
