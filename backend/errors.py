@@ -104,8 +104,12 @@ CATALOGUE = {
                               "a study (shown `failed`) whose worker process died `STUDY_MAX_ATTEMPTS` times"),
     "study_failed": Code(500, "The analysis of this study failed; it has been logged.",
                          "a study (shown `failed`) whose analysis met an unexpected error"),
-    "study_not_done": Code(409, "This study is not analysed yet (status {status}); its slice images appear when it "
-                                "is done.", "a slice image of a study that is still queued or running, or failed"),
+    "study_not_done": Code(409, "This study is not analysed yet (status {status}); its slice images and DICOM "
+                                "results appear when it is done.",
+                           "a slice image or DICOM result of a study that is still queued or running, or failed"),
+    "no_dicom_results": Code(404, "This study has no DICOM results (they could not be made from its files, or it "
+                                  "was analysed before they were kept).",
+                             "the SR or key images of a done study that has none"),
     "studies_need_image_store": Code(501, "Studies need kept objects: this service runs with IMAGE_STORE=none.",
                                      "`POST /studies` with `IMAGE_STORE=none`"),
     "queue_unavailable": Code(503, "The study queue is not reachable right now; nothing was saved. Try again "

@@ -107,6 +107,9 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
                 headers={"If-None-Match": slice_image.headers["ETag"]}).status_code == 304
     assert call("GET", f"/studies/{study['id']}/slices/9/heatmap.jpg").status_code == 404
     assert call("GET", f"/studies/{failing['id']}/slices/0/slice.jpg").status_code == 409
+    assert call("GET", f"/studies/{study['id']}/dicom/sr.dcm").status_code == 200
+    assert call("GET", f"/studies/{study['id']}/dicom/key-images.zip").status_code == 200
+    assert call("GET", f"/studies/{failing['id']}/dicom/sr.dcm").status_code == 409
     again = call("POST", f"/studies/{study['id']}/reanalyze")
     assert again.status_code == 202
     assert call("POST", "/studies/unknown/reanalyze").status_code == 404

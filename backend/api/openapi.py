@@ -184,6 +184,22 @@ STUDY = {"type": "object", "additionalProperties": False, "properties": {
         "description": "the slices that drive the answer, highest first: 200 px JPEG-50 data URLs"},
     "findings": {"type": "array", "items": {"type": "string"}},
     "recommendations": {"type": "array", "items": {"type": "string"}},
+    "dicom_results": {"type": "object", "additionalProperties": False, "required": ["sr", "key_images"],
+                      "properties": {"sr": {"type": "string"},
+                                     "key_images": {"type": "array", "items": {"type": "string"}}},
+                      "description": "SOP Instance UIDs of the answer as DICOM (done studies): the Structured "
+                                     "Report and the key images' Secondary Capture instances, served under "
+                                     "/studies/{id}/dicom/"},
+    "results_delivery": {"type": "object", "additionalProperties": False, "required": ["state", "to", "error"],
+                         "properties": {"state": {"enum": ["pending", "sent", "failed"]},
+                                        "to": {"type": "string", "description": "DICOM_RESULTS_TO, without any "
+                                                                                "password"},
+                                        "error": {"type": ["string", "null"], "description": "why it failed"}},
+                         "description": "sending the DICOM results to DICOM_RESULTS_TO (absent when it is empty)"},
+    "source": {"type": "object", "additionalProperties": False, "required": ["protocol"],
+               "properties": {"protocol": {"enum": ["C-STORE", "STOW-RS"]},
+                              "calling_ae": {"type": "string", "description": "the sender's AE title (C-STORE)"}},
+               "description": "how the series came from a DICOM node (absent for uploads)"},
 }, "required": ["id", "owner", "created_at", "status", "progress", "filename", "study_uid", "series_uid",
                 "series_description", "modality", "slice_count", "parameters", "model", "skipped_series"]}
 # An analysis's id, wherever a response carries one, leads to the routes that take it.
@@ -398,6 +414,16 @@ SPEC = {
                 "304": {"description": "Not modified: If-None-Match named this image's ETag.",
                         "headers": {"ETag": {"schema": {"type": "string"}, "required": True}}},
                 **errors("not_found", "image_missing", "study_not_done", *SIGNED_IN, *STORED, *IMAGES)}}},
+        "/studies/{study_id}/dicom/{name}": {"get": {
+            "operationId": "getStudyDicomResults",
+            "summary": "A done study's answer as DICOM, the instances sent to DICOM_RESULTS_TO: the Structured "
+                       "Report (sr.dcm) or a ZIP of the key images (key-images.zip)",
+            "parameters": [STUDY_ID, {"name": "name", "in": "path", "required": True,
+                                      "schema": {"enum": ["sr.dcm", "key-images.zip"]}}],
+            "responses": {
+                "200": _other(["application/dicom", "application/zip"], "The SR, or the key images zipped.",
+                              {"type": "string", "contentEncoding": "binary"}),
+                **errors("not_found", "no_dicom_results", "study_not_done", *SIGNED_IN, *STORED, *IMAGES)}}},
         "/studies/{study_id}/reanalyze": {"post": {
             "operationId": "reanalyzeStudy",
             "summary": "Run the current model on a study's kept DICOM files, with its window: a new study",
