@@ -22,7 +22,7 @@ from backend.errors import InvalidInput
 # Failure Reasons (PS3.18 Table 10.5.3-4, PS3.4 B.2.3); STUDY_MISMATCH is the Cxxx "cannot understand" that
 # dcm4chee and others answer for an instance of another study than the URL names.
 OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED, CANNOT_UNDERSTAND, STUDY_MISMATCH = 0xA700, 0x0122, 0xC000, 0xC409
-SYNTAX_NOT_SUPPORTED = 0xC122
+SYNTAX_NOT_SUPPORTED, PROCESSING_FAILURE = 0xC122, 0x0110
 FAILURE = {instances.UNREADABLE: CANNOT_UNDERSTAND, instances.NOT_CT: SOP_CLASS_NOT_SUPPORTED,
            instances.SYNTAX: SYNTAX_NOT_SUPPORTED}
 DICOM = "application/dicom"
