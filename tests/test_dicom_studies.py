@@ -1,6 +1,9 @@
-"""A study's answer as DICOM, in one service app: when a study finishes, its SR and key images are written, kept
-and served (GET /studies/<id>/dicom/sr.dcm and key-images.zip), and sent to DICOM_RESULTS_TO. Here that PACS is
-down: the delivery is failed with its reason, and the study is intact. (With a real Orthanc: test_dicom_e2e.py.)"""
+"""DICOM and studies in one service app (with a real Orthanc: test_dicom_e2e.py).
+
+When a study finishes, its SR and key images are written, kept and served (GET /studies/<id>/dicom/sr.dcm and
+key-images.zip), and sent to DICOM_RESULTS_TO. Here that PACS is down: the delivery is failed with its reason,
+and the study is intact. With accounts (AUTH_MODE=firebase), a series received by C-STORE becomes a study of
+DICOM_OWNER, once for the same set of instances, and STOW-RS asks for a token like every API call."""
 import io
 import time
 import zipfile
@@ -8,7 +11,9 @@ import zipfile
 import pydicom
 import pytest
 
-from backend.app import create_app
+from backend.app import create_app, start_dicom
+from backend.dicom.dicomweb import multipart
+from tests.fixtures.dicom_peer import associate
 from tests.fixtures.dicom_study import check_results
 from tests.fixtures.series import files_form, series_bytes
 from tests.fixtures.server import free_port
@@ -69,3 +74,54 @@ def test_the_sr_and_key_images_are_served_to_the_owner(client, study, slices):
     check_results(study, [sr.data, *images], uids)
     assert client.get(f"/studies/{study['id']}/dicom/other.dcm").status_code == 404
     assert client.get("/studies/unknown/dicom/sr.dcm").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def accounts_app(tmp_path_factory):
+    """AUTH_MODE=firebase (no token is ever checked here: nothing reaches Firebase) with a DICOM listener."""
+    app = create_app({"DATA_DIR": str(tmp_path_factory.mktemp("dicom-accounts") / "data"), "TESTING": True,
+                      "AUTH_MODE": "firebase", "GOOGLE_CLOUD_PROJECT": "demo-ct-dicom", "FIREBASE_API_KEY": "key",
+                      "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1", "DICOM_PORT": free_port(),
+                      "DICOM_STABLE_S": 0.5, "DICOM_ALLOWED_AES": ["MODALITY"]})
+    listener = start_dicom(app)
+    yield app
+    listener.stop()
+    app.extensions["auth"].close()
+
+
+def c_store(port, slices):
+    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in slices.values()]
+    assoc = associate(port, "MODALITY", *{(str(ds.SOPClassUID), (str(ds.file_meta.TransferSyntaxUID),))
+                                          for ds in datasets})
+    assert assoc.is_established
+    assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(datasets)
+    assoc.release()
+
+
+def studies_of(app, owner) -> list[dict]:
+    return app.extensions["store"].list_studies(100, None, owner=owner)[0]
+
+
+def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accounts_app, slices):
+    c_store(accounts_app.config["DICOM_PORT"], slices)
+    deadline = time.monotonic() + 60
+    while not studies_of(accounts_app, "dicom"):
+        assert time.monotonic() < deadline, "no study made of the received series"
+        time.sleep(0.2)
+    [study] = studies_of(accounts_app, "dicom")
+    assert study["source"] == {"protocol": "C-STORE", "calling_ae": "MODALITY"}
+    assert study["slice_count"] == len(slices) and study["filename"] == "6 instances by C-STORE from MODALITY"
+
+    c_store(accounts_app.config["DICOM_PORT"], slices)  # the same set again: no second study
+    time.sleep(2)
+    assert [doc["id"] for doc in studies_of(accounts_app, "dicom")] == [study["id"]]
+    while (study := accounts_app.extensions["store"].get_study(study["id"]))["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline + 240, "the study did not finish"
+        time.sleep(0.2)
+    assert study["status"] == "done" and study["dicom_results"]["sr"]
+
+
+def test_stow_rs_asks_for_a_token_like_every_api_call(accounts_app, slices):
+    content_type, body = multipart(list(slices.values()))
+    response = accounts_app.test_client().post("/dicomweb/studies", data=body, content_type=content_type)
+    assert (response.status_code, response.get_json()["error"]) == (401, "sign_in_required")

@@ -4,6 +4,7 @@ Both are "processing equipment" output of the model that answered (its name and 
 Contributing Equipment), in series numbers a PACS shows after the scanner's own.
 """
 import io
+import logging
 
 from highdicom import ContributingEquipment
 from pydicom import dcmwrite
@@ -14,6 +15,8 @@ MANUFACTURER = "CT analysis service"
 SR_SERIES_NUMBER = 9901
 KEY_IMAGES_SERIES_NUMBER = 9902
 DESCRIPTION = "COVID-19 assessment (research use only)"
+
+logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every module it copies, for every instance
 
 
 def equipment(model: dict) -> ContributingEquipment:
