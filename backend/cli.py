@@ -138,7 +138,7 @@ class Recorder:
     """Writes records as JSON lines or CSV rows (one `probability_<label>` column per label)."""
 
     def __init__(self, out: str | None, labels):
-        self.file = open(out, "w", newline="") if out else sys.stdout
+        self.file = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115 (closed by close())
         self.csv = None
         if out and out.lower().endswith(".csv"):
             fields = ["path", "sha256", "label", "confidence", *(f"probability_{label}" for label in labels),
@@ -213,7 +213,7 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
 
     readable = [i for i, data in enumerate(sources) if data is not None]
     answers = predict_slices([sources[i] for i in readable], classifier, args.window, Limits.from_config(settings))
-    for index, answer in zip(readable, answers):
+    for index, answer in zip(readable, answers, strict=True):
         record, item = records[index], batch[index]
         if isinstance(answer, InvalidInput):
             record.update(error=answer.code, message=answer.message)

@@ -40,7 +40,7 @@ def real_slices(count):
     """`count` real slices, alternating classes, in name order."""
     root = covid_ct_dir()
     covid, noncovid = sorted((root / "COVID").iterdir()), sorted((root / "NonCOVID").iterdir())
-    return [path for pair in zip(covid, noncovid) for path in pair][:count]
+    return [path for pair in zip(covid, noncovid, strict=False) for path in pair][:count]
 
 
 def load(base_url, bodies, clients, seconds):

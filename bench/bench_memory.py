@@ -99,7 +99,7 @@ def main():
         idle = memory_mib(pid, "VmRSS")
 
         def client(index):
-            for round_ in range(args.rounds):
+            for _ in range(args.rounds):
                 for name, body, headers in cases[index % len(cases):] + cases[:index % len(cases)]:
                     status = request("POST", base_url + "/analyze", body, headers)[0]
                     statuses[f"{name} {status}"] += 1

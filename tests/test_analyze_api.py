@@ -1,7 +1,7 @@
 """POST /analyze through Flask's test client: the response, the stored document, bad input."""
 import base64
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -35,7 +35,7 @@ def test_dicom_upload_answers_201_with_the_full_response(client):
     assert isinstance(prediction["in_distribution"], bool) and 0 <= prediction["distribution_score"] <= 1
 
     created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
-    assert body["created_at"].endswith("Z") and abs(datetime.now(timezone.utc) - created).total_seconds() < 60
+    assert body["created_at"].endswith("Z") and abs(datetime.now(UTC) - created).total_seconds() < 60
     assert body["model"]["name"] and body["model"]["version"]
     assert any("research use only" in line.lower() for line in body["recommendations"])
 

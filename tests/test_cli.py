@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -49,7 +50,7 @@ def test_a_folder_with_one_broken_file_gives_a_record_for_each_and_exit_2(folder
     broken = records.pop(str(folder / "broken.png"))
     assert broken["error"] == "corrupt_image" and "label" not in broken
     for path, record in records.items():
-        assert record["sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+        assert record["sha256"] == hashlib.sha256(Path(path).read_bytes()).hexdigest()
         assert record["label"] in ("COVID", "NonCOVID")
         assert sum(record["probabilities"].values()) == pytest.approx(1)
         assert record["model"] == {"name": MODEL["name"], "version": MODEL["version"]}
@@ -62,7 +63,7 @@ def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     good = [folder / "COVID", folder / "NonCOVID"]
     assert cli.main(["analyze", *map(str, good), "--out", str(tmp_path / "results.csv"), "--store"]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text(), newline="")))
     assert len(rows) == len(SLICES)
     store = SQLiteStore(tmp_path / "data")
     assert len(store.list(100)[0]) == len(SLICES)
@@ -73,13 +74,13 @@ def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
         assert str(stored["prediction"]["in_distribution"]) == row["in_distribution"]
         assert stored["file_thumbnail"].startswith("data:image/jpeg;base64,") and stored["findings"]
         original = next(entry for entry in stored["images"] if entry["name"] == "original")
-        assert (tmp_path / "data" / "images" / original["path"]).read_bytes() == open(row["path"], "rb").read()
+        assert (tmp_path / "data" / "images" / original["path"]).read_bytes() == Path(row["path"]).read_bytes()
 
 
 def test_batched_answers_match_the_api(client, folder, capsys):
     assert cli.main(["analyze", str(folder / "COVID"), "--batch-size", "4"]) == 0
     for record in map(json.loads, capsys.readouterr().out.splitlines()):
-        data = open(record["path"], "rb").read()
+        data = Path(record["path"]).read_bytes()
         answer = client.post("/analyze", data={"file": (io.BytesIO(data), "s.png")}).get_json()
         assert answer["prediction"]["label"] == record["label"]
         assert answer["prediction"]["in_distribution"] == record["in_distribution"]
@@ -95,7 +96,7 @@ def test_batches_split_across_cores_give_the_same_records_in_the_same_order(fold
         runs[batch_size] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["path"] for r in runs["5"]] == [r["path"] for r in runs["1"]] == \
         [str(folder / label / covid_ct_image(label, index).name) for label, index in SLICES]
-    for alone, batched in zip(runs["1"], runs["5"]):
+    for alone, batched in zip(runs["1"], runs["5"], strict=True):
         assert batched["label"] == alone["label"]
         assert batched["probabilities"]["COVID"] == pytest.approx(alone["probabilities"]["COVID"], abs=1e-6)
     assert cli.split(list(range(5)), 2) == [[0, 1], [2, 3, 4]] and cli.split([7], 4) == [[7]]
@@ -150,7 +151,7 @@ def test_series_mode_gives_one_record_per_study_and_a_row_per_slice(tmp_path):
         assert record["study_uid"].startswith("1.3.6.1.4.1.14519") and record["series_uid"]
         assert 1 <= len(record["key_slices"]) <= 8 and record["model_version"] == MODEL["version"]
     assert archive["score"] == pytest.approx(folder["score"], abs=1e-6)
-    rows = list(csv.DictReader(open(tmp_path / "slices.csv")))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "slices.csv").read_text(), newline="")))
     assert len(rows) == 60
     zs = [float(r["z"]) for r in rows if r["path"] == str(ct_series_dir())]
     assert zs == sorted(zs) and len(zs) == 30

@@ -33,7 +33,7 @@ def test_the_code_raises_only_catalogued_codes_and_every_code_is_used():
 def test_every_message_fills_from_its_params():
     for code, entry in CATALOGUE.items():
         fields = {name for _, name, _, _ in string.Formatter().parse(entry.message) if name}
-        error = ServiceError(code, **{name: "X" for name in fields})
+        error = ServiceError(code, **dict.fromkeys(fields, "X"))
         assert error.status == entry.status and error.message.endswith((".", ")"))
 
 

@@ -9,10 +9,10 @@ from google.cloud import firestore
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, document_size
 from tests.fixtures.data import dicom_file
 from tests.fixtures.firestore_emulator import PROJECT
+from tests.fixtures.http import multipart, request
 from tests.fixtures.images import decode_data_url, longer_side
 from tests.fixtures.server import running_server
 from tests.test_firestore_limits import padded_to
-from tests.fixtures.http import multipart, request
 
 pytestmark = pytest.mark.firestore
 

@@ -74,7 +74,7 @@ def test_the_service_answers_503_within_the_bound_then_works_again(emulator):
         for method, path, body, request_headers in [("GET", "/analyses", None, {}), ("GET", "/analyses/x", None, {}),
                                                     ("DELETE", "/analyses/x", None, {}),
                                                     ("POST", "/analyze", upload, retried_upload)]:
-            (status, _, raw), seconds = timed(lambda: request(method, base_url + path, body, request_headers))
+            (status, _, raw), seconds = timed(lambda m=method, p=path, b=body, h=request_headers: request(m, base_url + p, b, h))
             assert (status, json.loads(raw)["error"]) == (503, "store_unavailable"), (method, path)
             assert seconds < BOUND_S, (method, path, seconds)
 

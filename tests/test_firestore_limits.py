@@ -1,7 +1,7 @@
 """backend/store/docsize.py measured against the emulator: at 1,048,576 bytes a document is
 accepted, one byte more is rejected; and the store never sends a document over its budget."""
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from google.api_core.exceptions import InvalidArgument
@@ -22,7 +22,7 @@ SHAPES = {
     "strings": {"filename": "693_UNCR.dcm"},
     "multibyte text": {"filename": "lungenbefund-Überprüfung-肺.png"},
     "numbers, booleans, null, timestamp": {"confidence": 0.8125, "count": 3, "reviewed": False, "note": None,
-                                           "created_at": datetime(2026, 11, 24, 10, 0, 0, 123456, timezone.utc)},
+                                           "created_at": datetime(2026, 11, 24, 10, 0, 0, 123456, UTC)},
     "nested maps": {"prediction": {"label": "COVID", "probabilities": {"COVID": 0.8, "NonCOVID": 0.2},
                                    "model": {"about": {"name": "ctnet", "version": "1"}}}},
     "arrays, of maps too": {"findings": ["a", "bb", "ccc"], "regions": [{"lobe": "left", "share": 0.5}, {}]},
@@ -58,7 +58,7 @@ def analysis_of_size(size: int, doc_id: str) -> dict:
     """A service document (thumbnail fields as the padding) that Firestore stores in `size` bytes."""
     created_at = "2026-11-24T10:00:00.000000Z"
     fields = {"id": doc_id, "created_at": created_at, "file_thumbnail": "", "heatmap_url": ""}
-    missing = size - document_size(COLLECTION, doc_id, {**fields, "created_at": datetime.now(timezone.utc)})
+    missing = size - document_size(COLLECTION, doc_id, {**fields, "created_at": datetime.now(UTC)})
     return {**fields, "file_thumbnail": "x" * (missing // 2), "heatmap_url": "y" * (missing - missing // 2)}
 
 

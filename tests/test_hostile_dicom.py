@@ -17,10 +17,24 @@ from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import RLELossless
 
 from tests.fixtures.data import dicom_file
-from tests.fixtures.hostile import (assert_client_error, assert_rejected, assert_sane_analysis, ct_bytes,
-                                    ct_dataset, ct_pixels, ct_png, ct_with_pixels, deflate_bomb,
-                                    deflated_dicom, lung_window, multiframe_ct, nested_sequence_dicom,
-                                    post_file, stored_count, traced_peak)
+from tests.fixtures.hostile import (
+    assert_client_error,
+    assert_rejected,
+    assert_sane_analysis,
+    ct_bytes,
+    ct_dataset,
+    ct_pixels,
+    ct_png,
+    ct_with_pixels,
+    deflate_bomb,
+    deflated_dicom,
+    lung_window,
+    multiframe_ct,
+    nested_sequence_dicom,
+    post_file,
+    stored_count,
+    traced_peak,
+)
 from tests.fixtures.images import decode_data_url
 from tests.fixtures.uploads import dicom_bytes
 

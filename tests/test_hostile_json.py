@@ -16,8 +16,16 @@ from hypothesis import strategies as st
 from backend.store import get_store
 from backend.store.base import LOCAL_OWNER
 from tests.fixtures.data import dicom_file
-from tests.fixtures.hostile import (assert_clean_message, assert_client_error, assert_error, assert_rejected,
-                                    assert_sane_analysis, ct_png, post_file, raw_exchange)
+from tests.fixtures.hostile import (
+    assert_clean_message,
+    assert_client_error,
+    assert_error,
+    assert_rejected,
+    assert_sane_analysis,
+    ct_png,
+    post_file,
+    raw_exchange,
+)
 from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
 

@@ -14,8 +14,15 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tests.fixtures.hostile import (assert_clean_message, assert_sane_analysis, ct_pixels, ct_png, ct_with_pixels,
-                                    post_file, stored_count)
+from tests.fixtures.hostile import (
+    assert_clean_message,
+    assert_sane_analysis,
+    ct_pixels,
+    ct_png,
+    ct_with_pixels,
+    post_file,
+    stored_count,
+)
 
 # Hypothesis caches what it learns under its home directory: keep it out of the working tree.
 set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "ct-service-hypothesis"))

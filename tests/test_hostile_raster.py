@@ -13,9 +13,20 @@ from PIL import Image
 
 from backend.app import create_app
 from tests.fixtures.data import covid_ct_dir
-from tests.fixtures.hostile import (assert_rejected, assert_sane_analysis, ct_jpeg, ct_png, jpeg_claiming,
-                                    jpeg_segments, png_chunks, png_claiming, png_from_chunks, post_file,
-                                    stored_count, traced_peak)
+from tests.fixtures.hostile import (
+    assert_rejected,
+    assert_sane_analysis,
+    ct_jpeg,
+    ct_png,
+    jpeg_claiming,
+    jpeg_segments,
+    png_chunks,
+    png_claiming,
+    png_from_chunks,
+    post_file,
+    stored_count,
+    traced_peak,
+)
 from tests.fixtures.uploads import ct_slice, encode
 
 

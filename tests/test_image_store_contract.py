@@ -1,7 +1,7 @@
 """The object store contract, run against both backends: local files and Cloud Storage (fake-gcs-server)."""
 import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -57,7 +57,7 @@ def test_delete_removes_and_a_missing_object_is_fine(store):
 def test_list_older_than_names_objects_under_the_prefix_created_before_the_cutoff(store):
     store.put("analyses/alice/a1/slice.jpg", JPEG, "image/jpeg")
     store.put("analyses/bob/b1/original", b"x", "application/dicom")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert store.list_older_than("analyses/", now + timedelta(minutes=1)) == [
         "analyses/alice/a1/slice.jpg", "analyses/bob/b1/original"]
     assert store.list_older_than("analyses/", now - timedelta(minutes=1)) == []

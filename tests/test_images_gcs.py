@@ -4,7 +4,7 @@ back needs no restart of the service."""
 import base64
 import io
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.gcs, pytest.mark.firestore]
 
 TIMEOUT_S = 2
 BOUND_S = 8  # a request never waits much past STORE_TIMEOUT_S
-FUTURE = datetime.now(timezone.utc) + timedelta(days=1)
+FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 
 def service(tmp_path, bucket):

@@ -5,7 +5,7 @@ import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,7 +20,7 @@ from backend.store.base import IdempotencyKey
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.data import dicom_file
 
-FUTURE = datetime.now(timezone.utc) + timedelta(days=1)
+FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 The stored document holds every response field except `file_url` and `heatmap_thumbnail`; its
 `heatmap_url` is the 200 px thumbnail (the established contract). No image over 200 px is stored.
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from backend.store.docsize import stored_document_size
 from backend.utils.helpers import create_thumbnail
@@ -21,7 +21,7 @@ def new_fields(analysis_id: str, owner: str, filename: str, sha256: str, result,
     return {
         "id": analysis_id,
         "owner": owner,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "created_at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "filename": filename,
         "sha256": sha256,
         "prediction": result.prediction.as_json(),

@@ -7,7 +7,7 @@ never holds a URL; GET /analyses/<id>/images/<name> serves each object to its ow
 import hashlib
 import io
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from PIL import Image
 
@@ -19,7 +19,7 @@ NAMES = ("slice.jpg", "heatmap.jpg", "original")
 CONTENT_TYPES = {formats.PNG: "image/png", formats.JPEG: "image/jpeg", formats.DICOM: "application/dicom"}
 
 log = logging.getLogger(__name__)
-EVERYTHING = datetime(9999, 1, 1, tzinfo=timezone.utc)  # a cutoff that lists every object
+EVERYTHING = datetime(9999, 1, 1, tzinfo=UTC)  # a cutoff that lists every object
 STUDY_IMAGES = ("slice.jpg", "heatmap.jpg")
 
 

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from backend import metrics
-from backend.background import POOL
 from backend.analysis.findings import describe
+from backend.background import POOL
 from backend.errors import InvalidInput
 from backend.imaging import anatomy, heatmap
 from backend.imaging.limits import Limits
@@ -58,7 +58,7 @@ def predict_slices(sources: list, classifier: Classifier, window="lung", limits=
     if decoded:
         with metrics.stage("model"):
             predictions = classifier.predict_batch(list(decoded.values()))
-        for (index, gray), prediction in zip(decoded.items(), predictions):
+        for (index, gray), prediction in zip(decoded.items(), predictions, strict=True):
             answers[index] = (gray, prediction)
     return answers
 

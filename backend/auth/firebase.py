@@ -80,18 +80,18 @@ class FirebaseAuth(AuthMode):
         try:
             claims = auth.verify_id_token(token, app=self.app, check_revoked=self.check_revoked)
         except auth.ExpiredIdTokenError:
-            raise unauthorized("token_expired")
+            raise unauthorized("token_expired") from None
         except auth.RevokedIdTokenError:
-            raise unauthorized("token_revoked")
+            raise unauthorized("token_revoked") from None
         except auth.UserDisabledError:
-            raise unauthorized("user_disabled")
+            raise unauthorized("user_disabled") from None
         except (auth.InvalidIdTokenError, auth.UserNotFoundError, ValueError):
-            raise unauthorized("invalid_token")
+            raise unauthorized("invalid_token") from None
         except firebase_admin.exceptions.FirebaseError:  # Google's keys or Firebase Authentication unreachable
-            raise Unavailable("auth_unavailable")
+            raise Unavailable("auth_unavailable") from None
         # The SDK checks the times only of signed tokens; the emulator's unsigned ones would never expire.
         if self.emulator and not claims.get("exp", 0) > time.time():
-            raise unauthorized("token_expired")
+            raise unauthorized("token_expired") from None
         return claims
 
     def web_config(self) -> dict:

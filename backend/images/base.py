@@ -5,7 +5,6 @@ type and fingerprint are recorded in the analysis document, which is what the AP
 """
 from datetime import datetime
 
-
 PROBE_PATH = "ready-probe"  # never written: reading it is the cheapest call that reaches the store
 
 

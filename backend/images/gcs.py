@@ -6,7 +6,6 @@ call is retried on transient errors for at most STORE_TIMEOUT_S, then ImageStore
 STORAGE_EMULATOR_HOST points the client at an emulator, with anonymous credentials.
 """
 import contextlib
-import os
 
 import requests
 from google.api_core import exceptions
@@ -71,11 +70,9 @@ class GcsImageStore(ImageStore):
                 return None
 
     def delete(self, path):
-        with self._reaching_bucket("delete", path):
-            try:
-                self.bucket.blob(path).delete(**self._calls())
-            except exceptions.NotFound:
-                pass
+        # Already gone is fine: deleting is idempotent.
+        with self._reaching_bucket("delete", path), contextlib.suppress(exceptions.NotFound):
+            self.bucket.blob(path).delete(**self._calls())
 
     def list_older_than(self, prefix, cutoff):
         with self._reaching_bucket("list", prefix):

@@ -7,7 +7,7 @@ sees a half-written file.
 import contextlib
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from backend.errors import ImageStoreUnavailable
@@ -74,7 +74,7 @@ class LocalImageStore(ImageStore):
         found = []
         for file in self._file(prefix).rglob("*"):
             if file.is_file() and not file.name.startswith(".incoming-"):
-                modified = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc)
+                modified = datetime.fromtimestamp(file.stat().st_mtime, UTC)
                 if modified < cutoff:
                     found.append(file.relative_to(self.root).as_posix())
         return sorted(found)

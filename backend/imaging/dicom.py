@@ -12,8 +12,13 @@ import numpy as np
 import pydicom
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import get_decoder
-from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
-                         ImplicitVRLittleEndian)
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from backend.errors import InvalidInput
 from backend.imaging.limits import Limits

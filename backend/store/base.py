@@ -15,7 +15,6 @@ from datetime import datetime
 
 from backend.errors import InvalidInput, ServiceError
 
-
 # The owner of every analysis made without accounts (AUTH_MODE=none), and of rows stored before accounts.
 LOCAL_OWNER = "local"
 

@@ -6,7 +6,7 @@ the service core's document as is. Transient errors are retried with bounded exp
 backoff; when Firestore stays unreachable past STORE_TIMEOUT_S, StoreUnavailable (503).
 """
 import contextlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from firebase_admin import firestore as admin_firestore
 from google.api_core import exceptions
@@ -14,8 +14,8 @@ from google.api_core.retry import Retry, if_exception_type
 from google.cloud import firestore as cloud_firestore
 from google.cloud.firestore import FieldFilter, Query
 
-from backend.store import firebase_app
 from backend.errors import StoreUnavailable
+from backend.store import firebase_app
 from backend.store.base import AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor, preconditions_hold
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, stored_document_size
 
@@ -25,11 +25,11 @@ ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def to_timestamp(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return datetime.fromisoformat(iso).astimezone(UTC)
 
 
 def to_iso(timestamp: datetime) -> str:
-    return timestamp.astimezone(timezone.utc).strftime(ISO_FORMAT)
+    return timestamp.astimezone(UTC).strftime(ISO_FORMAT)
 
 
 def to_firestore(doc: dict) -> dict:

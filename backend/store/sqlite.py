@@ -11,8 +11,14 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from backend.store.base import (LOCAL_OWNER, AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor,
-                                preconditions_hold)
+from backend.store.base import (
+    LOCAL_OWNER,
+    AnalysisStore,
+    IdempotencyConflict,
+    decode_cursor,
+    encode_cursor,
+    preconditions_hold,
+)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS analyses (
