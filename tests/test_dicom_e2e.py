@@ -4,8 +4,8 @@ The real CT series is stored in Orthanc and pushed from it (`/modalities/<id>/st
 listener: it becomes a study, and its answer comes back into Orthanc's study as an SR whose score is the
 study's `prediction.score` and whose references point at slices of that series, and key images that
 decode. The same with STOW-RS in (POST /dicomweb/studies) and out (to Orthanc's DICOMweb). A caller the
-listener does not know is refused. (A PACS that is down: tests/test_dicom_studies.py.) Each service is
-started once for the module.
+listener does not know is refused. A series pushed to a service whose PACS for results is down: the study
+is done and served, its delivery failed. Each service is started once for the module.
 """
 import io
 import json
@@ -41,6 +41,20 @@ def dimse_node(orthanc_server, tmp_path_factory):
     with started_server(env, log_path=folder / "server.log") as server:
         orthanc_server.register("service", "CTANALYSIS", port)
         server.dicom_port = port
+        yield server
+
+
+@pytest.fixture(scope="module")
+def down_node(orthanc_server, tmp_path_factory):
+    """A service listening for DICOM whose PACS for results is down (nothing listens at DICOM_RESULTS_TO); Orthanc
+    knows it as the modality `down`."""
+    folder, port = tmp_path_factory.mktemp("down-node"), free_port()
+    env = {"DATA_DIR": str(folder / "data"), "DICOM_PORT": str(port), "DICOM_STABLE_S": "1",
+           "DICOM_ALLOWED_AES": "ORTHANC", "DICOM_RESULTS_RETRY_S": "2",
+           "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{free_port()}"}
+    with started_server(env, log_path=folder / "server.log") as server:
+        orthanc_server.register("down", "CTANALYSIS", port)
+        server.results_to = env["DICOM_RESULTS_TO"]
         yield server
 
 
@@ -115,6 +129,20 @@ def test_a_caller_the_listener_does_not_know_is_refused(orthanc, dimse_node):
     assoc = associate(dimse_node.dicom_port, "STRANGER")
     assert assoc.is_rejected
     orthanc.call("POST", "/modalities/service/echo", {})  # Orthanc, which it knows, is still answered
+
+
+def test_a_pacs_that_is_down_leaves_the_delivery_failed_and_the_study_intact(orthanc, down_node, files):
+    uploaded = orthanc.upload(series_files())
+    study_uid = pydicom.dcmread(io.BytesIO(files[0]), stop_before_pixels=True).StudyInstanceUID
+    orthanc.call("POST", "/modalities/down/store", {"Resources": [uploaded[0]["ParentSeries"]], "Synchronous": True})
+
+    study = finished_study(down_node.base_url, study_uid)
+    assert study["status"] == "done" and 0 <= study["prediction"]["score"] <= 1 and len(study["slices"]) == len(files)
+    delivery = study["results_delivery"]
+    assert (delivery["state"], delivery["to"]) == ("failed", down_node.results_to)
+    assert "gave up after 2 s" in delivery["error"]
+    assert len(served(down_node.base_url, study)) == 1 + len(study["key_slices"])  # kept, to be fetched
+    assert results_in_orthanc(orthanc, study_uid) == []
 
 
 def test_stow_rs_in_and_out(orthanc, stow_node, files):
