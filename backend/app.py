@@ -30,7 +30,7 @@ def create_app(test_config=None):
     logs.init_app(app)
     metrics.init_app(app)
     if app.config["CORS_ORIGINS"]:
-        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID"])
+        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID", "X-Study-ID"])
 
     errors.init_app(app)
     dicom_settings.check_settings(app.config)
