@@ -8,9 +8,15 @@ from flask_cors import CORS
 
 from backend import auth, config, images, logs, memory, metrics, ratelimit, store, studies
 from backend.analysis import capacity
-from backend.api import analyses, analyze, errors, health, openapi, signin, web
+from backend.analysis.record import Stores
+from backend.api import analyses, analyze, dicomweb, errors, health, openapi, signin, web
 from backend.api import studies as study_routes
+from backend.dicom import settings as dicom_settings
+from backend.errors import InvalidInput
+from backend.imaging.archive import StudyLimits
 from backend.ml import classifier
+from backend.store.base import LOCAL_OWNER
+from backend.studies.create import create_received
 
 
 def create_app(test_config=None):
@@ -24,9 +30,10 @@ def create_app(test_config=None):
     logs.init_app(app)
     metrics.init_app(app)
     if app.config["CORS_ORIGINS"]:
-        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID"])
+        CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID", "X-Study-ID"])
 
     errors.init_app(app)
+    dicom_settings.check_settings(app.config)
     auth.init_app(app)
     ratelimit.init_app(app)
     store.init_app(app)
@@ -34,9 +41,39 @@ def create_app(test_config=None):
     classifier.init_app(app)
     capacity.init_app(app)
     studies.init_app(app)
-    for module in (analyze, analyses, study_routes, health, openapi, signin, web):
+    for module in (analyze, analyses, study_routes, dicomweb, health, openapi, signin, web):
         app.register_blueprint(module.bp)
     return app
+
+
+def start_dicom(app, unless_taken=False):
+    """The DICOM listener for this app's process when DICOM_PORT is set, None without. The server entry points
+    call it, not create_app: only one process may listen (backend/dicom/node.py). With `unless_taken` (gunicorn's
+    workers) a port held by a sibling gives None; else it raises OSError. Each completed series becomes a study,
+    as POST /studies makes one, of `local` (AUTH_MODE=none) or DICOM_OWNER."""
+    if not app.config["DICOM_PORT"]:
+        return None
+    from backend.dicom import node  # pynetdicom, only where DICOM_PORT is set
+
+    store = app.extensions["image_store"]
+    owner = LOCAL_OWNER if app.config["AUTH_MODE"] == "none" else app.config["DICOM_OWNER"]
+
+    def received(series):
+        app.logger.info("DICOM series %s from %s complete: %d instances", series.series_uid, series.calling_ae,
+                        len(series.instances))
+        files = [(stored.path.rsplit("/", 1)[1], lambda path=stored.path: store.get(path) or b"")
+                 for stored in series.instances]
+        try:
+            study = create_received(Stores.of(app), app.extensions["study_queue"], app.extensions["classifier"],
+                                    owner, files, source={"protocol": "C-STORE", "calling_ae": series.calling_ae},
+                                    limits=StudyLimits.from_config(app.config))
+        except InvalidInput as exc:  # sending it again would not change that: the series is done with
+            app.logger.warning("DICOM series %s from %s is no study: %s", series.series_uid, series.calling_ae, exc)
+            return
+        app.logger.info("DICOM series %s from %s is study %s", series.series_uid, series.calling_ae, study["id"])
+
+    start = node.start_unless_taken if unless_taken else node.start
+    return start(app.config, app.extensions["image_store"], received)
 
 
 def main(argv=None):
@@ -56,6 +93,11 @@ def main(argv=None):
 
     from backend.server import serve
 
+    try:
+        start_dicom(app)
+    except OSError as exc:
+        sys.exit(f"error: cannot listen for DICOM on {app.config['DICOM_HOST']}:{app.config['DICOM_PORT']}: "
+                 f"{exc.strerror or exc} (set DICOM_PORT or DICOM_HOST)")
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
     try:

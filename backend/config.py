@@ -168,7 +168,27 @@ class Settings(BaseSettings):
     PUBSUB_EMULATOR_HOST: str | None = setting(None, "`pubsub` against the official emulator, e.g. "
                                                      "`127.0.0.1:8085`", "Studies")
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    # --- DICOM ---
+    DICOM_PORT: int | None = setting(None, "port of the DICOM listener (C-STORE of CT series, C-ECHO); empty: no "
+                                           "listener", "DICOM")
+    DICOM_HOST: str = setting("127.0.0.1", "interface of the DICOM listener; another than loopback needs "
+                                           "`DICOM_ALLOWED_AES`", "DICOM")
+    DICOM_AE_TITLE: str = setting("CTANALYSIS", "the service's AE title: called by senders, calling when it sends "
+                                                "results", "DICOM")
+    DICOM_ALLOWED_AES: Annotated[list[str], NoDecode] = setting(
+        [], "comma-separated calling AE titles the listener accepts, others are rejected at association; empty: "
+            "any (with a loopback `DICOM_HOST` only)", "DICOM", shown="")
+    DICOM_STABLE_S: float = setting(10.0, "a received series is complete when no new instance came for this long",
+                                    "DICOM", shown="10")
+    DICOM_OWNER: str = setting("dicom", "owner of the studies made from received series with `AUTH_MODE=firebase` "
+                                        "(`local` with `AUTH_MODE=none`)", "DICOM")
+    DICOM_RESULTS_TO: str | None = setting(
+        None, "where the SR and key images are sent: `AE@host:port` (C-STORE) or an `http(s)://` DICOMweb base "
+              "(STOW-RS); empty: kept in the service only", "DICOM")
+    DICOM_RESULTS_RETRY_S: float = setting(120.0, "how long sending results is retried, with backoff, before it "
+                                                  "counts as failed", "DICOM", shown="120")
+
+    @field_validator("CORS_ORIGINS", "DICOM_ALLOWED_AES", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value

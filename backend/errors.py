@@ -40,6 +40,9 @@ CATALOGUE = {
     "invalid_limit": Code(400, "limit must be a whole number from 1 to {maximum}.", "a `limit` outside 1 to 100"),
     "invalid_cursor": Code(400, "The cursor is not one this service issued; start again without it.",
                            "a `cursor` the service did not issue"),
+    "invalid_multipart": Code(400, "The multipart/related body could not be read: send each DICOM file as one part "
+                                   "between boundary lines, and end with the closing boundary.",
+                              "a STOW-RS body without a boundary, without parts, or not closed"),
     "invalid_owner": Code(400, "owner may only be 'all' (everyone's analyses, for administrators).",
                           "an `owner` other than `all`"),
     # The image
@@ -63,6 +66,9 @@ CATALOGUE = {
                                    "(DECODE_BUDGET_MB).", "a decoded size (estimated from the header, or a deflated "
                                                           "DICOM's inflated size) over `DECODE_BUDGET_MB`"),
     "unsupported_format": Code(415, "The file is not a PNG, JPEG or DICOM image.", "not PNG, JPEG or DICOM"),
+    "unsupported_media_type": Code(415, 'STOW-RS takes multipart/related; type="application/dicom": one DICOM '
+                                        "file in each part.", 'a STOW-RS body that is not `multipart/related; '
+                                                              'type="application/dicom"`'),
     "unsupported_transfer_syntax": Code(415, "The DICOM pixel encoding is not one this service can decode.",
                                         "a DICOM pixel encoding no installed decoder reads (the message names it)"),
     "image_too_small": Code(422, "Each side of the image must be at least {minimum} pixels.", "a side under 24 px"),
@@ -98,8 +104,12 @@ CATALOGUE = {
                               "a study (shown `failed`) whose worker process died `STUDY_MAX_ATTEMPTS` times"),
     "study_failed": Code(500, "The analysis of this study failed; it has been logged.",
                          "a study (shown `failed`) whose analysis met an unexpected error"),
-    "study_not_done": Code(409, "This study is not analysed yet (status {status}); its slice images appear when it "
-                                "is done.", "a slice image of a study that is still queued or running, or failed"),
+    "study_not_done": Code(409, "This study is not analysed yet (status {status}); its slice images and DICOM "
+                                "results appear when it is done.",
+                           "a slice image or DICOM result of a study that is still queued or running, or failed"),
+    "no_dicom_results": Code(404, "This study has no DICOM results (they could not be made from its files, or it "
+                                  "was analysed before they were kept).",
+                             "the SR or key images of a done study that has none"),
     "studies_need_image_store": Code(501, "Studies need kept objects: this service runs with IMAGE_STORE=none.",
                                      "`POST /studies` with `IMAGE_STORE=none`"),
     "queue_unavailable": Code(503, "The study queue is not reachable right now; nothing was saved. Try again "

@@ -16,6 +16,7 @@ import tempfile
 from backend.auth import check_settings as check_auth_settings
 from backend.config import ConfigError, flask_config, load
 from backend.config import load_dotenv_file as read_dotenv
+from backend.dicom.settings import check_settings as check_dicom_settings
 from backend.images import check_settings as check_image_store_settings
 from backend.logs import configure as configure_logging
 from backend.memory import return_freed_buffers
@@ -26,7 +27,8 @@ read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
     settings = flask_config(load())
-    for check in (check_auth_settings, check_store_settings, check_image_store_settings, check_study_settings):
+    for check in (check_auth_settings, check_store_settings, check_image_store_settings, check_study_settings,
+                  check_dicom_settings):
         check(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")
@@ -56,8 +58,33 @@ logconfig_dict = {
 
 def on_starting(server):
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
+    _dicom_port_free()
     if settings["METRICS"]:
         _fresh_metrics_dir()
+
+
+def post_worker_init(worker):
+    """Every worker tries to take DICOM_PORT; one gets it (see backend/dicom/node.py)."""
+    from backend.app import start_dicom
+
+    worker.dicom_listener = start_dicom(worker.wsgi, unless_taken=True)
+
+
+def _dicom_port_free():
+    """Workers share DICOM_PORT by taking turns, so each tolerates it taken: the master checks once, before any
+    worker starts, that no other program holds it (one line and exit status 1, as for other settings)."""
+    if not settings["DICOM_PORT"]:
+        return
+    import socket
+
+    address = (settings["DICOM_HOST"], settings["DICOM_PORT"])
+    with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener binds it
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            sys.exit(f"error: cannot listen for DICOM on {address[0]}:{address[1]}: {exc.strerror or exc} "
+                     "(set DICOM_PORT or DICOM_HOST)")
 
 
 def child_exit(server, worker):

@@ -27,6 +27,13 @@ def test_the_lower_layers_know_nothing_of_http(module):
     assert loaded(f"import {module}", ("flask", "werkzeug", "backend.api")) == []
 
 
+def test_the_dicom_package_knows_nothing_of_the_web_framework():
+    modules = ", ".join(f"backend.dicom.{name}" for name in (
+        "settings", "sources", "report", "keyimages", "results", "instances", "collector", "scp", "node", "dicomweb",
+        "send"))
+    assert loaded(f"import {modules}", ("flask", "werkzeug", "backend.api", "torch")) == []
+
+
 def test_serving_loads_no_training_code(tmp_path):
     """The service imports the model's serving code only; training stays importable for its commands."""
     started = f"from backend.app import create_app; create_app({{'DATA_DIR': {str(tmp_path)!r}}})"

@@ -6,6 +6,7 @@ import time
 import pytest
 from openapi_spec_validator import validate
 
+from backend.dicom.dicomweb import multipart
 from tests.fixtures.data import covid_ct_image, dicom_file
 from tests.fixtures.openapi import ResponseChecker, openapi_path
 from tests.fixtures.series import edited, files_form, series_bytes
@@ -107,6 +108,14 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
                 headers={"If-None-Match": slice_image.headers["ETag"]}).status_code == 304
     assert call("GET", f"/studies/{study['id']}/slices/9/heatmap.jpg").status_code == 404
     assert call("GET", f"/studies/{failing['id']}/slices/0/slice.jpg").status_code == 409
+    assert call("GET", f"/studies/{study['id']}/dicom/sr.dcm").status_code == 200
+    assert call("GET", f"/studies/{study['id']}/dicom/key-images.zip").status_code == 200
+    assert call("GET", f"/studies/{failing['id']}/dicom/sr.dcm").status_code == 409
+    content_type, body = multipart([real[name] for name in list(real)[10:12]])
+    stored = call("POST", "/dicomweb/studies", data=body, content_type=content_type)
+    assert stored.status_code == 200 and stored.headers["X-Study-ID"]
+    assert call("POST", "/dicomweb/studies/1.2.3", data=body, content_type=content_type).status_code == 409
+    assert call("POST", "/dicomweb/studies", data=body, content_type="application/dicom").status_code == 415
     again = call("POST", f"/studies/{study['id']}/reanalyze")
     assert again.status_code == 202
     assert call("POST", "/studies/unknown/reanalyze").status_code == 404

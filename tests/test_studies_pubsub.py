@@ -2,6 +2,7 @@
 worker` processes run them, with the studies' documents in Firestore (its emulator). A worker killed mid-study
 loses nothing: Pub/Sub redelivers the study and the other worker resumes it; a study delivered again after it is
 done is acknowledged and skipped, never analysed into a second result."""
+import io
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 import uuid
 
+import pydicom
 import pytest
 
 from backend.store.firestore import FirestoreStore
@@ -73,6 +75,10 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
             assert [d["status"] for d in done.values()] == ["done", "done"], [d.get("error") for d in done.values()]
             assert len(done[long_id]["slices"]) == 90 and done[short_id]["slice_count"] == 30
             assert store.get_study(long_id)["attempts"] == 2 and store.get_study(short_id)["attempts"] == 1
+            for sid in (long_id, short_id):  # the workers wrote each study's answer as DICOM too, served by the API
+                status, _, sr = request("GET", f"{server.base_url}/studies/{sid}/dicom/sr.dcm")
+                assert status == 200
+                assert pydicom.dcmread(io.BytesIO(sr)).SOPInstanceUID == done[sid]["dicom_results"]["sr"]
 
             # The same study delivered again: acknowledged, skipped, its result untouched.
             from google.cloud import pubsub_v1

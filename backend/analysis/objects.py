@@ -73,7 +73,8 @@ def entry(doc: dict, name: str) -> dict | None:
 
 
 def study_prefix(owner: str, study_id: str) -> str:
-    """A study's objects: dicom/<index>.dcm (the kept upload, in slice order) and slices/<index>/<name>."""
+    """A study's objects: dicom/<index>.dcm (the kept upload, in slice order), slices/<index>/<name>, and
+    results/<name> (its answer as DICOM: the SR and the key images)."""
     return f"studies/{owner}/{study_id}/"
 
 
@@ -83,6 +84,10 @@ def dicom_path(owner: str, study_id: str, index: int) -> str:
 
 def slice_path(owner: str, study_id: str, index: int, name: str) -> str:
     return f"{study_prefix(owner, study_id)}slices/{index:05d}/{name}"
+
+
+def results_path(owner: str, study_id: str, name: str) -> str:
+    return f"{study_prefix(owner, study_id)}results/{name}"
 
 
 def delete_prefix(store, prefix: str):

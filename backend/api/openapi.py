@@ -184,8 +184,45 @@ STUDY = {"type": "object", "additionalProperties": False, "properties": {
         "description": "the slices that drive the answer, highest first: 200 px JPEG-50 data URLs"},
     "findings": {"type": "array", "items": {"type": "string"}},
     "recommendations": {"type": "array", "items": {"type": "string"}},
+    "dicom_results": {"type": "object", "additionalProperties": False, "required": ["sr", "key_images"],
+                      "properties": {"sr": {"type": "string"},
+                                     "key_images": {"type": "array", "items": {"type": "string"}}},
+                      "description": "SOP Instance UIDs of the answer as DICOM (done studies): the Structured "
+                                     "Report and the key images' Secondary Capture instances, served under "
+                                     "/studies/{id}/dicom/"},
+    "results_delivery": {"type": "object", "additionalProperties": False, "required": ["state", "to", "error"],
+                         "properties": {"state": {"enum": ["pending", "sent", "failed"]},
+                                        "to": {"type": "string", "description": "DICOM_RESULTS_TO, without any "
+                                                                                "password"},
+                                        "error": {"type": ["string", "null"], "description": "why it failed"}},
+                         "description": "sending the DICOM results to DICOM_RESULTS_TO (absent when it is empty)"},
+    "source": {"type": "object", "additionalProperties": False, "required": ["protocol"],
+               "properties": {"protocol": {"enum": ["C-STORE", "STOW-RS"]},
+                              "calling_ae": {"type": "string", "description": "the sender's AE title (C-STORE)"}},
+               "description": "how the series came from a DICOM node (absent for uploads)"},
 }, "required": ["id", "owner", "created_at", "status", "progress", "filename", "study_uid", "series_uid",
                 "series_description", "modality", "slice_count", "parameters", "model", "skipped_series"]}
+STORE_INSTANCES_RESPONSE = {"type": "object", "description": "the Store Instances Response in DICOM JSON: "
+                            "ReferencedSOPSequence (00081199) for the instances taken, FailedSOPSequence (00081198) "
+                            "with a FailureReason (00081197) for the others"}
+STOW_RS = {
+    "operationId": "storeInstances",
+    "summary": "STOW-RS: store CT instances (DICOMweb); each series received becomes a study of the caller's, as "
+               "POST /studies makes one",
+    "requestBody": {"required": True, "content": {"multipart/related": {
+        "schema": {"type": "string", "contentEncoding": "binary",
+                   "description": 'type="application/dicom": one DICOM file in each part'}}}},
+    "responses": {
+        **{str(status): {"description": description, "headers": {
+            **REQUEST_ID, "X-Study-ID": {"schema": {"type": "string"}, "required": status != 409,
+                                         "description": "the ids of the studies made, comma-separated"}},
+            "content": {"application/dicom+json": {"schema": STORE_INSTANCES_RESPONSE}}}
+           for status, description in ((200, "Every instance was taken."),
+                                       (202, "Some instances were taken, the others failed (each with its reason)."),
+                                       (409, "No instance was taken (each failed with its reason)."))},
+        **errors("unsupported_media_type", "invalid_multipart", "too_many_slices", "study_too_large",
+                 "rate_limited", *SIGNED_IN, *CHANGES, *STORED, *IMAGES, "studies_need_image_store",
+                 "queue_unavailable")}}
 # An analysis's id, wherever a response carries one, leads to the routes that take it.
 ANALYSIS_LINKS = {
     "GetAnalysis": {"operationId": "getAnalysis", "parameters": {"analysis_id": "$response.body#/id"}},
@@ -398,6 +435,22 @@ SPEC = {
                 "304": {"description": "Not modified: If-None-Match named this image's ETag.",
                         "headers": {"ETag": {"schema": {"type": "string"}, "required": True}}},
                 **errors("not_found", "image_missing", "study_not_done", *SIGNED_IN, *STORED, *IMAGES)}}},
+        "/dicomweb/studies": {"post": STOW_RS},
+        "/dicomweb/studies/{study_uid}": {"post": {
+            **STOW_RS, "operationId": "storeStudyInstances",
+            "summary": STOW_RS["summary"] + "; instances of another study are refused (Failure Reason 0xC409)",
+            "parameters": [{"name": "study_uid", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 64}}]}},
+        "/studies/{study_id}/dicom/{name}": {"get": {
+            "operationId": "getStudyDicomResults",
+            "summary": "A done study's answer as DICOM, the instances sent to DICOM_RESULTS_TO: the Structured "
+                       "Report (sr.dcm) or a ZIP of the key images (key-images.zip)",
+            "parameters": [STUDY_ID, {"name": "name", "in": "path", "required": True,
+                                      "schema": {"enum": ["sr.dcm", "key-images.zip"]}}],
+            "responses": {
+                "200": _other(["application/dicom", "application/zip"], "The SR, or the key images zipped.",
+                              {"type": "string", "contentEncoding": "binary"}),
+                **errors("not_found", "no_dicom_results", "study_not_done", *SIGNED_IN, *STORED, *IMAGES)}}},
         "/studies/{study_id}/reanalyze": {"post": {
             "operationId": "reanalyzeStudy",
             "summary": "Run the current model on a study's kept DICOM files, with its window: a new study",

@@ -5,6 +5,8 @@ while a queue (STUDY_QUEUE) analyses it in the background; GET /studies/<id> sho
 answer. The owner rule is the analyses': another caller's id answers 404.
 """
 import hashlib
+import io
+import zipfile
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -19,7 +21,7 @@ from backend.errors import InvalidInput, NotFound
 from backend.imaging.archive import Member, StudyLimits, Upload, collect
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
-from backend.studies import get_queue
+from backend.studies import get_queue, results
 from backend.studies.create import create_study, display_name, remove_study
 
 bp = Blueprint("studies", __name__)
@@ -109,6 +111,31 @@ def get_slice_image(study_id, index, name):
     if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
     return Response(data, mimetype="image/jpeg", headers=headers)
+
+
+@bp.get("/studies/<study_id>/dicom/<name>")
+def get_dicom_results(study_id, name):
+    """The study's answer as DICOM, the very instances sent to DICOM_RESULTS_TO: `sr.dcm` (the Structured Report)
+    or `key-images.zip` (the key images' Secondary Capture instances)."""
+    doc = _stored(study_id)
+    if name not in ("sr.dcm", "key-images.zip"):
+        raise NotFound("not_found", "A study's DICOM results are sr.dcm and key-images.zip.")
+    if doc["status"] != "done":
+        raise InvalidInput("study_not_done", status=doc["status"])
+    paths = results.paths(doc)
+    store = current_app.extensions["image_store"]
+    files = [store.get(path) for path in paths] if store and paths else []
+    if not files or any(data is None for data in files):
+        raise NotFound("no_dicom_results")
+    if name == "sr.dcm":
+        return Response(files[0], mimetype="application/dicom",
+                        headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-sr.dcm"'})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path, data in zip(paths[1:], files[1:], strict=True):
+            archive.writestr(path.rsplit("/", 1)[1], data)
+    return Response(buffer.getvalue(), mimetype="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-key-images.zip"'})
 
 
 @bp.post("/studies/<study_id>/reanalyze")

@@ -1,18 +1,19 @@
-"""Make a study from DICOM files, whichever way they came: POST /studies, a re-analysis, or (later) a DICOM
-node. Callable from code: nothing here reads a request.
+"""Make a study from DICOM files, whichever way they came: POST /studies, a re-analysis, or a DICOM node
+(C-STORE to the listener, STOW-RS: `create_received`). Callable from code: nothing here reads a request.
 
 Top to bottom: the files' headers (choose, check and order the series), then the chosen files kept as
 objects in slice order and the document (`record_study`), then the study handed to the queue. When the
 queue does not take it, the study is removed again and the caller gets a 503.
 """
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from backend.analysis import objects
 from backend.analysis.record import Stores, record_study
 from backend.errors import InvalidInput, Unavailable
-from backend.imaging.archive import StudyLimits, Upload
+from backend.imaging.archive import Member, StudyLimits, Upload
 from backend.imaging.dicom import WINDOWS
 from backend.imaging.series import MAX_UID, plan
 
@@ -68,6 +69,16 @@ def create_study(stores: Stores, queue, classifier, owner: str, upload: Upload, 
         remove_study(stores, saved)
         raise
     return saved
+
+
+def create_received(stores: Stores, queue, classifier, owner: str, files: list[tuple[str, Callable[[], bytes]]], *,
+                    source: dict, limits: StudyLimits | None = None) -> dict:
+    """A study of one series a DICOM node sent: `files` are its instances (a name and a way to read the bytes:
+    already received and checked, kept or in memory), `source` how they came ({protocol, calling_ae})."""
+    sender = f" from {source['calling_ae']}" if source.get("calling_ae") else ""
+    return create_study(stores, queue, classifier, owner, Upload([Member(name, read) for name, read in files]),
+                        filename=f"{len(files)} instances by {source['protocol']}{sender}", limits=limits,
+                        source=source)
 
 
 def remove_study(stores: Stores, doc: dict) -> bool:

@@ -22,6 +22,7 @@ from backend.analysis.record import Stores, record_study_progress
 from backend.analysis.study import StudyAnswer, analyse_series, describe_study, fit_key_slices
 from backend.errors import ServiceError, Unavailable
 from backend.imaging.limits import Limits
+from backend.studies import results as dicom_results
 from backend.studies.create import now_iso
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,13 @@ class Settings:
     limits: Limits = Limits()
     collection: str = "analyses-studies"
     budget_bytes: int = 256 * 1024
+    dicom: dicom_results.Settings = dicom_results.Settings()
 
     @classmethod
     def from_config(cls, config, cores: int):
         return cls(max(1, config["STUDY_BATCH_SIZE"]), config["STUDY_LEASE_S"], config["STUDY_MAX_ATTEMPTS"],
                    cores, Limits.from_config(config), f"{config['FIRESTORE_COLLECTION']}-studies",
-                   config["DOC_BUDGET_BYTES"])
+                   config["DOC_BUDGET_BYTES"], dicom_results.Settings.from_config(config))
 
 
 def worker_name() -> str:
@@ -181,4 +183,8 @@ def _finish(stores, doc, answer: StudyAnswer, settings: Settings, mine: dict) ->
                "recommendations": recommendations}
     sized = fit_key_slices({**doc, **changes}, answer.key_candidates(), settings.collection, settings.budget_bytes)
     changes["key_slices"] = sized["key_slices"]
-    return stores.documents.update_study(doc["id"], changes, mine)
+    written, fields = dicom_results.render(stores, {**doc, **changes}, settings.dicom)  # the SR and key images
+    done = record_study_progress(stores, doc["id"], written, {**changes, **fields}, mine)
+    if done is not None and done.get("results_delivery"):
+        return dicom_results.deliver(stores, done, settings.dicom)
+    return done

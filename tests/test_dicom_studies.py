@@ -1,0 +1,127 @@
+"""DICOM and studies in one service app (with a real Orthanc: test_dicom_e2e.py).
+
+When a study finishes, its SR and key images are written, kept and served (GET /studies/<id>/dicom/sr.dcm and
+key-images.zip), and sent to DICOM_RESULTS_TO. Here that PACS is down: the delivery is failed with its reason,
+and the study is intact. With accounts (AUTH_MODE=firebase), a series received by C-STORE becomes a study of
+DICOM_OWNER, once for the same set of instances, and STOW-RS asks for a token like every API call."""
+import io
+import time
+import zipfile
+
+import pydicom
+import pytest
+
+from backend.app import create_app, start_dicom
+from backend.dicom.dicomweb import multipart
+from tests.fixtures.dicom_peer import associate
+from tests.fixtures.dicom_study import check_results
+from tests.fixtures.series import files_form, series_bytes
+from tests.fixtures.server import free_port
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    down = f"ORTHANC@127.0.0.1:{free_port()}"  # nothing listens there
+    return create_app({"DATA_DIR": str(tmp_path_factory.mktemp("dicom-studies") / "data"), "TESTING": True,
+                       "RATE_LIMIT": "1000/minute", "DICOM_RESULTS_TO": down, "DICOM_RESULTS_RETRY_S": 1})
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def slices():
+    real = series_bytes()
+    return {name: real[name] for name in list(real)[10:16]}
+
+
+def wait(client, study_id, until=("done", "failed"), timeout_s=300) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        doc = client.get(f"/studies/{study_id}").get_json()
+        delivery = doc.get("results_delivery") or {}
+        if doc["status"] in until and delivery.get("state") != "pending" or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def study(client, slices):
+    response = client.post("/studies", data=files_form(slices))
+    assert response.status_code == 202, response.get_json()
+    return wait(client, response.get_json()["id"])
+
+
+def test_a_pacs_that_is_down_leaves_a_failed_delivery_and_the_study_intact(study):
+    assert study["status"] == "done" and 0 <= study["prediction"]["score"] <= 1
+    delivery = study["results_delivery"]
+    assert delivery["state"] == "failed" and delivery["to"].startswith("ORTHANC@127.0.0.1:")
+    assert "gave up after 1 s" in delivery["error"]
+    assert len(study["slices"]) == 6 and study["key_slices"]
+
+
+def test_the_sr_and_key_images_are_served_to_the_owner(client, study, slices):
+    uids = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID for data in slices.values()}
+    sr = client.get(f"/studies/{study['id']}/dicom/sr.dcm")
+    assert sr.status_code == 200 and sr.mimetype == "application/dicom"
+    archive = client.get(f"/studies/{study['id']}/dicom/key-images.zip")
+    assert archive.status_code == 200 and archive.mimetype == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(archive.data)) as opened:
+        images = [opened.read(name) for name in opened.namelist()]
+    assert len(images) == len(study["key_slices"])
+    check_results(study, [sr.data, *images], uids)
+    assert client.get(f"/studies/{study['id']}/dicom/other.dcm").status_code == 404
+    assert client.get("/studies/unknown/dicom/sr.dcm").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def accounts_app(tmp_path_factory):
+    """AUTH_MODE=firebase (no token is ever checked here: nothing reaches Firebase) with a DICOM listener."""
+    app = create_app({"DATA_DIR": str(tmp_path_factory.mktemp("dicom-accounts") / "data"), "TESTING": True,
+                      "AUTH_MODE": "firebase", "GOOGLE_CLOUD_PROJECT": "demo-ct-dicom", "FIREBASE_API_KEY": "key",
+                      "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1", "DICOM_PORT": free_port(),
+                      "DICOM_STABLE_S": 0.5, "DICOM_ALLOWED_AES": ["MODALITY"]})
+    listener = start_dicom(app)
+    yield app
+    listener.stop()
+    app.extensions["auth"].close()
+
+
+def c_store(port, slices):
+    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in slices.values()]
+    assoc = associate(port, "MODALITY", *{(str(ds.SOPClassUID), (str(ds.file_meta.TransferSyntaxUID),))
+                                          for ds in datasets})
+    assert assoc.is_established
+    assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(datasets)
+    assoc.release()
+
+
+def studies_of(app, owner) -> list[dict]:
+    return app.extensions["store"].list_studies(100, None, owner=owner)[0]
+
+
+def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accounts_app, slices):
+    c_store(accounts_app.config["DICOM_PORT"], slices)
+    deadline = time.monotonic() + 60
+    while not studies_of(accounts_app, "dicom"):
+        assert time.monotonic() < deadline, "no study made of the received series"
+        time.sleep(0.2)
+    [study] = studies_of(accounts_app, "dicom")
+    assert study["source"] == {"protocol": "C-STORE", "calling_ae": "MODALITY"}
+    assert study["slice_count"] == len(slices) and study["filename"] == "6 instances by C-STORE from MODALITY"
+
+    c_store(accounts_app.config["DICOM_PORT"], slices)  # the same set again: no second study
+    time.sleep(2)
+    assert [doc["id"] for doc in studies_of(accounts_app, "dicom")] == [study["id"]]
+    while (study := accounts_app.extensions["store"].get_study(study["id"]))["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline + 240, "the study did not finish"
+        time.sleep(0.2)
+    assert study["status"] == "done" and study["dicom_results"]["sr"]
+
+
+def test_stow_rs_asks_for_a_token_like_every_api_call(accounts_app, slices):
+    content_type, body = multipart(list(slices.values()))
+    response = accounts_app.test_client().post("/dicomweb/studies", data=body, content_type=content_type)
+    assert (response.status_code, response.get_json()["error"]) == (401, "sign_in_required")
