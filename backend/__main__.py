@@ -1,4 +1,5 @@
 """`python -m backend analyze PATH...`: the batch command (backend/cli.py)."""
+
 import sys
 
 from backend.cli import main

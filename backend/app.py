@@ -1,4 +1,5 @@
 """The service's entry point: `create_app()` for WSGI servers and tests, `python backend/app.py` to serve."""
+
 import argparse
 import signal
 import sys
@@ -59,14 +60,26 @@ def start_dicom(app, unless_taken=False):
     owner = LOCAL_OWNER if app.config["AUTH_MODE"] == "none" else app.config["DICOM_OWNER"]
 
     def received(series):
-        app.logger.info("DICOM series %s from %s complete: %d instances", series.series_uid, series.calling_ae,
-                        len(series.instances))
-        files = [(stored.path.rsplit("/", 1)[1], lambda path=stored.path: store.get(path) or b"")
-                 for stored in series.instances]
+        app.logger.info(
+            "DICOM series %s from %s complete: %d instances",
+            series.series_uid,
+            series.calling_ae,
+            len(series.instances),
+        )
+        files = [
+            (stored.path.rsplit("/", 1)[1], lambda path=stored.path: store.get(path) or b"")
+            for stored in series.instances
+        ]
         try:
-            study = create_received(Stores.of(app), app.extensions["study_queue"], app.extensions["classifier"],
-                                    owner, files, source={"protocol": "C-STORE", "calling_ae": series.calling_ae},
-                                    limits=StudyLimits.from_config(app.config))
+            study = create_received(
+                Stores.of(app),
+                app.extensions["study_queue"],
+                app.extensions["classifier"],
+                owner,
+                files,
+                source={"protocol": "C-STORE", "calling_ae": series.calling_ae},
+                limits=StudyLimits.from_config(app.config),
+            )
         except InvalidInput as exc:  # sending it again would not change that: the series is done with
             app.logger.warning("DICOM series %s from %s is no study: %s", series.series_uid, series.calling_ae, exc)
             return
@@ -78,11 +91,13 @@ def start_dicom(app, unless_taken=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python backend/app.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python backend/app.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Serve the CT slice analysis API and dashboard (default http://127.0.0.1:5000/). "
-                    "Stop it with Ctrl+C (or SIGTERM).",
+        "Stop it with Ctrl+C (or SIGTERM).",
         epilog="Settings come from environment variables, or from a .env file in the working directory "
-               "or above it (variables already set win):\n\n" + config.env_example())
+        "or above it (variables already set win):\n\n" + config.env_example(),
+    )
     parser.parse_args(argv)
     config.load_dotenv_file()
     memory.return_freed_buffers()
@@ -96,8 +111,10 @@ def main(argv=None):
     try:
         start_dicom(app)
     except OSError as exc:
-        sys.exit(f"error: cannot listen for DICOM on {app.config['DICOM_HOST']}:{app.config['DICOM_PORT']}: "
-                 f"{exc.strerror or exc} (set DICOM_PORT or DICOM_HOST)")
+        sys.exit(
+            f"error: cannot listen for DICOM on {app.config['DICOM_HOST']}:{app.config['DICOM_PORT']}: "
+            f"{exc.strerror or exc} (set DICOM_PORT or DICOM_HOST)"
+        )
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
     try:

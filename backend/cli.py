@@ -9,6 +9,7 @@ EfficientNet-Lite0 pass gains little from a second intra-op thread, two passes s
 nearly double the rate. One record per file, errors included; exit 0 when every file was analysed,
 2 when some were not.
 """
+
 import argparse
 import csv
 import hashlib
@@ -76,50 +77,87 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m backend", description="CT slice analysis from the command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     analyze = commands.add_parser(
-        "analyze", help="analyse slice files and folders",
+        "analyze",
+        help="analyse slice files and folders",
         description="Analyse PNG, JPEG and DICOM slices (folders searched recursively), in batches through "
-                    "the model. Writes one record per file: path, sha256, label, probabilities, in_distribution, "
-                    "assessable, reason, model; a file "
-                    "that cannot be analysed gets a record with its error code. Exit status: 0 when every "
-                    "file was analysed, 2 when some were not.")
+        "the model. Writes one record per file: path, sha256, label, probabilities, in_distribution, "
+        "assessable, reason, model; a file "
+        "that cannot be analysed gets a record with its error code. Exit status: 0 when every "
+        "file was analysed, 2 when some were not.",
+    )
     analyze.add_argument("paths", nargs="+", metavar="PATH", help="slice files and folders")
-    analyze.add_argument("--out", metavar="FILE",
-                         help="write records to FILE: .jsonl (one JSON object per line) or .csv; default: "
-                              "JSON lines on standard output")
-    analyze.add_argument("--window", default="lung", choices=list(WINDOWS),
-                         help="DICOM display window (default: lung); PNG and JPEG ignore it")
-    analyze.add_argument("--heatmaps", metavar="DIR",
-                         help="save each slice's heatmap overlay (400 px JPEG) under DIR, mirroring the folders")
-    analyze.add_argument("--store", action="store_true",
-                         help="also store each analysis as POST /analyze does (STORE, DATA_DIR, ... from the "
-                              "environment); records get the analysis id")
-    analyze.add_argument("--owner", default=LOCAL_OWNER, metavar="UID",
-                         help=f"whose analyses they are, with --store (default: {LOCAL_OWNER!r}, the one owner of "
-                              "AUTH_MODE=none; with firebase, a user's uid)")
-    analyze.add_argument("--studies", action="store_true",
-                         help="series mode: each PATH (a folder, searched recursively, or a ZIP) is one study of DICOM "
-                              "files; one record per study: study and series UIDs, slice count, score, label, key "
-                              "slice indexes")
-    analyze.add_argument("--slices-out", metavar="FILE",
-                         help="with --studies: write one row per slice to FILE (.jsonl or .csv): path, index, "
-                              "instance_number, sop_instance_uid, z, probability, label, assessable")
-    analyze.add_argument("--batch-size", type=int, default=16, metavar="N",
-                         help="slices per step, split into one forward pass per core (TORCH_THREADS, default: "
-                              "all); 1 analyses one slice at a time with every core on it (default: 16)")
+    analyze.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write records to FILE: .jsonl (one JSON object per line) or .csv; default: JSON lines on standard output",
+    )
+    analyze.add_argument(
+        "--window",
+        default="lung",
+        choices=list(WINDOWS),
+        help="DICOM display window (default: lung); PNG and JPEG ignore it",
+    )
+    analyze.add_argument(
+        "--heatmaps",
+        metavar="DIR",
+        help="save each slice's heatmap overlay (400 px JPEG) under DIR, mirroring the folders",
+    )
+    analyze.add_argument(
+        "--store",
+        action="store_true",
+        help="also store each analysis as POST /analyze does (STORE, DATA_DIR, ... from the "
+        "environment); records get the analysis id",
+    )
+    analyze.add_argument(
+        "--owner",
+        default=LOCAL_OWNER,
+        metavar="UID",
+        help=f"whose analyses they are, with --store (default: {LOCAL_OWNER!r}, the one owner of "
+        "AUTH_MODE=none; with firebase, a user's uid)",
+    )
+    analyze.add_argument(
+        "--studies",
+        action="store_true",
+        help="series mode: each PATH (a folder, searched recursively, or a ZIP) is one study of DICOM "
+        "files; one record per study: study and series UIDs, slice count, score, label, key "
+        "slice indexes",
+    )
+    analyze.add_argument(
+        "--slices-out",
+        metavar="FILE",
+        help="with --studies: write one row per slice to FILE (.jsonl or .csv): path, index, "
+        "instance_number, sop_instance_uid, z, probability, label, assessable",
+    )
+    analyze.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        metavar="N",
+        help="slices per step, split into one forward pass per core (TORCH_THREADS, default: "
+        "all); 1 analyses one slice at a time with every core on it (default: 16)",
+    )
     sweep = commands.add_parser(
-        "sweep", help="remove stored images no analysis references",
+        "sweep",
+        help="remove stored images no analysis references",
         description="Remove objects in IMAGE_STORE (under analyses/) that no analysis document references "
-                    "and that are older than --older-than-minutes: left behind when a request failed half-way "
-                    "or a clean-up met an outage. Prints each removed path, then a count.")
-    sweep.add_argument("--older-than-minutes", type=int, default=60, metavar="N",
-                       help="only objects created at least N minutes ago (default: 60), so that requests in "
-                            "flight keep theirs")
+        "and that are older than --older-than-minutes: left behind when a request failed half-way "
+        "or a clean-up met an outage. Prints each removed path, then a count.",
+    )
+    sweep.add_argument(
+        "--older-than-minutes",
+        type=int,
+        default=60,
+        metavar="N",
+        help="only objects created at least N minutes ago (default: 60), so that requests in flight keep theirs",
+    )
     commands.add_parser(
-        "worker", help="run studies from Pub/Sub (STUDY_QUEUE=pubsub)",
+        "worker",
+        help="run studies from Pub/Sub (STUDY_QUEUE=pubsub)",
         description="Pull studies from the Pub/Sub subscription PUBSUB_SUBSCRIPTION (on PUBSUB_TOPIC, both made "
-                    "when missing) and analyse them one at a time, with the stores the service uses (STORE, "
-                    "IMAGE_STORE, ...). Run any number, on any machine. SIGTERM: the study in progress goes back "
-                    "to the queue after its current batch.")
+        "when missing) and analyse them one at a time, with the stores the service uses (STORE, "
+        "IMAGE_STORE, ...). Run any number, on any machine. SIGTERM: the study in progress goes back "
+        "to the queue after its current batch.",
+    )
     args = parser.parse_args(argv)
     if args.command in ("sweep", "worker"):
         return args
@@ -141,9 +179,22 @@ class Recorder:
         self.file = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115 (closed by close())
         self.csv = None
         if out and out.lower().endswith(".csv"):
-            fields = ["path", "sha256", "label", "confidence", *(f"probability_{label}" for label in labels),
-                      "in_distribution", "assessable", "reason", "model_name", "model_version", "id", "heatmap",
-                      "error", "message"]
+            fields = [
+                "path",
+                "sha256",
+                "label",
+                "confidence",
+                *(f"probability_{label}" for label in labels),
+                "in_distribution",
+                "assessable",
+                "reason",
+                "model_name",
+                "model_version",
+                "id",
+                "heatmap",
+                "error",
+                "message",
+            ]
             self.csv = csv.DictWriter(self.file, fields)
             self.csv.writeheader()
 
@@ -173,12 +224,15 @@ def run(args) -> int:
     cores = torch.get_num_threads()
     failed = 0
     try:
-        with core_pool(cores, batched=args.batch_size > 1) as pool, \
-                tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress:
+        with (
+            core_pool(cores, batched=args.batch_size > 1) as pool,
+            tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress,
+        ):
             for start in range(0, len(items), args.batch_size):
-                batch = items[start:start + args.batch_size]
-                for record in on_cores(pool, batch, cores,
-                                       lambda part: analyse_batch(part, classifier, stores, args, settings)):
+                batch = items[start : start + args.batch_size]
+                for record in on_cores(
+                    pool, batch, cores, lambda part: analyse_batch(part, classifier, stores, args, settings)
+                ):
                     failed += "error" in record
                     recorder.write(record)
                 progress.update(len(batch))
@@ -219,18 +273,30 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
             record.update(error=answer.code, message=answer.message)
             continue
         gray, prediction = answer
-        record.update(label=prediction.label, confidence=prediction.confidence,
-                      probabilities=prediction.probabilities, in_distribution=prediction.in_distribution,
-                      assessable=prediction.assessable, reason=prediction.reason,
-                      model={"name": classifier.name, "version": classifier.version})
+        record.update(
+            label=prediction.label,
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            in_distribution=prediction.in_distribution,
+            assessable=prediction.assessable,
+            reason=prediction.reason,
+            model={"name": classifier.name, "version": classifier.version},
+        )
         if args.heatmaps or stores is not None:
             try:
                 result = describe_slice(gray, prediction)
                 if args.heatmaps:
                     record["heatmap"] = str(_save_heatmap(result.overlay_400, Path(args.heatmaps), item.heatmap_name))
                 if stores is not None:
-                    fields = document.new_fields(uuid.uuid4().hex, args.owner, item.path.name, record["sha256"],
-                                                 result, classifier, window=args.window)
+                    fields = document.new_fields(
+                        uuid.uuid4().hex,
+                        args.owner,
+                        item.path.name,
+                        record["sha256"],
+                        result,
+                        classifier,
+                        window=args.window,
+                    )
                     record["id"] = record_slice(stores, fields, result, sources[index])[0]["id"]
             except (StoreUnavailable, ImageStoreUnavailable) as exc:
                 record.update(error="store_unavailable", message=str(exc))
@@ -256,16 +322,22 @@ def sweep(args) -> int:
     removed = objects.sweep(image_store, app.extensions["store"], cutoff)
     for path in removed:
         print(path)
-    print(f"removed {len(removed)} unreferenced object(s) older than {args.older_than_minutes} min "
-          f"from IMAGE_STORE={app.config['IMAGE_STORE']}", file=sys.stderr)
+    print(
+        f"removed {len(removed)} unreferenced object(s) older than {args.older_than_minutes} min "
+        f"from IMAGE_STORE={app.config['IMAGE_STORE']}",
+        file=sys.stderr,
+    )
     return 0
 
 
 def worker(args) -> int:
     settings = config.flask_config(config.load())
     if settings["STUDY_QUEUE"] != "pubsub":
-        print("error: the worker runs studies from Pub/Sub: set STUDY_QUEUE=pubsub (and PUBSUB_PROJECT); with "
-              "STUDY_QUEUE=local the service runs its studies itself", file=sys.stderr)
+        print(
+            "error: the worker runs studies from Pub/Sub: set STUDY_QUEUE=pubsub (and PUBSUB_PROJECT); with "
+            "STUDY_QUEUE=local the service runs its studies itself",
+            file=sys.stderr,
+        )
         return 1
     from backend.studies import settings_of
     from backend.studies.pubsub import Worker
@@ -279,10 +351,34 @@ def worker(args) -> int:
     return 0
 
 
-STUDY_RECORD_FIELDS = ["path", "study_uid", "series_uid", "series_description", "slice_count", "assessable_slices",
-                       "score", "label", "threshold", "key_slices", "model_name", "model_version", "error", "message"]
-SLICE_ROW_FIELDS = ["path", "index", "instance_number", "sop_instance_uid", "z", "probability", "label", "assessable",
-                    "reason", "error"]
+STUDY_RECORD_FIELDS = [
+    "path",
+    "study_uid",
+    "series_uid",
+    "series_description",
+    "slice_count",
+    "assessable_slices",
+    "score",
+    "label",
+    "threshold",
+    "key_slices",
+    "model_name",
+    "model_version",
+    "error",
+    "message",
+]
+SLICE_ROW_FIELDS = [
+    "path",
+    "index",
+    "instance_number",
+    "sop_instance_uid",
+    "z",
+    "probability",
+    "label",
+    "assessable",
+    "reason",
+    "error",
+]
 
 
 class RowWriter:
@@ -337,26 +433,48 @@ def run_studies(args) -> int:
                 try:
                     series = plan(study_members(Path(path), limits), limits)
                     slices = series.slices
-                    answer = analyse_series(lambda i, slices=slices: slices[i].member.read(), len(slices), classifier,
-                                            args.window, Limits.from_config(settings), pool, cores, args.batch_size)
+                    answer = analyse_series(
+                        lambda i, slices=slices: slices[i].member.read(),
+                        len(slices),
+                        classifier,
+                        args.window,
+                        Limits.from_config(settings),
+                        pool,
+                        cores,
+                        args.batch_size,
+                    )
                 except (InvalidInput, OSError) as exc:
                     failed += 1
                     code = exc.code if isinstance(exc, InvalidInput) else "unreadable_file"
                     out.write({**record, "error": code, "message": getattr(exc, "message", str(exc))})
                     continue
                 prediction = answer.prediction()
-                record.update(study_uid=series.study_uid, series_uid=series.series_uid,
-                              series_description=series.description, slice_count=len(series.slices),
-                              assessable_slices=prediction["assessable_slices"], score=prediction["score"],
-                              label=prediction["label"], threshold=prediction["threshold"],
-                              key_slices=[c.index for c in answer.key_candidates()],
-                              model_name=classifier.name, model_version=classifier.version)
+                record.update(
+                    study_uid=series.study_uid,
+                    series_uid=series.series_uid,
+                    series_description=series.description,
+                    slice_count=len(series.slices),
+                    assessable_slices=prediction["assessable_slices"],
+                    score=prediction["score"],
+                    label=prediction["label"],
+                    threshold=prediction["threshold"],
+                    key_slices=[c.index for c in answer.key_candidates()],
+                    model_name=classifier.name,
+                    model_version=classifier.version,
+                )
                 out.write(record)
                 for slice_, outcome in zip(series.slices, answer.outcomes, strict=True) if slices_out else ():
-                    row = {"path": path, "index": outcome.index, "instance_number": slice_.header.instance_number,
-                           "sop_instance_uid": slice_.header.sop_uid, "z": slice_.z,
-                           "probability": outcome.probability, "label": outcome.label,
-                           "assessable": outcome.assessable, "reason": outcome.reason}
+                    row = {
+                        "path": path,
+                        "index": outcome.index,
+                        "instance_number": slice_.header.instance_number,
+                        "sop_instance_uid": slice_.header.sop_uid,
+                        "z": slice_.z,
+                        "probability": outcome.probability,
+                        "label": outcome.label,
+                        "assessable": outcome.assessable,
+                        "reason": outcome.reason,
+                    }
                     slices_out.write({**row, "error": outcome.error} if outcome.error else row)
     finally:
         out.close()

@@ -7,6 +7,7 @@ PyTorch gets cores / workers threads in each worker, so workers x torch threads 
 the cores. On SIGTERM gunicorn stops accepting and lets requests in flight finish (up to
 GRACEFUL_TIMEOUT_S) before the workers exit.
 """
+
 import os
 import shutil
 import sys
@@ -27,8 +28,13 @@ read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
     settings = flask_config(load())
-    for check in (check_auth_settings, check_store_settings, check_image_store_settings, check_study_settings,
-                  check_dicom_settings):
+    for check in (
+        check_auth_settings,
+        check_store_settings,
+        check_image_store_settings,
+        check_study_settings,
+        check_dicom_settings,
+    ):
         check(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")
@@ -83,8 +89,10 @@ def _dicom_port_free():
         try:
             probe.bind(address)
         except OSError as exc:
-            sys.exit(f"error: cannot listen for DICOM on {address[0]}:{address[1]}: {exc.strerror or exc} "
-                     "(set DICOM_PORT or DICOM_HOST)")
+            sys.exit(
+                f"error: cannot listen for DICOM on {address[0]}:{address[1]}: {exc.strerror or exc} "
+                "(set DICOM_PORT or DICOM_HOST)"
+            )
 
 
 def child_exit(server, worker):

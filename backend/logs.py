@@ -4,6 +4,7 @@ Every response carries `X-Request-ID`: the caller's when it sent a sane one (a p
 client's, so one id follows a request through every hop), else a new one. `LOG_FORMAT=json`
 makes each log line one JSON object for log collectors; the default is readable text.
 """
+
 import logging
 import re
 import sys
@@ -35,8 +36,9 @@ class RequestIdFilter(logging.Filter):
 
 def make_formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
-        return JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"},
-                             timestamp="time")  # ISO 8601, UTC
+        return JsonFormatter(
+            JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"}, timestamp="time"
+        )  # ISO 8601, UTC
     return logging.Formatter(TEXT_FORMAT)
 
 
@@ -67,9 +69,22 @@ def _finish(response):
     response.headers[REQUEST_ID_HEADER] = g.request_id
     duration_ms = 1000 * (time.perf_counter() - g.request_started)
     size = response.content_length if response.content_length is not None else 0
-    access_log.info("%s %s %s %d B %.1f ms", request.method, request.path, response.status_code, size, duration_ms,
-                    extra={"request_id": g.request_id, "method": request.method, "path": request.path, "status": response.status_code,
-                           "bytes": size, "duration_ms": round(duration_ms, 1)})
+    access_log.info(
+        "%s %s %s %d B %.1f ms",
+        request.method,
+        request.path,
+        response.status_code,
+        size,
+        duration_ms,
+        extra={
+            "request_id": g.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "bytes": size,
+            "duration_ms": round(duration_ms, 1),
+        },
+    )
     return response
 
 

@@ -9,6 +9,7 @@ heap, and up to 64 MiB of free heap top is kept for the next request: with a 1 M
 glibc's 128 KiB trim threshold, every forward pass mapped, zero-filled and unmapped them again,
 which made a request about 14 ms (40 %) slower. A no-op where the C library is not glibc.
 """
+
 import ctypes
 import ctypes.util
 

@@ -9,6 +9,7 @@ Stages of an analysis are timed with `stage`:
     with metrics.stage("model"):
         prediction = classifier.predict(gray)
 """
+
 import time
 
 from flask import Blueprint, Response, current_app, g, request
@@ -27,11 +28,13 @@ from prometheus_client import (
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 REQUESTS = Counter("http_requests", "HTTP requests answered", ["method", "route", "status"])
-REQUEST_SECONDS = Histogram("http_request_duration_seconds", "Time to answer an HTTP request",
-                            ["method", "route", "status"], buckets=BUCKETS)
+REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request", ["method", "route", "status"], buckets=BUCKETS
+)
 IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being answered now", multiprocess_mode="livesum")
-STAGE_SECONDS = Histogram("analysis_stage_duration_seconds", "Time of one stage of an analysis",
-                          ["stage"], buckets=BUCKETS)
+STAGE_SECONDS = Histogram(
+    "analysis_stage_duration_seconds", "Time of one stage of an analysis", ["stage"], buckets=BUCKETS
+)
 ANALYSES = Counter("analyses", "Analyses stored, by predicted label", ["label"])
 STORE_ERRORS = Counter("store_errors", "Requests that failed because the store did not answer", ["store"])
 

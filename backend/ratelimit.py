@@ -5,6 +5,7 @@ whatever address the requests come from. Counters live in memory by default (one
 RATE_LIMIT_STORAGE_URI=redis://... shares them between several instances. By default only
 accounts are limited: with AUTH_MODE=none the one local user's own loop over a folder is not.
 """
+
 import math
 import time
 
@@ -37,5 +38,6 @@ def check(caller, scope="analyze"):
         if not limiter.hit(limit, scope, caller.uid):
             reset_at = limiter.get_window_stats(limit, scope, caller.uid).reset_time
             retry_after = max(1, math.ceil(reset_at - time.time()))
-            raise NotAllowed("rate_limited", limit=limit, retry_after=retry_after,
-                             headers={"Retry-After": str(retry_after)})
+            raise NotAllowed(
+                "rate_limited", limit=limit, retry_after=retry_after, headers={"Retry-After": str(retry_after)}
+            )

@@ -5,6 +5,7 @@ a socket, not a thread. The limits below keep those sockets bounded, and the ser
 refusals (headers too large, a body over its cap, a malformed request) answer in the API's
 JSON error shape instead of waitress's plain text.
 """
+
 import json
 import time
 
@@ -53,10 +54,19 @@ class GuardedChannel(HTTPChannel):
 
 def serve(app, host, port, max_body_bytes):
     """Serve until SIGINT/SIGTERM. OSError when the address cannot be bound (e.g. the port is taken)."""
-    server = create_server(app, host=host, port=port, threads=THREADS, ident="",
-                           connection_limit=CONNECTION_LIMIT, channel_timeout=IDLE_TIMEOUT_S,
-                           cleanup_interval=5, asyncore_use_poll=True,
-                           max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=max_body_bytes)
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=THREADS,
+        ident="",
+        connection_limit=CONNECTION_LIMIT,
+        channel_timeout=IDLE_TIMEOUT_S,
+        cleanup_interval=5,
+        asyncore_use_poll=True,
+        max_request_header_size=MAX_HEADER_BYTES,
+        max_request_body_size=max_body_bytes,
+    )
     server.channel_class = GuardedChannel
     app.logger.info("serving on http://%s:%s (store: %s); stop with Ctrl+C", host, port, app.config["STORE"])
     server.run()  # returns on SIGINT, or SIGTERM (see app.main), after in-flight requests finish

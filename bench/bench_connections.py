@@ -6,6 +6,7 @@ and prints the medians and their ratios to the baseline; asserts nothing. Loopba
 bounded in connections and time.
     python -m bench.bench_connections [--idle 200] [--trickle 50] [--repeat 10]
 """
+
 import argparse
 import contextlib
 import socket
@@ -39,7 +40,7 @@ def held_connections(base_url, idle, trickle):
                 return
             for sock in sockets[idle:]:
                 with contextlib.suppress(OSError):  # the server may close a trickler: that is its defence
-                    sock.send(payload[i:i + 1])
+                    sock.send(payload[i : i + 1])
 
     sender = threading.Thread(target=trickle_bytes, daemon=True)
     sender.start()
@@ -81,10 +82,14 @@ def main():
             loaded_health, loaded_analyze = timed_ms(health, args.repeat), timed_ms(analyze, args.repeat)
 
     print(f"with {args.idle} idle and {args.trickle} trickling connections held open (median / max ms):")
-    for name, base, loaded in (("GET /health", base_health, loaded_health),
-                               ("POST /analyze", base_analyze, loaded_analyze)):
-        print(f"  {name:14} {loaded[0]:8.1f} / {loaded[1]:8.1f}   alone {base[0]:8.1f} / {base[1]:8.1f}"
-              f"   ratio {loaded[0] / base[0]:.2f}x")
+    for name, base, loaded in (
+        ("GET /health", base_health, loaded_health),
+        ("POST /analyze", base_analyze, loaded_analyze),
+    ):
+        print(
+            f"  {name:14} {loaded[0]:8.1f} / {loaded[1]:8.1f}   alone {base[0]:8.1f} / {base[1]:8.1f}"
+            f"   ratio {loaded[0] / base[0]:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ encodes); the batch command's throughput batched vs one slice at a time; memory 
 Asserts nothing. Clients run in this process, so they share the machine's cores with the server.
     python -m bench.bench_load [--seconds 10] [--clients 1 4 8 16] [--cli-slices 256]
 """
+
 import argparse
 import os
 import statistics
@@ -53,8 +54,9 @@ def load(base_url, bodies, clients, seconds):
             body, headers = bodies[i % len(bodies)]
             started = time.perf_counter()
             try:
-                with urllib.request.urlopen(urllib.request.Request(base_url + "/analyze", body, headers),
-                                            timeout=120) as response:
+                with urllib.request.urlopen(
+                    urllib.request.Request(base_url + "/analyze", body, headers), timeout=120
+                ) as response:
                     response.read()
                 latencies.append(1000 * (time.perf_counter() - started))
             except (urllib.error.URLError, OSError) as exc:
@@ -93,17 +95,23 @@ def bench_server(name, argv, env, bodies, levels, seconds):
     print(f"\n{name}")
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
-        with started_server({"DATA_DIR": tmp, "LOG_LEVEL": "WARNING", "RATE_LIMIT": UNLIMITED, **env},
-                            argv=argv, log_path=log, timeout_s=180) as server:
+        with started_server(
+            {"DATA_DIR": tmp, "LOG_LEVEL": "WARNING", "RATE_LIMIT": UNLIMITED, **env},
+            argv=argv,
+            log_path=log,
+            timeout_s=180,
+        ) as server:
             load(server.base_url, bodies, 2, 3)  # warm up every worker
             base = None
             for clients in levels:
                 rate, latencies, errors = load(server.base_url, bodies, clients, seconds)
                 p50, p95 = statistics.median(latencies), percentile(latencies, 95)
                 base = base or (rate, p50, p95)
-                print(f"  {clients:2d} clients  {rate:6.2f} req/s ({rate / base[0]:4.2f}x)   "
-                      f"p50 {p50:7.1f} ms ({p50 / base[1]:4.2f}x)   p95 {p95:7.1f} ms ({p95 / base[2]:4.2f}x)"
-                      + (f"   {len(errors)} errors" if errors else ""))
+                print(
+                    f"  {clients:2d} clients  {rate:6.2f} req/s ({rate / base[0]:4.2f}x)   "
+                    f"p50 {p50:7.1f} ms ({p50 / base[1]:4.2f}x)   p95 {p95:7.1f} ms ({p95 / base[2]:4.2f}x)"
+                    + (f"   {len(errors)} errors" if errors else "")
+                )
                 if clients == levels[0]:
                     one_client_p50 = p50
             print("  " + stage_means(server.base_url))
@@ -122,8 +130,10 @@ def stage_means(base_url):
         count = value(scraped, name + "_count", **labels)
         return 1000 * value(scraped, name + "_sum", **labels) / count if count else float("nan")
 
-    stages = ", ".join(f"{stage} {mean('analysis_stage_duration_seconds', stage=stage):.1f}"
-                       for stage in ("decode", "model", "images", "findings", "store"))
+    stages = ", ".join(
+        f"{stage} {mean('analysis_stage_duration_seconds', stage=stage):.1f}"
+        for stage in ("decode", "model", "images", "findings", "store")
+    )
     whole = mean("http_request_duration_seconds", method="POST", route="/analyze", status="201")
     return f"mean ms over all levels (from /metrics): {stages}; whole POST /analyze {whole:.1f}"
 
@@ -157,8 +167,14 @@ def cli_throughput(paths, batch_size):
         links.mkdir()
         for n, path in enumerate(paths):
             (links / f"{n:04d}{path.suffix}").symlink_to(path)
-        args = argparse.Namespace(paths=[str(links)], out=str(Path(tmp) / "r.jsonl"), window="lung",
-                                   heatmaps=None, store=False, batch_size=batch_size)
+        args = argparse.Namespace(
+            paths=[str(links)],
+            out=str(Path(tmp) / "r.jsonl"),
+            window="lung",
+            heatmaps=None,
+            store=False,
+            batch_size=batch_size,
+        )
         started = time.perf_counter()
         cli.run(args)
         return len(paths) / (time.perf_counter() - started)
@@ -169,13 +185,20 @@ def main():
     parser.add_argument("--seconds", type=float, default=10, help="per concurrency level")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--slices", type=int, default=64, help="real slices uploaded in turn")
-    parser.add_argument("--cli-slices", type=int, default=256,
-                        help="real slices per batch command run (its start, loading the model, counts too)")
+    parser.add_argument(
+        "--cli-slices",
+        type=int,
+        default=256,
+        help="real slices per batch command run (its start, loading the model, counts too)",
+    )
     args = parser.parse_args()
 
     paths = real_slices(args.slices)
     bodies = [multipart("file", p.name, p.read_bytes()) for p in paths]
-    print(f"{CORES} CPU cores, PyTorch {torch.__version__}; {len(paths)} real COVID-CT slices uploaded in turn; {args.seconds:g} s per level")
+    print(
+        f"{CORES} CPU cores, PyTorch {torch.__version__}; {len(paths)} real COVID-CT slices uploaded in turn; "
+        f"{args.seconds:g} s per level"
+    )
 
     # In-process figures with one torch thread, as each gunicorn worker on this machine has.
     torch.set_num_threads(1)
@@ -190,16 +213,29 @@ def main():
     for threads in (DEFAULT_TORCH_THREADS, 1):
         torch.set_num_threads(threads)
         one_at_a_time, batched = cli_throughput(cli_paths, 1), cli_throughput(cli_paths, 16)
-        print(f"  {threads} torch thread(s): --batch-size 1 {one_at_a_time:6.1f} slices/s, "
-              f"--batch-size 16 {batched:6.1f} slices/s  ({batched / one_at_a_time:.2f}x)")
+        print(
+            f"  {threads} torch thread(s): --batch-size 1 {one_at_a_time:6.1f} slices/s, "
+            f"--batch-size 16 {batched:6.1f} slices/s  ({batched / one_at_a_time:.2f}x)"
+        )
 
     workers = int(os.environ.get("WEB_CONCURRENCY") or CORES)
     gunicorn_env = {"WEB_CONCURRENCY": str(workers), "TORCH_THREADS": str(max(1, CORES // workers))}
-    gunicorn_p50 = bench_server(f"gunicorn: {workers} gthread workers x 4 threads, "
-                                f"{gunicorn_env['TORCH_THREADS']} torch thread(s) each",
-                                GUNICORN, gunicorn_env, bodies, args.clients, args.seconds)
-    waitress_p50 = bench_server("waitress (python backend/app.py): 1 process, 8 threads, PyTorch's default threads",
-                                None, {"TORCH_THREADS": ""}, bodies, args.clients, args.seconds)
+    gunicorn_p50 = bench_server(
+        f"gunicorn: {workers} gthread workers x 4 threads, {gunicorn_env['TORCH_THREADS']} torch thread(s) each",
+        GUNICORN,
+        gunicorn_env,
+        bodies,
+        args.clients,
+        args.seconds,
+    )
+    waitress_p50 = bench_server(
+        "waitress (python backend/app.py): 1 process, 8 threads, PyTorch's default threads",
+        None,
+        {"TORCH_THREADS": ""},
+        bodies,
+        args.clients,
+        args.seconds,
+    )
     print("\nPOST /analyze with one client vs the in-process floor:")
     print(f"  gunicorn p50 {gunicorn_p50:7.1f} ms  ({gunicorn_p50 / floor:.2f}x floor)")
     print(f"  waitress p50 {waitress_p50:7.1f} ms  ({waitress_p50 / floor:.2f}x floor)")

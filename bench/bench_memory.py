@@ -8,6 +8,7 @@ a 14 MB DICOM as base64 JSON. Prints the idle baseline, the peak (VmHWM) and the
 nothing. The goal is a peak under 1.5 GiB.
     python -m bench.bench_memory [--clients 6] [--rounds 3]
 """
+
 import argparse
 import base64
 import collections
@@ -46,8 +47,10 @@ def worst_case_uploads():
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     big_dicom = _dicom(ds)
     inflated_rows = SIDE  # 4096 x 4096 16-bit: the most pixels allowed, 32 MiB inflated
-    ds.Rows, ds.PixelData = inflated_rows, np.ascontiguousarray(
-        np.tile(tiles, (inflated_rows // rows + 1, 1))[:inflated_rows]).tobytes()
+    ds.Rows, ds.PixelData = (
+        inflated_rows,
+        np.ascontiguousarray(np.tile(tiles, (inflated_rows // rows + 1, 1))[:inflated_rows]).tobytes(),
+    )
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     deflated = _dicom(ds)
     json_rows = (14 * 2**20) // (SIDE * 2)  # base64 of ~14 MB stays under the 20 MB body limit
@@ -55,11 +58,17 @@ def worst_case_uploads():
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     json_dicom = base64.b64encode(_dicom(ds)).decode()
 
-    cases = [("png", *multipart("file", "big.png", png)), ("jpeg", *multipart("file", "big.jpg", jpeg)),
-             ("dicom", *multipart("file", "big.dcm", big_dicom)),
-             ("deflated-dicom", *multipart("file", "deflated.dcm", deflated)),
-             ("json-dicom", json.dumps({"image": json_dicom, "filename": "big.dcm"}).encode(),
-              {"Content-Type": "application/json"})]
+    cases = [
+        ("png", *multipart("file", "big.png", png)),
+        ("jpeg", *multipart("file", "big.jpg", jpeg)),
+        ("dicom", *multipart("file", "big.dcm", big_dicom)),
+        ("deflated-dicom", *multipart("file", "deflated.dcm", deflated)),
+        (
+            "json-dicom",
+            json.dumps({"image": json_dicom, "filename": "big.dcm"}).encode(),
+            {"Content-Type": "application/json"},
+        ),
+    ]
     return [(name, body, headers) for name, body, headers in cases if len(body) < 20 * 2**20]
 
 
@@ -100,7 +109,7 @@ def main():
 
         def client(index):
             for _ in range(args.rounds):
-                for name, body, headers in cases[index % len(cases):] + cases[:index % len(cases)]:
+                for name, body, headers in cases[index % len(cases) :] + cases[: index % len(cases)]:
                     status = request("POST", base_url + "/analyze", body, headers)[0]
                     statuses[f"{name} {status}"] += 1
 
@@ -110,9 +119,11 @@ def main():
 
     print(f"answers: {dict(sorted(statuses.items()))}")
     print(f"idle (after one analysis): {idle:.0f} MiB")
-    print(f"peak with {args.clients} parallel clients x {args.rounds} rounds, "
-          f"HEAVY_WORK_SLOTS={args.slots or 'cores'}: {peak:.0f} MiB "
-          f"= {peak / idle:.2f}x idle; goal < {GOAL_MIB} MiB: {'met' if peak < GOAL_MIB else 'NOT met'}")
+    print(
+        f"peak with {args.clients} parallel clients x {args.rounds} rounds, "
+        f"HEAVY_WORK_SLOTS={args.slots or 'cores'}: {peak:.0f} MiB "
+        f"= {peak / idle:.2f}x idle; goal < {GOAL_MIB} MiB: {'met' if peak < GOAL_MIB else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

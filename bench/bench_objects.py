@@ -6,6 +6,7 @@ step alone (render the three objects, write them in parallel), which is what the
 without the noise of a whole request on a busy machine. Asserts nothing.
     python -m bench.bench_objects [--repeat 40]
 """
+
 import argparse
 import io
 import statistics
@@ -21,8 +22,10 @@ from backend.ml.classifier import get_classifier
 from bench.timing import median_ms
 from tests.fixtures.data import covid_ct_image, dicom_file
 
-UPLOADS = {"512x512 CT DICOM (526 KB)": lambda: (dicom_file("693_UNCR.dcm").read_bytes(), "s.dcm"),
-           "COVID-CT PNG": lambda: (covid_ct_image("COVID", 0).read_bytes(), "s.png")}
+UPLOADS = {
+    "512x512 CT DICOM (526 KB)": lambda: (dicom_file("693_UNCR.dcm").read_bytes(), "s.dcm"),
+    "COVID-CT PNG": lambda: (covid_ct_image("COVID", 0).read_bytes(), "s.png"),
+}
 
 
 def post_ms(client, data, name):
@@ -38,8 +41,12 @@ def main():
     parser.add_argument("--repeat", type=int, default=40)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        apps = {mode: create_app({"DATA_DIR": f"{tmp}/{mode}", "IMAGE_STORE": mode, "METRICS": False,
-                                  "RATE_LIMIT": "1000000/minute"}) for mode in ("none", "local")}
+        apps = {
+            mode: create_app(
+                {"DATA_DIR": f"{tmp}/{mode}", "IMAGE_STORE": mode, "METRICS": False, "RATE_LIMIT": "1000000/minute"}
+            )
+            for mode in ("none", "local")
+        }
         clients = {mode: app.test_client() for mode, app in apps.items()}
         print(f"POST /analyze in process, SQLite documents, median of {args.repeat} alternating requests each:")
         for label, load in UPLOADS.items():
@@ -58,6 +65,7 @@ def main():
             with apps["local"].app_context():
                 result = analyze_slice(data, get_classifier())
                 store = get_image_store()
+
                 def write_objects(store=store, data=data, result=result):
                     objects.write(store, objects.render("local", uuid.uuid4().hex, data, result.jpegs))
 

@@ -1,4 +1,5 @@
 """The one timing rule both benchmarks use: warm up, then the median of repeated runs."""
+
 import statistics
 import time
 

@@ -1,11 +1,18 @@
 """Shared fixtures (`app` and `client` on the factory with a temporary SQLite store) and the `slow` marker's rule."""
+
 import pytest
 
 from backend.app import create_app
 
-pytest_plugins = ["tests.fixtures.server", "tests.fixtures.firestore_emulator", "tests.fixtures.gcs_emulator",
-                  "tests.fixtures.pubsub_emulator", "tests.fixtures.auth_emulator", "tests.fixtures.browser",
-                  "tests.fixtures.orthanc"]
+pytest_plugins = [
+    "tests.fixtures.server",
+    "tests.fixtures.firestore_emulator",
+    "tests.fixtures.gcs_emulator",
+    "tests.fixtures.pubsub_emulator",
+    "tests.fixtures.auth_emulator",
+    "tests.fixtures.browser",
+    "tests.fixtures.orthanc",
+]
 
 
 @pytest.fixture

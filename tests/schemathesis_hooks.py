@@ -5,6 +5,7 @@ as its octet-stream serializer sends bytes. Its Content-Type names no boundary, 
 400 invalid_multipart (tests/schemathesis.toml); tests/test_openapi.py and tests/test_dicom_e2e.py send real
 bodies.
 """
+
 import schemathesis
 
 schemathesis.serializer.alias("multipart/related", "application/octet-stream")

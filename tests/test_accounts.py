@@ -1,5 +1,6 @@
 """Accounts: AUTH_MODE=none (one local owner, loopback only, no cross-site changes) and
 AUTH_MODE=firebase (ID tokens verified by the Admin SDK against the real Auth emulator)."""
+
 import base64
 import io
 import json
@@ -86,8 +87,14 @@ def test_none_serves_loopback_hosts(tmp_path, host):
     create_app({"DATA_DIR": str(tmp_path), "HOST": host})
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("AUTH_MODE", "oauth", "AUTH_MODE"), ("RATE_LIMIT", "lots", "RATE_LIMIT"), ("ALLOW_ANONYMOUS", "maybe", "ALLOW_ANONYMOUS")])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("AUTH_MODE", "oauth", "AUTH_MODE"),
+        ("RATE_LIMIT", "lots", "RATE_LIMIT"),
+        ("ALLOW_ANONYMOUS", "maybe", "ALLOW_ANONYMOUS"),
+    ],
+)
 def test_unusable_settings_are_refused(tmp_path, monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
@@ -127,7 +134,12 @@ def api(firebase_app):
 
 
 def test_every_analyses_route_needs_a_token_and_health_stays_open(api):
-    for method, path in [("POST", "/analyze"), ("GET", "/analyses"), ("GET", "/analyses/abc"), ("DELETE", "/analyses/abc")]:
+    for method, path in [
+        ("POST", "/analyze"),
+        ("GET", "/analyses"),
+        ("GET", "/analyses/abc"),
+        ("DELETE", "/analyses/abc"),
+    ]:
         response = api.open(path, method=method)
         assert_401(response, "sign_in_required")
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -137,9 +149,15 @@ def test_every_analyses_route_needs_a_token_and_health_stays_open(api):
 
 def test_the_dashboard_gets_the_web_config(api, auth_env):
     assert api.get("/auth/config").get_json() == {
-        "mode": "firebase", "emulator": f"http://{auth_env.host}", "google_sign_in": False,
-        "firebase": {"apiKey": "demo-api-key", "authDomain": "demo-ct-analysis-test.firebaseapp.com",
-                     "projectId": "demo-ct-analysis-test"}}
+        "mode": "firebase",
+        "emulator": f"http://{auth_env.host}",
+        "google_sign_in": False,
+        "firebase": {
+            "apiKey": "demo-api-key",
+            "authDomain": "demo-ct-analysis-test.firebaseapp.com",
+            "projectId": "demo-ct-analysis-test",
+        },
+    }
     csp = api.get("/").headers["Content-Security-Policy"]
     assert f"connect-src 'self' http://{auth_env.host}" in csp and "unsafe" not in csp
 
@@ -195,10 +213,19 @@ def service_account_key(path, project):
     """A service-account key file of the form the Firebase console gives, with a key made here."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": project, "private_key_id": "test-key", "private_key": pem.decode(),
-        "client_email": f"ct-analysis@{project}.iam.gserviceaccount.com", "client_id": "1",
-        "token_uri": "https://oauth2.googleapis.com/token"}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": project,
+                "private_key_id": "test-key",
+                "private_key": pem.decode(),
+                "client_email": f"ct-analysis@{project}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
     return str(path)
 
 
@@ -215,8 +242,9 @@ def test_tampered_tokens_are_refused_by_the_signature_check(auth_env, tmp_path, 
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", service_account_key(tmp_path / "key.json", project))
     app = create_app({"DATA_DIR": str(tmp_path), "AUTH_CHECK_REVOKED": False})
     try:
-        token = altered(alice.id_token, sub=bob.uid, user_id=bob.uid, aud=project,
-                        iss=f"https://securetoken.google.com/{project}")
+        token = altered(
+            alice.id_token, sub=bob.uid, user_id=bob.uid, aud=project, iss=f"https://securetoken.google.com/{project}"
+        )
         assert_401(app.test_client().get("/analyses", headers=bearer(token)), "invalid_token")
     finally:
         app.extensions["auth"].close()
@@ -263,8 +291,11 @@ def test_each_user_sees_only_their_own_analyses(api, auth_env):
     # Alice's listing, paged by cursor, is hers alone, newest first.
     seen, cursor = [], None
     while True:
-        page = api.get("/analyses", query_string={"limit": 2, **({"cursor": cursor} if cursor else {})},
-                       headers=bearer(alice.id_token)).get_json()
+        page = api.get(
+            "/analyses",
+            query_string={"limit": 2, **({"cursor": cursor} if cursor else {})},
+            headers=bearer(alice.id_token),
+        ).get_json()
         seen += [doc["id"] for doc in page["items"]]
         if not (cursor := page["next_cursor"]):
             break
@@ -322,39 +353,75 @@ def test_the_rate_limit_counts_per_user(auth_env, tmp_path):
         app.extensions["auth"].close()
 
 
-NO_GOOGLE_CREDENTIAL = {"FIREBASE_CREDENTIALS": "", "GOOGLE_APPLICATION_CREDENTIALS": "", "FIRESTORE_EMULATOR_HOST": "",
-                        "STORAGE_EMULATOR_HOST": "", "HOME": "/nonexistent", "NO_GCE_CHECK": "True"}
+NO_GOOGLE_CREDENTIAL = {
+    "FIREBASE_CREDENTIALS": "",
+    "GOOGLE_APPLICATION_CREDENTIALS": "",
+    "FIRESTORE_EMULATOR_HOST": "",
+    "STORAGE_EMULATOR_HOST": "",
+    "HOME": "/nonexistent",
+    "NO_GCE_CHECK": "True",
+}
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),
-    ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis-production", "FIREBASE_API_KEY": "key",
-      "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099"}, "demo-"),
-    ({"HEAVY_WORK_WAIT_S": "soon"}, "HEAVY_WORK_WAIT_S='soon' is not a number"),
-    # Production stores on a machine with no Google credential at all (no key, no gcloud login, not on GCE)
-    ({"STORE": "firestore", **NO_GOOGLE_CREDENTIAL}, "STORE=firestore found no Google credential"),
-    ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": "b", **NO_GOOGLE_CREDENTIAL}, "IMAGE_STORE=gcs found no Google credential"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),
+        (
+            {
+                "AUTH_MODE": "firebase",
+                "FIREBASE_PROJECT_ID": "ct-analysis-production",
+                "FIREBASE_API_KEY": "key",
+                "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+            },
+            "demo-",
+        ),
+        ({"HEAVY_WORK_WAIT_S": "soon"}, "HEAVY_WORK_WAIT_S='soon' is not a number"),
+        # Production stores on a machine with no Google credential at all (no key, no gcloud login, not on GCE)
+        ({"STORE": "firestore", **NO_GOOGLE_CREDENTIAL}, "STORE=firestore found no Google credential"),
+        (
+            {"IMAGE_STORE": "gcs", "STORAGE_BUCKET": "b", **NO_GOOGLE_CREDENTIAL},
+            "IMAGE_STORE=gcs found no Google credential",
+        ),
+    ],
+)
 def test_the_service_refuses_to_start_in_one_line(tmp_path, env, words):
     """`python backend/app.py` as users start it: one clear line and exit code 1, before listening."""
-    started = subprocess.run([sys.executable, "backend/app.py"], cwd=REPO, capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env})
+    started = subprocess.run(
+        [sys.executable, "backend/app.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env},
+    )
     assert started.returncode == 1
     lines = started.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], started.stderr
 
 
-@pytest.mark.parametrize("google, script_src, frame_src", [
-    ("0", "script-src 'self';", "frame-src 'none';"),
-    ("1", "script-src 'self' https://apis.google.com;", "frame-src https://ct-analysis-production.firebaseapp.com;"),
-])
+@pytest.mark.parametrize(
+    "google, script_src, frame_src",
+    [
+        ("0", "script-src 'self';", "frame-src 'none';"),
+        (
+            "1",
+            "script-src 'self' https://apis.google.com;",
+            "frame-src https://ct-analysis-production.firebaseapp.com;",
+        ),
+    ],
+)
 def test_the_csp_allows_only_firebase_auth_in_production(tmp_path, monkeypatch, google, script_src, frame_src):
     project = "ct-analysis-production"
     for name in ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)
-    for name, value in {"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": project, "FIREBASE_API_KEY": "key",
-                        "FIREBASE_GOOGLE_SIGN_IN": google,
-                        "GOOGLE_APPLICATION_CREDENTIALS": service_account_key(tmp_path / "key.json", project)}.items():
+    for name, value in {
+        "AUTH_MODE": "firebase",
+        "FIREBASE_PROJECT_ID": project,
+        "FIREBASE_API_KEY": "key",
+        "FIREBASE_GOOGLE_SIGN_IN": google,
+        "GOOGLE_APPLICATION_CREDENTIALS": service_account_key(tmp_path / "key.json", project),
+    }.items():
         monkeypatch.setenv(name, value)
     app = create_app({"DATA_DIR": str(tmp_path)})
     try:
@@ -372,8 +439,13 @@ def test_studies_follow_the_owner_rule_of_analyses(api, auth_env):
     from tests.fixtures.data import ct_series_files
     from tests.fixtures.series import files_form
 
-    for method, path in [("POST", "/studies"), ("GET", "/studies"), ("GET", "/studies/abc"),
-                         ("DELETE", "/studies/abc"), ("GET", "/studies/abc/slices/0/slice.jpg")]:
+    for method, path in [
+        ("POST", "/studies"),
+        ("GET", "/studies"),
+        ("GET", "/studies/abc"),
+        ("DELETE", "/studies/abc"),
+        ("GET", "/studies/abc/slices/0/slice.jpg"),
+    ]:
         assert_401(api.open(path, method=method), "sign_in_required")
     alice, bob = auth_env.sign_up("alice@example.com"), auth_env.sign_up("bob@example.com")
     slices = {path.name: path.read_bytes() for path in ct_series_files()[14:16]}
@@ -384,8 +456,12 @@ def test_studies_follow_the_owner_rule_of_analyses(api, auth_env):
     while api.get(f"/studies/{study_id}", headers=bearer(alice.id_token)).get_json()["status"] != "done":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    for method, path in [("GET", f"/studies/{study_id}"), ("GET", f"/studies/{study_id}/slices/0/slice.jpg"),
-                         ("POST", f"/studies/{study_id}/reanalyze"), ("DELETE", f"/studies/{study_id}")]:
+    for method, path in [
+        ("GET", f"/studies/{study_id}"),
+        ("GET", f"/studies/{study_id}/slices/0/slice.jpg"),
+        ("POST", f"/studies/{study_id}/reanalyze"),
+        ("DELETE", f"/studies/{study_id}"),
+    ]:
         foreign = api.open(path, method=method, headers=bearer(bob.id_token))
         assert (foreign.status_code, foreign.get_json()["error"]) == (404, "not_found"), path
     assert api.get("/studies", headers=bearer(bob.id_token)).get_json()["items"] == []

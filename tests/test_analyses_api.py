@@ -1,4 +1,5 @@
 """GET/DELETE /analyses and /health: listing newest first with a cursor, get, delete, 404s."""
+
 import pytest
 
 from backend.store import get_store
@@ -8,8 +9,17 @@ def make_docs(app, count):
     """Documents written through the app's own store, with distinct, increasing timestamps."""
     with app.app_context():
         store = get_store()
-        return [store.create({"id": f"doc{i:03d}", "created_at": f"2026-11-24T10:{i // 60:02d}:{i % 60:02d}.000000Z",
-                              "filename": f"{i}.png", "owner": "local"}) for i in range(count)]
+        return [
+            store.create(
+                {
+                    "id": f"doc{i:03d}",
+                    "created_at": f"2026-11-24T10:{i // 60:02d}:{i % 60:02d}.000000Z",
+                    "filename": f"{i}.png",
+                    "owner": "local",
+                }
+            )
+            for i in range(count)
+        ]
 
 
 def test_listing_pages_newest_first_through_every_document(app, client):
@@ -32,10 +42,17 @@ def test_default_and_largest_limit(app, client):
     assert len(page["items"]) == 100 and page["next_cursor"]
 
 
-@pytest.mark.parametrize("query, code", [("limit=0", "invalid_limit"), ("limit=abc", "invalid_limit"),
-                                         ("limit=101", "invalid_limit"), ("limit=%C2%B2", "invalid_limit"),
-                                         ("limit=" + "9" * 5000, "invalid_limit"),
-                                         ("cursor=garbage!", "invalid_cursor")])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("limit=0", "invalid_limit"),
+        ("limit=abc", "invalid_limit"),
+        ("limit=101", "invalid_limit"),
+        ("limit=%C2%B2", "invalid_limit"),
+        ("limit=" + "9" * 5000, "invalid_limit"),
+        ("cursor=garbage!", "invalid_cursor"),
+    ],
+)
 def test_bad_listing_parameters(client, query, code):
     response = client.get(f"/analyses?{query}")
     assert response.status_code == 400 and response.get_json()["error"] == code

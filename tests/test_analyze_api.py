@@ -1,4 +1,5 @@
 """POST /analyze through Flask's test client: the response, the stored document, bad input."""
+
 import base64
 import io
 from datetime import UTC, datetime
@@ -11,8 +12,21 @@ from tests.fixtures.data import covid_ct_image, dicom_file
 from tests.fixtures.images import decode_data_url, jpeg_quality, longer_side
 from tests.fixtures.uploads import ct_slice, encode
 
-STORED_FIELDS = {"id", "owner", "created_at", "filename", "sha256", "prediction", "findings", "recommendations",
-                 "model", "parameters", "images", "file_thumbnail", "heatmap_url"}
+STORED_FIELDS = {
+    "id",
+    "owner",
+    "created_at",
+    "filename",
+    "sha256",
+    "prediction",
+    "findings",
+    "recommendations",
+    "model",
+    "parameters",
+    "images",
+    "file_thumbnail",
+    "heatmap_url",
+}
 
 
 def post_file(client, data, filename="slice.dcm", **form):
@@ -42,8 +56,12 @@ def test_dicom_upload_answers_201_with_the_full_response(client):
 
 def test_images_have_the_promised_size_and_quality(client):
     body = post_file(client, dicom_file("693_UNCR.dcm").read_bytes()).get_json()
-    for field, side, quality in [("file_url", 400, 70), ("heatmap_url", 400, 70),
-                                 ("file_thumbnail", 200, 50), ("heatmap_thumbnail", 200, 50)]:
+    for field, side, quality in [
+        ("file_url", 400, 70),
+        ("heatmap_url", 400, 70),
+        ("file_thumbnail", 200, 50),
+        ("heatmap_thumbnail", 200, 50),
+    ]:
         image = decode_data_url(body[field])
         assert (image.size, jpeg_quality(image)) == ((side, side), quality), field
     assert decode_data_url(body["file_url"]).mode == "L"  # the slice as the model saw it: grayscale
@@ -79,11 +97,22 @@ def test_stored_document_holds_only_thumbnails(client):
     body = post_file(client, dicom_file("693_UNCR.dcm").read_bytes()).get_json()
     stored = client.get(f"/analyses/{body['id']}").get_json()
     assert set(stored) == STORED_FIELDS
-    for field in ("id", "created_at", "filename", "prediction", "findings", "recommendations", "model", "parameters",
-                  "images", "file_thumbnail"):
+    for field in (
+        "id",
+        "created_at",
+        "filename",
+        "prediction",
+        "findings",
+        "recommendations",
+        "model",
+        "parameters",
+        "images",
+        "file_thumbnail",
+    ):
         assert stored[field] == body[field], field
     assert [entry["path"] for entry in stored["images"]] == [  # paths in the image store, never a URL
-        f"analyses/local/{body['id']}/{name}" for name in ("slice.jpg", "heatmap.jpg", "original")]
+        f"analyses/local/{body['id']}/{name}" for name in ("slice.jpg", "heatmap.jpg", "original")
+    ]
     assert stored["heatmap_url"] == body["heatmap_thumbnail"]
     for field in ("file_thumbnail", "heatmap_url"):
         image = decode_data_url(stored[field])
@@ -107,8 +136,9 @@ def test_window_changes_the_slice(client):
 
 def test_prediction_and_findings_follow_the_input(client):
     """Different slices get their own probabilities and their own findings, not canned text."""
-    bodies = [post_file(client, dicom_file(name).read_bytes()).get_json()
-              for name in ("693_UNCR.dcm", "bad_sequence.dcm")]
+    bodies = [
+        post_file(client, dicom_file(name).read_bytes()).get_json() for name in ("693_UNCR.dcm", "bad_sequence.dcm")
+    ]
     assert bodies[0]["prediction"]["probabilities"] != bodies[1]["prediction"]["probabilities"]
     assert bodies[0]["findings"] != bodies[1]["findings"]
     for body in bodies:
@@ -124,10 +154,13 @@ def _assert_rejected(client, response, status, code):
     assert client.get("/health").status_code == 200
 
 
-@pytest.mark.parametrize("data, status, code", [
-    (b"", 400, "empty_file"),
-    (b"%PDF-1.7 not an image", 415, "unsupported_format"),
-])
+@pytest.mark.parametrize(
+    "data, status, code",
+    [
+        (b"", 400, "empty_file"),
+        (b"%PDF-1.7 not an image", 415, "unsupported_format"),
+    ],
+)
 def test_bad_files_are_rejected_and_nothing_is_stored(client, data, status, code):
     _assert_rejected(client, post_file(client, data), status, code)
 
@@ -158,8 +191,12 @@ def test_limits_on_bytes_and_pixels(tmp_path):
 
 def test_idempotency_key_returns_the_same_analysis(client):
     data = dicom_file("693_UNCR.dcm").read_bytes()
-    first = client.post("/analyze", data={"file": (io.BytesIO(data), "a.dcm")}, headers={"Idempotency-Key": "upload-42"})
-    retry = client.post("/analyze", data={"file": (io.BytesIO(data), "a.dcm")}, headers={"Idempotency-Key": "upload-42"})
+    first = client.post(
+        "/analyze", data={"file": (io.BytesIO(data), "a.dcm")}, headers={"Idempotency-Key": "upload-42"}
+    )
+    retry = client.post(
+        "/analyze", data={"file": (io.BytesIO(data), "a.dcm")}, headers={"Idempotency-Key": "upload-42"}
+    )
     assert first.status_code == retry.status_code == 201
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert first.get_json()["id"] == retry.get_json()["id"]
@@ -167,6 +204,8 @@ def test_idempotency_key_returns_the_same_analysis(client):
     assert len(client.get("/analyses").get_json()["items"]) == 1
 
     other = dicom_file("bad_sequence.dcm").read_bytes()
-    reused = client.post("/analyze", data={"file": (io.BytesIO(other), "b.dcm")}, headers={"Idempotency-Key": "upload-42"})
+    reused = client.post(
+        "/analyze", data={"file": (io.BytesIO(other), "b.dcm")}, headers={"Idempotency-Key": "upload-42"}
+    )
     assert reused.status_code == 422 and reused.get_json()["error"] == "idempotency_key_reused"
     assert len(client.get("/analyses").get_json()["items"]) == 1

@@ -1,4 +1,5 @@
 """Operating point and calibration arithmetic on synthetic out-of-fold logits."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """`python -m backend analyze`: a folder of real slices in one command, one record per file."""
+
 import csv
 import hashlib
 import io
@@ -24,8 +25,13 @@ MODEL = json.loads((REPO / "backend" / "ml" / "weights" / "metrics.json").read_t
 
 def analyze(*args):
     """The command as a user runs it, in its own process."""
-    return subprocess.run([sys.executable, "-m", "backend", "analyze", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "backend", "analyze", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -42,8 +48,9 @@ def folder(tmp_path):
 
 
 def test_a_folder_with_one_broken_file_gives_a_record_for_each_and_exit_2(folder, tmp_path):
-    done = analyze(folder, "--out", tmp_path / "results.jsonl", "--heatmaps", tmp_path / "heatmaps",
-                   "--batch-size", "3")
+    done = analyze(
+        folder, "--out", tmp_path / "results.jsonl", "--heatmaps", tmp_path / "heatmaps", "--batch-size", "3"
+    )
     assert done.returncode == 2, done.stderr
     records = {r["path"]: r for r in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
     assert len(records) == len(SLICES) + 1  # notes.txt is not a slice
@@ -94,8 +101,11 @@ def test_batches_split_across_cores_give_the_same_records_in_the_same_order(fold
     for batch_size in ("1", "5"):
         assert cli.main(["analyze", str(folder / "COVID"), str(folder / "NonCOVID"), "--batch-size", batch_size]) == 0
         runs[batch_size] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["path"] for r in runs["5"]] == [r["path"] for r in runs["1"]] == \
-        [str(folder / label / covid_ct_image(label, index).name) for label, index in SLICES]
+    assert (
+        [r["path"] for r in runs["5"]]
+        == [r["path"] for r in runs["1"]]
+        == [str(folder / label / covid_ct_image(label, index).name) for label, index in SLICES]
+    )
     for alone, batched in zip(runs["1"], runs["5"], strict=True):
         assert batched["label"] == alone["label"]
         assert batched["probabilities"]["COVID"] == pytest.approx(alone["probabilities"]["COVID"], abs=1e-6)
@@ -117,8 +127,11 @@ def test_sweep_removes_old_objects_no_analysis_references_and_says_which(tmp_pat
     client = app.test_client()
     kept = client.post("/analyze", data={"file": (io.BytesIO(covid_ct_image("COVID", 0).read_bytes()), "s.png")})
     images = tmp_path / "data" / "images"
-    orphans = {"analyses/local/crashed/slice.jpg": 2 * 3600, "analyses/bob/gone/original": 3700,
-               "analyses/local/in-flight/heatmap.jpg": 60}  # path: age in seconds
+    orphans = {
+        "analyses/local/crashed/slice.jpg": 2 * 3600,
+        "analyses/bob/gone/original": 3700,
+        "analyses/local/in-flight/heatmap.jpg": 60,
+    }  # path: age in seconds
     for path, age in orphans.items():
         (images / path).parent.mkdir(parents=True, exist_ok=True)
         (images / path).write_bytes(b"left behind")
@@ -131,7 +144,8 @@ def test_sweep_removes_old_objects_no_analysis_references_and_says_which(tmp_pat
     assert out.splitlines() == ["analyses/bob/gone/original", "analyses/local/crashed/slice.jpg"]
     assert "removed 2 unreferenced object(s) older than 60 min" in err
     assert sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file()) == sorted(
-        ["analyses/local/in-flight/heatmap.jpg", *(entry["path"] for entry in kept.get_json()["images"])])
+        ["analyses/local/in-flight/heatmap.jpg", *(entry["path"] for entry in kept.get_json()["images"])]
+    )
     assert client.get(f"/analyses/{kept.get_json()['id']}/images/slice.jpg").status_code == 200
 
 
@@ -141,8 +155,16 @@ def test_series_mode_gives_one_record_per_study_and_a_row_per_slice(tmp_path):
     from tests.fixtures.series import make_zip, series_bytes
 
     (tmp_path / "a0002.zip").write_bytes(make_zip(series_bytes()))
-    done = analyze("--studies", ct_series_dir(), tmp_path / "a0002.zip", tmp_path / "missing",
-                   "--out", tmp_path / "studies.jsonl", "--slices-out", tmp_path / "slices.csv")
+    done = analyze(
+        "--studies",
+        ct_series_dir(),
+        tmp_path / "a0002.zip",
+        tmp_path / "missing",
+        "--out",
+        tmp_path / "studies.jsonl",
+        "--slices-out",
+        tmp_path / "slices.csv",
+    )
     assert done.returncode == 2, done.stderr  # the missing folder is the one failure
     folder, archive, missing = map(json.loads, (tmp_path / "studies.jsonl").read_text().splitlines())
     assert missing["error"] == "unreadable_file"

@@ -2,6 +2,7 @@
 must not make the service hang for everyone else. Real sockets on loopback against the real
 server process; every loop is bounded and every socket is closed at the end.
 """
+
 import contextlib
 import json
 import socket
@@ -31,7 +32,7 @@ def _trickle(sockets, stop: threading.Event):
             return
         for sock in list(sockets):
             try:
-                sock.send(header[position:position + 1])
+                sock.send(header[position : position + 1])
             except OSError:  # the server gave up on this one: that is allowed
                 sockets.remove(sock)
 

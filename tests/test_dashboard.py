@@ -1,4 +1,5 @@
 """The dashboard end to end: the real server, headless Chromium, real CT slices."""
+
 import json
 import re
 import urllib.request
@@ -207,10 +208,20 @@ def test_an_upload_can_be_cancelled(page, live_server):
 
 def upload_directly(base_url, path) -> str:
     boundary = "dashboard-test-boundary"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(base_url + "/analyze", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        base_url + "/analyze",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     with urllib.request.urlopen(req, timeout=120) as response:
         return json.load(response)["id"]
 

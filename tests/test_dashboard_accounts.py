@@ -1,4 +1,5 @@
 """The dashboard with AUTH_MODE=firebase: the real server, the Auth emulator, headless Chromium."""
+
 import pytest
 from playwright.sync_api import expect
 

@@ -1,4 +1,5 @@
 """The dashboard's studies end to end: the real server, headless Chromium, the real CT series as a folder."""
+
 import json
 import re
 import urllib.request

@@ -1,5 +1,6 @@
 """Several sources: listing, grouping by paper or patient (the folds' unit), grouped and cross-source folds,
 and the training augmentation."""
+
 import cv2
 import numpy as np
 import pytest
@@ -10,10 +11,18 @@ from backend.ml.data import grouped_folds, source_folds, source_groups
 
 
 def test_source_groups_follow_papers_and_patients():
-    items = [(f"covid-ct/COVID/{n}", "COVID") for n in (
-        "2020.02.22.20024927-p18-66%0.png", "2020.02.22.20024927-p19-68%3.png", "2020.03.12.20027185-p8-216.png")]
-    items += [(f"covid-ct/NonCOVID/{n}", "NonCOVID")
-              for n in ("5%0.jpg", "5%7.jpg", "6%0.jpg", "575.png", "580.png", "1093.png")]
+    items = [
+        (f"covid-ct/COVID/{n}", "COVID")
+        for n in (
+            "2020.02.22.20024927-p18-66%0.png",
+            "2020.02.22.20024927-p19-68%3.png",
+            "2020.03.12.20027185-p8-216.png",
+        )
+    ]
+    items += [
+        (f"covid-ct/NonCOVID/{n}", "NonCOVID")
+        for n in ("5%0.jpg", "5%7.jpg", "6%0.jpg", "575.png", "580.png", "1093.png")
+    ]
     g = source_groups(items)
     assert g[0] == g[1] != g[2]  # one paper, two figures
     assert g[3] == g[4] != g[5]  # one figure, two crops
@@ -62,8 +71,11 @@ def test_augment_is_seeded_and_keeps_uint8_2d():
 def test_grouped_folds_cover_every_item_and_never_share_a_source():
     items = [(f"covid-ct/COVID/2020.0{k}.x-p1-{i}.png", "COVID") for k in range(6) for i in range(3)]
     items += [(f"covid-ct/NonCOVID/{100 * k + i}.png", "NonCOVID") for k in range(6) for i in range(3)]
-    items += [(f"sars-cov-2-ct/{label}/{prefix}_{n}.png", label) for label, prefix in
-              (("COVID", "Covid"), ("NonCOVID", "Non-Covid")) for n in range(1, 301, 10)]
+    items += [
+        (f"sars-cov-2-ct/{label}/{prefix}_{n}.png", label)
+        for label, prefix in (("COVID", "Covid"), ("NonCOVID", "Non-Covid"))
+        for n in range(1, 301, 10)
+    ]
     groups = source_groups(items)
     folds = grouped_folds(items, 3, 0)
     assert len(folds) == 3

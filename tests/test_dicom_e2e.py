@@ -7,6 +7,7 @@ decode. The same with STOW-RS in (POST /dicomweb/studies) and out (to Orthanc's 
 listener does not know is refused. A series pushed to a service whose PACS for results is down: the study
 is done and served, its delivery failed. Each service is started once for the module.
 """
+
 import io
 import json
 import time
@@ -35,9 +36,14 @@ def dimse_node(orthanc_server, tmp_path_factory):
     """A service listening for DICOM (Orthanc its only allowed caller) and sending results to Orthanc by C-STORE;
     Orthanc knows it as the modality `service`."""
     folder, port = tmp_path_factory.mktemp("dimse-node"), free_port()
-    env = {"DATA_DIR": str(folder / "data"), "DICOM_PORT": str(port), "DICOM_STABLE_S": "1",
-           "DICOM_ALLOWED_AES": "ORTHANC", "DICOM_RESULTS_RETRY_S": "20",
-           "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{orthanc_server.dicom_port}"}
+    env = {
+        "DATA_DIR": str(folder / "data"),
+        "DICOM_PORT": str(port),
+        "DICOM_STABLE_S": "1",
+        "DICOM_ALLOWED_AES": "ORTHANC",
+        "DICOM_RESULTS_RETRY_S": "20",
+        "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{orthanc_server.dicom_port}",
+    }
     with started_server(env, log_path=folder / "server.log") as server:
         orthanc_server.register("service", "CTANALYSIS", port)
         server.dicom_port = port
@@ -49,9 +55,14 @@ def down_node(orthanc_server, tmp_path_factory):
     """A service listening for DICOM whose PACS for results is down (nothing listens at DICOM_RESULTS_TO); Orthanc
     knows it as the modality `down`."""
     folder, port = tmp_path_factory.mktemp("down-node"), free_port()
-    env = {"DATA_DIR": str(folder / "data"), "DICOM_PORT": str(port), "DICOM_STABLE_S": "1",
-           "DICOM_ALLOWED_AES": "ORTHANC", "DICOM_RESULTS_RETRY_S": "2",
-           "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{free_port()}"}
+    env = {
+        "DATA_DIR": str(folder / "data"),
+        "DICOM_PORT": str(port),
+        "DICOM_STABLE_S": "1",
+        "DICOM_ALLOWED_AES": "ORTHANC",
+        "DICOM_RESULTS_RETRY_S": "2",
+        "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{free_port()}",
+    }
     with started_server(env, log_path=folder / "server.log") as server:
         orthanc_server.register("down", "CTANALYSIS", port)
         server.results_to = env["DICOM_RESULTS_TO"]
@@ -111,15 +122,19 @@ def slice_uids(files) -> set[str]:
 def test_a_series_pushed_from_orthanc_comes_back_as_an_sr_and_key_images(orthanc, dimse_node, files):
     uploaded = orthanc.upload(series_files())
     study_uid = pydicom.dcmread(io.BytesIO(files[0]), stop_before_pixels=True).StudyInstanceUID
-    answer = orthanc.call("POST", "/modalities/service/store",
-                          {"Resources": [uploaded[0]["ParentSeries"]], "Synchronous": True})
+    answer = orthanc.call(
+        "POST", "/modalities/service/store", {"Resources": [uploaded[0]["ParentSeries"]], "Synchronous": True}
+    )
     assert answer["FailedInstancesCount"] == 0 and answer["InstancesCount"] == len(files)
 
     study = finished_study(dimse_node.base_url, study_uid)
     assert study["status"] == "done" and study["slice_count"] == len(files), study.get("error")
     assert study["owner"] == "local" and study["source"] == {"protocol": "C-STORE", "calling_ae": "ORTHANC"}
-    assert study["results_delivery"] == {"state": "sent", "to": f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
-                                         "error": None}
+    assert study["results_delivery"] == {
+        "state": "sent",
+        "to": f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
+        "error": None,
+    }
     results = results_in_orthanc(orthanc, study_uid)
     check_results(study, results, slice_uids(files))
     assert served(dimse_node.base_url, study) == slice_uids(results)  # the very instances sent
@@ -147,8 +162,12 @@ def test_a_pacs_that_is_down_leaves_the_delivery_failed_and_the_study_intact(ort
 
 def test_stow_rs_in_and_out(orthanc, stow_node, files):
     content_type, body = multipart(files)
-    status, headers, answer = request("POST", f"{stow_node.base_url}/dicomweb/studies", body,
-                                      {"Content-Type": content_type, "Accept": "application/dicom+json"})
+    status, headers, answer = request(
+        "POST",
+        f"{stow_node.base_url}/dicomweb/studies",
+        body,
+        {"Content-Type": content_type, "Accept": "application/dicom+json"},
+    )
     assert status == 200, answer
     taken = pydicom.Dataset.from_json(json.loads(answer))
     assert {item.ReferencedSOPInstanceUID for item in taken.ReferencedSOPSequence} == slice_uids(files)

@@ -3,6 +3,7 @@
 Inputs are the real series' headers, whole and with what real series often lack (PatientName,
 StudyDate, SOPInstanceUID, a usable PatientSex or character set) taken out.
 """
+
 import copy
 import io
 
@@ -19,8 +20,18 @@ from backend.dicom import keyimages, report, results
 from tests.fixtures.data import dicom_file
 from tests.fixtures.dicom_study import AGGREGATION, MODEL, headers, overlay, study_document
 
-PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
-                 "StudyTime", "AccessionNumber", "StudyID", "ReferringPhysicianName")
+PATIENT_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+)
 
 
 def read_back(ds) -> pydicom.Dataset:
@@ -73,8 +84,10 @@ def test_the_sr_carries_the_study_answer_field_by_field(series):
     [evaluation] = group.get_qualitative_evaluations()
     assert evaluation.name.value == "840539006" and evaluation.value == codes.SCT.Absent
     algorithm = texts(group[0])  # TID 4019 in the group (and again in the measurement)
-    assert (algorithm["Algorithm Name"], algorithm["Algorithm Version"]) == ([MODEL["name"]] * 2,
-                                                                              [MODEL["version"]] * 2)
+    assert (algorithm["Algorithm Name"], algorithm["Algorithm Version"]) == (
+        [MODEL["name"]] * 2,
+        [MODEL["version"]] * 2,
+    )
     assert algorithm["Algorithm Parameters"][:2] == [f"Aggregation: {AGGREGATION}", "Threshold: 0.36"]
     equipment = {item.Manufacturer: item for item in sr.ContributingEquipmentSequence}
     assert equipment[source.Manufacturer].PurposeOfReferenceCodeSequence[0].CodeMeaning == "Acquisition Equipment"
@@ -118,7 +131,9 @@ def test_key_images_are_rgb_secondary_captures_of_the_key_slices(series):
             assert image.get(keyword) == source.get(keyword), keyword
         [reference] = image.SourceImageSequence
         assert (reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID) == (
-            source.SOPClassUID, source.SOPInstanceUID)
+            source.SOPClassUID,
+            source.SOPInstanceUID,
+        )
         assert image.PhotometricInterpretation == "RGB" and image.SamplesPerPixel == 3
         expected = np.asarray(Image.open(io.BytesIO(pictures[key["index"]])).convert("RGB"))
         assert np.array_equal(image.pixel_array, expected)  # PNG in, the very pixels out
@@ -144,12 +159,27 @@ def strip(ds: pydicom.Dataset, *keywords) -> pydicom.Dataset:
     return ds
 
 
-@pytest.mark.parametrize("missing", [
-    ("PatientName", "StudyDate"),
-    ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber",
-     "StudyID", "ReferringPhysicianName", "SOPInstanceUID", "ImageOrientationPatient", "SpecificCharacterSet"),
-    ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID", "Modality"),
-])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        ("PatientName", "StudyDate"),
+        (
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "StudyDate",
+            "StudyTime",
+            "AccessionNumber",
+            "StudyID",
+            "ReferringPhysicianName",
+            "SOPInstanceUID",
+            "ImageOrientationPatient",
+            "SpecificCharacterSet",
+        ),
+        ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SOPClassUID", "Modality"),
+    ],
+)
 def test_incomplete_input_is_filled_as_the_standard_allows(series, missing):
     """Type 2 attributes present and empty, type 1 UIDs generated and consistent between the SR and the images."""
     incomplete = {index: strip(ds, *missing) for index, ds in series.items()}
@@ -157,8 +187,12 @@ def test_incomplete_input_is_filled_as_the_standard_allows(series, missing):
     if "SOPInstanceUID" in missing:
         assert all(entry["sop_instance_uid"] == "" for entry in study["slices"])  # as issue 24's slices list them
     sr = read_back(report.structured_report(study, incomplete))
-    images = [read_back(image) for image in keyimages.key_images(
-        study, incomplete, {key["index"]: overlay(key["index"]) for key in study["key_slices"]})]
+    images = [
+        read_back(image)
+        for image in keyimages.key_images(
+            study, incomplete, {key["index"]: overlay(key["index"]) for key in study["key_slices"]}
+        )
+    ]
 
     for instance in (sr, *images):
         for keyword in PATIENT_STUDY:
@@ -166,8 +200,9 @@ def test_incomplete_input_is_filled_as_the_standard_allows(series, missing):
             if keyword in missing:
                 assert instance[keyword].value in ("", None) or keyword == "StudyInstanceUID", keyword
         assert UID(instance.StudyInstanceUID).is_valid and UID(instance.SOPInstanceUID).is_valid
-    referenced = [image.referenced_sop_instance_uid for image in measurement_group(sr)[1].get_measurements()[0]
-                  .referenced_images]
+    referenced = [
+        image.referenced_sop_instance_uid for image in measurement_group(sr)[1].get_measurements()[0].referenced_images
+    ]
     assert referenced == [image.SourceImageSequence[0].ReferencedSOPInstanceUID for image in images]
     assert all(UID(uid).is_valid for uid in referenced)
     assert len({image.StudyInstanceUID for image in images} | {sr.StudyInstanceUID}) == 1

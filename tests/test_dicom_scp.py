@@ -5,6 +5,7 @@ Orthanc pushes the real series to it through its REST API (/modalities/<id>/stor
 operator would. What Orthanc never sends (a cut-short file, a stalled connection) comes from
 pynetdicom and a raw socket.
 """
+
 import copy
 import io
 import socket
@@ -60,7 +61,10 @@ def test_orthanc_pushes_a_real_series_which_completes_once_until_it_changes(orth
     series = listener.wait_for_series(1)
     first = next(iter(originals.values()))
     assert (series.study_uid, series.series_uid, series.calling_ae) == (
-        first.StudyInstanceUID, first.SeriesInstanceUID, "ORTHANC")
+        first.StudyInstanceUID,
+        first.SeriesInstanceUID,
+        "ORTHANC",
+    )
     assert {stored.sop_instance_uid for stored in series.instances} == set(originals)
     for stored in series.instances:  # kept as received: the same data set, pixels and all
         kept = pydicom.dcmread(io.BytesIO(listener.store.get(stored.path)))
@@ -104,8 +108,10 @@ def test_a_non_image_sop_class_is_refused(orthanc, listener):
     """Orthanc offers our own SR and an MR image: the listener accepts no context for them."""
     slices = headers()
     sr = results.encode(report.structured_report(study_document(slices), slices))
-    sent = [orthanc.call("POST", "/instances", sr, "application/dicom")["ID"],
-            orthanc.upload([dicom_file("MR_small.dcm")])[0]["ID"]]
+    sent = [
+        orthanc.call("POST", "/instances", sr, "application/dicom")["ID"],
+        orthanc.upload([dicom_file("MR_small.dcm")])[0]["ID"],
+    ]
     for resource in sent:
         with pytest.raises(urllib.error.HTTPError):
             push(orthanc, listener, [resource])
@@ -164,8 +170,9 @@ def test_a_series_whose_study_could_not_be_made_is_offered_again(tmp_path):
 
 
 def test_compressed_ct_is_taken_and_deflate_is_not_offered(listener):
-    assert send_files(listener.port, [dicom_file("693_J2KR.dcm")],
-                      [(CTImageStorage, [JPEG2000Lossless])]) == [0x0000]  # JPEG 2000 from pydicom-data
+    assert send_files(listener.port, [dicom_file("693_J2KR.dcm")], [(CTImageStorage, [JPEG2000Lossless])]) == [
+        0x0000
+    ]  # JPEG 2000 from pydicom-data
     deflated = associate(listener.port, "ORTHANC", (CTImageStorage, [DeflatedExplicitVRLittleEndian]))
     assert not deflated.is_established or not deflated.accepted_contexts  # a deflate bomb never gets in
     if deflated.is_established:

@@ -1,5 +1,6 @@
 """Results sent to Orthanc by C-STORE and by STOW-RS, read back from Orthanc field by field; a PACS that refuses
 or is down leaves a clear `failed` delivery."""
+
 import io
 import time
 import urllib.request
@@ -33,8 +34,9 @@ def check_in_orthanc(orthanc, study, files):
     slices = headers()
     key_uids = [slices[key["index"]].SOPInstanceUID for key in study["key_slices"]]
     assert [image.referenced_sop_instance_uid for image in score.referenced_images] == key_uids
-    images = sorted((ds for ds in kept.values() if ds.SOPClassUID == SecondaryCaptureImageStorage),
-                    key=lambda ds: ds.InstanceNumber)
+    images = sorted(
+        (ds for ds in kept.values() if ds.SOPClassUID == SecondaryCaptureImageStorage), key=lambda ds: ds.InstanceNumber
+    )
     assert [ds.SourceImageSequence[0].ReferencedSOPInstanceUID for ds in images] == key_uids
     for ds, key in zip(images, study["key_slices"], strict=True):  # they decode, to the pictures they were made of
         assert np.array_equal(ds.pixel_array, np.asarray(Image.open(io.BytesIO(overlay(key["index"]))).convert("RGB")))
@@ -60,8 +62,10 @@ def test_wado_rs_gives_the_sent_instances_back_through_the_same_multipart_reader
     """Orthanc's WADO-RS answer is a multipart/related body written by another program: it parses too."""
     study, files = result_files()
     send.send(files, parse_destination(orthanc.dicomweb), CALLING, 10)
-    request = urllib.request.Request(f"{orthanc.dicomweb}/studies/{study['study_uid']}",
-                                     headers={"Accept": 'multipart/related; type="application/dicom"'})
+    request = urllib.request.Request(
+        f"{orthanc.dicomweb}/studies/{study['study_uid']}",
+        headers={"Accept": 'multipart/related; type="application/dicom"'},
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         parts = dicomweb.parts(answer.headers["Content-Type"], answer.read())
     assert sop_uids(parts) == sop_uids(files)

@@ -4,6 +4,7 @@ When a study finishes, its SR and key images are written, kept and served (GET /
 key-images.zip), and sent to DICOM_RESULTS_TO. Here that PACS is down: the delivery is failed with its reason,
 and the study is intact. With accounts (AUTH_MODE=firebase), a series received by C-STORE becomes a study of
 DICOM_OWNER, once for the same set of instances, and STOW-RS asks for a token like every API call."""
+
 import io
 import time
 import zipfile
@@ -22,8 +23,15 @@ from tests.fixtures.server import free_port
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     down = f"ORTHANC@127.0.0.1:{free_port()}"  # nothing listens there
-    return create_app({"DATA_DIR": str(tmp_path_factory.mktemp("dicom-studies") / "data"), "TESTING": True,
-                       "RATE_LIMIT": "1000/minute", "DICOM_RESULTS_TO": down, "DICOM_RESULTS_RETRY_S": 1})
+    return create_app(
+        {
+            "DATA_DIR": str(tmp_path_factory.mktemp("dicom-studies") / "data"),
+            "TESTING": True,
+            "RATE_LIMIT": "1000/minute",
+            "DICOM_RESULTS_TO": down,
+            "DICOM_RESULTS_RETRY_S": 1,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +87,19 @@ def test_the_sr_and_key_images_are_served_to_the_owner(client, study, slices):
 @pytest.fixture(scope="module")
 def accounts_app(tmp_path_factory):
     """AUTH_MODE=firebase (no token is ever checked here: nothing reaches Firebase) with a DICOM listener."""
-    app = create_app({"DATA_DIR": str(tmp_path_factory.mktemp("dicom-accounts") / "data"), "TESTING": True,
-                      "AUTH_MODE": "firebase", "GOOGLE_CLOUD_PROJECT": "demo-ct-dicom", "FIREBASE_API_KEY": "key",
-                      "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1", "DICOM_PORT": free_port(),
-                      "DICOM_STABLE_S": 0.5, "DICOM_ALLOWED_AES": ["MODALITY"]})
+    app = create_app(
+        {
+            "DATA_DIR": str(tmp_path_factory.mktemp("dicom-accounts") / "data"),
+            "TESTING": True,
+            "AUTH_MODE": "firebase",
+            "GOOGLE_CLOUD_PROJECT": "demo-ct-dicom",
+            "FIREBASE_API_KEY": "key",
+            "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1",
+            "DICOM_PORT": free_port(),
+            "DICOM_STABLE_S": 0.5,
+            "DICOM_ALLOWED_AES": ["MODALITY"],
+        }
+    )
     listener = start_dicom(app)
     yield app
     listener.stop()
@@ -91,8 +108,9 @@ def accounts_app(tmp_path_factory):
 
 def c_store(port, slices):
     datasets = [pydicom.dcmread(io.BytesIO(data)) for data in slices.values()]
-    assoc = associate(port, "MODALITY", *{(str(ds.SOPClassUID), (str(ds.file_meta.TransferSyntaxUID),))
-                                          for ds in datasets})
+    assoc = associate(
+        port, "MODALITY", *{(str(ds.SOPClassUID), (str(ds.file_meta.TransferSyntaxUID),)) for ds in datasets}
+    )
     assert assoc.is_established
     assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(datasets)
     assoc.release()

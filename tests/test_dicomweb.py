@@ -3,6 +3,7 @@
 Bodies come from three writers: urllib3's multipart encoder, this service's own sender, and Orthanc's
 DICOMweb client, which posts to a small HTTP endpoint here that answers with these very functions.
 """
+
 import io
 import json
 import threading
@@ -46,25 +47,39 @@ def test_the_parts_are_the_files_byte_for_byte(slices, writer):
 
 
 def test_a_preamble_an_epilogue_padding_and_a_quoted_boundary_are_read(slices):
-    body = (b"a preamble to ignore\r\n--b1 \t\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
-            b"\r\n\r\n" + slices[0] + b"\r\n--b1\r\n\r\n" + slices[1] + b"\r\n--b1--\r\nan epilogue")
+    body = (
+        b"a preamble to ignore\r\n--b1 \t\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
+        b"\r\n\r\n" + slices[0] + b"\r\n--b1\r\n\r\n" + slices[1] + b"\r\n--b1--\r\nan epilogue"
+    )
     assert dicomweb.parts('multipart/related; type="application/dicom"; boundary="b1"', body) == slices[:2]
 
 
-@pytest.mark.parametrize("content_type, body, code", [
-    ("application/dicom", b"DICM", "unsupported_media_type"),
-    ('multipart/related; type="application/dicom+json"; boundary=b1', b"--b1\r\n\r\n{}\r\n--b1--",
-     "unsupported_media_type"),
-    ("multipart/form-data; boundary=b1", b"--b1\r\n\r\nx\r\n--b1--", "unsupported_media_type"),
-    ('multipart/related; type="application/dicom"', b"--b1\r\n\r\nx\r\n--b1--", "invalid_multipart"),
-    ('multipart/related; type="application/dicom"; boundary=b1', b"--b1\r\n\r\nx\r\n", "invalid_multipart"),
-    ('multipart/related; type="application/dicom"; boundary=b1', b"--b1--\r\n", "invalid_multipart"),
-    ('multipart/related; type="application/dicom"; boundary=b1', b"--b1\r\nno blank line\r\n--b1--",
-     "invalid_multipart"),
-    ('multipart/related; type="application/dicom"; boundary=b1',
-     b"--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--", "unsupported_media_type"),
-    ("", b"", "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    "content_type, body, code",
+    [
+        ("application/dicom", b"DICM", "unsupported_media_type"),
+        (
+            'multipart/related; type="application/dicom+json"; boundary=b1',
+            b"--b1\r\n\r\n{}\r\n--b1--",
+            "unsupported_media_type",
+        ),
+        ("multipart/form-data; boundary=b1", b"--b1\r\n\r\nx\r\n--b1--", "unsupported_media_type"),
+        ('multipart/related; type="application/dicom"', b"--b1\r\n\r\nx\r\n--b1--", "invalid_multipart"),
+        ('multipart/related; type="application/dicom"; boundary=b1', b"--b1\r\n\r\nx\r\n", "invalid_multipart"),
+        ('multipart/related; type="application/dicom"; boundary=b1', b"--b1--\r\n", "invalid_multipart"),
+        (
+            'multipart/related; type="application/dicom"; boundary=b1',
+            b"--b1\r\nno blank line\r\n--b1--",
+            "invalid_multipart",
+        ),
+        (
+            'multipart/related; type="application/dicom"; boundary=b1',
+            b"--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--",
+            "unsupported_media_type",
+        ),
+        ("", b"", "unsupported_media_type"),
+    ],
+)
 def test_bodies_that_are_not_stow_rs_are_refused_with_a_catalogue_code(content_type, body, code):
     with pytest.raises(InvalidInput) as refused:
         dicomweb.parts(content_type, body)
@@ -78,8 +93,12 @@ def test_check_keeps_whole_ct_instances_and_says_why_others_fail(slices):
     accepted, refused = dicomweb.check([slices[0], slices[1][:300000], mr, other_study, b"not dicom"], study_uid)
     assert [instance.data for instance in accepted] == [slices[0]]
     mr_ds = pydicom.dcmread(io.BytesIO(mr))
-    assert [outcome.failure for outcome in refused] == [dicomweb.CANNOT_UNDERSTAND, dicomweb.SOP_CLASS_NOT_SUPPORTED,
-                                                        dicomweb.STUDY_MISMATCH, dicomweb.CANNOT_UNDERSTAND]
+    assert [outcome.failure for outcome in refused] == [
+        dicomweb.CANNOT_UNDERSTAND,
+        dicomweb.SOP_CLASS_NOT_SUPPORTED,
+        dicomweb.STUDY_MISMATCH,
+        dicomweb.CANNOT_UNDERSTAND,
+    ]
     assert (refused[1].sop_class_uid, refused[1].sop_instance_uid) == (mr_ds.SOPClassUID, mr_ds.SOPInstanceUID)
     assert refused[0].sop_instance_uid == pydicom.dcmread(io.BytesIO(slices[1])).SOPInstanceUID
     assert refused[3].sop_instance_uid == ""
@@ -97,8 +116,10 @@ def test_a_deflated_instance_is_refused_before_it_is_inflated(slices):
 
 @pytest.mark.parametrize("failures, status", [([None, None], 200), ([None, 0xC000], 202), ([0x0122, 0xC000], 409)])
 def test_the_store_instances_response(failures, status):
-    outcomes = [dicomweb.Outcome("1.2.840.10008.5.1.4.1.1.2", f"1.2.3.{index}", failure)
-                for index, failure in enumerate(failures)]
+    outcomes = [
+        dicomweb.Outcome("1.2.840.10008.5.1.4.1.1.2", f"1.2.3.{index}", failure)
+        for index, failure in enumerate(failures)
+    ]
     code, body = dicomweb.response(outcomes)
     assert code == status
     answer = pydicom.Dataset.from_json(json.loads(json.dumps(body)))
@@ -111,6 +132,7 @@ def test_the_store_instances_response(failures, status):
 
 def stow_endpoint(received: list):
     """A WSGI app answering POST .../studies with dicomweb's functions; accepted instances go to `received`."""
+
     def app(environ, start_response):
         body = environ["wsgi.input"].read()
         try:
@@ -136,7 +158,9 @@ def test_orthanc_stores_a_real_series_here_by_stow_rs(orthanc):
     threading.Thread(target=server.run, daemon=True).start()
     try:
         series = orthanc.upload(series_files())[0]["ParentSeries"]
-        orthanc.call("PUT", "/dicom-web/servers/service", {"Url": f"http://127.0.0.1:{server.effective_port}/dicomweb/"})
+        orthanc.call(
+            "PUT", "/dicom-web/servers/service", {"Url": f"http://127.0.0.1:{server.effective_port}/dicomweb/"}
+        )
         orthanc.call("POST", "/dicom-web/servers/service/stow", {"Resources": [series], "Synchronous": True})
         originals = {pydicom.dcmread(path).SOPInstanceUID for path in series_files()}
         assert {instance.sop_instance_uid for instance in received} == originals

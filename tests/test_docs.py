@@ -1,4 +1,5 @@
 """The documentation shows the service as it is."""
+
 import io
 
 from PIL import Image

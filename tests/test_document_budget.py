@@ -1,4 +1,5 @@
 """The stored document stays under its size budget, computed by Firestore's own rules."""
+
 import numpy as np
 
 from backend.analysis.document import fit_to_budget
@@ -12,15 +13,20 @@ def noisy(shape):
 
 
 def stored_doc(slice_pixels, heatmap_pixels):
-    return {"id": "a" * 32, "created_at": "2026-11-24T10:00:00.000000Z", "filename": "x.png",
-            "file_thumbnail": create_thumbnail(slice_pixels), "heatmap_url": create_thumbnail(heatmap_pixels)}
+    return {
+        "id": "a" * 32,
+        "created_at": "2026-11-24T10:00:00.000000Z",
+        "filename": "x.png",
+        "file_thumbnail": create_thumbnail(slice_pixels),
+        "heatmap_url": create_thumbnail(heatmap_pixels),
+    }
 
 
 def test_size_rules():
     assert document_size("analyses", "abc", {}) == 9 + 4 + 16 + 32
-    assert document_size("analyses", "abc", {"s": "héllo", "n": 1, "f": 0.5, "b": True, "z": None,
-                                             "l": ["ab", 2], "m": {"k": "v"}}) == (
-        61 + (2 + 7) + (2 + 8) + (2 + 8) + (2 + 1) + (2 + 1) + (2 + 3 + 8) + (2 + 2 + 2))
+    assert document_size(
+        "analyses", "abc", {"s": "héllo", "n": 1, "f": 0.5, "b": True, "z": None, "l": ["ab", 2], "m": {"k": "v"}}
+    ) == (61 + (2 + 7) + (2 + 8) + (2 + 8) + (2 + 1) + (2 + 1) + (2 + 3 + 8) + (2 + 2 + 2))
 
 
 def test_a_document_within_budget_is_unchanged():

@@ -1,5 +1,6 @@
 """The error catalogue is the one source of codes: the code raises only catalogued codes, uses every one,
 and the README's table is made from it."""
+
 import re
 import string
 

@@ -1,4 +1,5 @@
 """The real server on STORE=firestore against the emulator, checked by reading Firestore directly."""
+
 import json
 from datetime import datetime
 
@@ -20,10 +21,70 @@ COLLECTION = "analyses"
 DEFAULT_DOC_BUDGET_BYTES = 256 * 1024
 # The IJG standard luminance table (natural order); libjpeg scales it by 100% at quality 50.
 IJG_LUMINANCE_Q50 = [
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
 ]
 
 
@@ -57,7 +118,10 @@ def test_an_analysis_lands_in_firestore_once_with_small_thumbnails(server, fires
     assert isinstance(stored["created_at"], datetime)  # a Firestore timestamp, the listing's sort key
     assert stored["created_at"] == datetime.fromisoformat(first["created_at"])
     expected = {k: v for k, v in first.items() if k not in ("file_url", "heatmap_thumbnail", "created_at")}
-    assert {k: v for k, v in stored.items() if k != "created_at"} == {**expected, "heatmap_url": first["heatmap_thumbnail"]}
+    assert {k: v for k, v in stored.items() if k != "created_at"} == {
+        **expected,
+        "heatmap_url": first["heatmap_thumbnail"],
+    }
 
     for field in ("file_thumbnail", "heatmap_url"):
         image = decode_data_url(stored[field])
@@ -72,10 +136,12 @@ def assert_firestore_counts(client, analysis_id, stored):
     assert document_size(COLLECTION, analysis_id, stored) <= DEFAULT_DOC_BUDGET_BYTES
     collection = client.collection(COLLECTION)
     collection.document("0" * len(analysis_id)).create(
-        padded_to(FIRESTORE_MAX_DOC_BYTES, "0" * len(analysis_id), stored))
+        padded_to(FIRESTORE_MAX_DOC_BYTES, "0" * len(analysis_id), stored)
+    )
     with pytest.raises(InvalidArgument):
         collection.document("1" * len(analysis_id)).create(
-            padded_to(FIRESTORE_MAX_DOC_BYTES + 1, "1" * len(analysis_id), stored))
+            padded_to(FIRESTORE_MAX_DOC_BYTES + 1, "1" * len(analysis_id), stored)
+        )
 
 
 def test_get_list_and_delete_through_the_api(server, firestore_client):

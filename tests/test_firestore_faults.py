@@ -1,4 +1,5 @@
 """Firestore going away and coming back: bounded 503s meanwhile, working again after, no restart."""
+
 import json
 import os
 import time
@@ -48,8 +49,12 @@ def test_the_store_fails_fast_while_firestore_is_down_and_recovers_without_resta
     try:
         store.create({"id": "before", "created_at": "2026-11-24T10:00:00.000000Z"})
         emulator.stop()
-        for operation in (lambda: store.get("before"), lambda: store.list(10), lambda: store.delete("before"),
-                          lambda: store.create({"id": "during", "created_at": "2026-11-24T10:00:01.000000Z"})):
+        for operation in (
+            lambda: store.get("before"),
+            lambda: store.list(10),
+            lambda: store.delete("before"),
+            lambda: store.create({"id": "during", "created_at": "2026-11-24T10:00:01.000000Z"}),
+        ):
             started = time.monotonic()
             with pytest.raises(StoreUnavailable):
                 operation()
@@ -71,10 +76,15 @@ def test_the_service_answers_503_within_the_bound_then_works_again(emulator):
         assert request("GET", base_url + "/analyses")[0] == 200
         emulator.stop()
 
-        for method, path, body, request_headers in [("GET", "/analyses", None, {}), ("GET", "/analyses/x", None, {}),
-                                                    ("DELETE", "/analyses/x", None, {}),
-                                                    ("POST", "/analyze", upload, retried_upload)]:
-            (status, _, raw), seconds = timed(lambda m=method, p=path, b=body, h=request_headers: request(m, base_url + p, b, h))
+        for method, path, body, request_headers in [
+            ("GET", "/analyses", None, {}),
+            ("GET", "/analyses/x", None, {}),
+            ("DELETE", "/analyses/x", None, {}),
+            ("POST", "/analyze", upload, retried_upload),
+        ]:
+            (status, _, raw), seconds = timed(
+                lambda m=method, p=path, b=body, h=request_headers: request(m, base_url + p, b, h)
+            )
             assert (status, json.loads(raw)["error"]) == (503, "store_unavailable"), (method, path)
             assert seconds < BOUND_S, (method, path, seconds)
 

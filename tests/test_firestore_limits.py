@@ -1,5 +1,6 @@
 """backend/store/docsize.py measured against the emulator: at 1,048,576 bytes a document is
 accepted, one byte more is rejected; and the store never sends a document over its budget."""
+
 import os
 from datetime import UTC, datetime
 
@@ -21,10 +22,20 @@ COLLECTION = "analyses"
 SHAPES = {
     "strings": {"filename": "693_UNCR.dcm"},
     "multibyte text": {"filename": "lungenbefund-Überprüfung-肺.png"},
-    "numbers, booleans, null, timestamp": {"confidence": 0.8125, "count": 3, "reviewed": False, "note": None,
-                                           "created_at": datetime(2026, 11, 24, 10, 0, 0, 123456, UTC)},
-    "nested maps": {"prediction": {"label": "COVID", "probabilities": {"COVID": 0.8, "NonCOVID": 0.2},
-                                   "model": {"about": {"name": "ctnet", "version": "1"}}}},
+    "numbers, booleans, null, timestamp": {
+        "confidence": 0.8125,
+        "count": 3,
+        "reviewed": False,
+        "note": None,
+        "created_at": datetime(2026, 11, 24, 10, 0, 0, 123456, UTC),
+    },
+    "nested maps": {
+        "prediction": {
+            "label": "COVID",
+            "probabilities": {"COVID": 0.8, "NonCOVID": 0.2},
+            "model": {"about": {"name": "ctnet", "version": "1"}},
+        }
+    },
     "arrays, of maps too": {"findings": ["a", "bb", "ccc"], "regions": [{"lobe": "left", "share": 0.5}, {}]},
     "empty map and array": {"probabilities": {}, "recommendations": [], "model": {"tags": []}},
 }
@@ -75,8 +86,9 @@ def test_the_store_writes_up_to_its_budget_and_refuses_more_without_sending(fire
 
 
 def test_a_budget_above_firestores_limit_is_held_to_the_limit(firestore_env):
-    store = FirestoreStore(PROJECT, budget_bytes=4 * FIRESTORE_MAX_DOC_BYTES,
-                           emulator=os.environ["FIRESTORE_EMULATOR_HOST"])
+    store = FirestoreStore(
+        PROJECT, budget_bytes=4 * FIRESTORE_MAX_DOC_BYTES, emulator=os.environ["FIRESTORE_EMULATOR_HOST"]
+    )
     try:
         with pytest.raises(DocumentTooLarge):
             store.create(analysis_of_size(FIRESTORE_MAX_DOC_BYTES + 1, "over"))

@@ -1,4 +1,5 @@
 """The production command from the README: gunicorn with backend/gunicorn.conf.py, gthread workers."""
+
 import json
 import signal
 import socket
@@ -17,8 +18,12 @@ from tests.fixtures.server import GUNICORN, started_server
 def gunicorn_server(tmp_path_factory):
     """Two workers of two threads, as a small deployment runs it."""
     tmp = tmp_path_factory.mktemp("gunicorn")
-    env = {"DATA_DIR": str(tmp / "data"), "WEB_CONCURRENCY": "2", "THREADS": "2",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
+    env = {
+        "DATA_DIR": str(tmp / "data"),
+        "WEB_CONCURRENCY": "2",
+        "THREADS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
     with started_server(env, argv=GUNICORN, log_path=tmp / "server.log", timeout_s=120) as server:
         yield server
 
@@ -43,15 +48,22 @@ def _send_part_of_an_upload(base_url, data):
     body, headers = multipart("file", "slice.dcm", data)
     host, port = base_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=60)
-    head = (f"POST /analyze HTTP/1.1\r\nHost: {host}\r\nContent-Type: {headers['Content-Type']}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /analyze HTTP/1.1\r\nHost: {host}\r\nContent-Type: {headers['Content-Type']}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     sock.sendall(head + body[: len(body) // 2])
-    return sock, body[len(body) // 2:]
+    return sock, body[len(body) // 2 :]
 
 
 def test_sigterm_lets_an_upload_in_flight_finish_and_be_stored(tmp_path):
-    env = {"DATA_DIR": str(tmp_path / "data"), "WEB_CONCURRENCY": "1", "THREADS": "2", "LOG_FORMAT": "json",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "WEB_CONCURRENCY": "1",
+        "THREADS": "2",
+        "LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
     with started_server(env, argv=GUNICORN, log_path=tmp_path / "server.log", timeout_s=120) as server:
         sock, rest = _send_part_of_an_upload(server.base_url, dicom_file("693_UNCR.dcm").read_bytes())
         time.sleep(1)  # the worker has the request
@@ -77,6 +89,7 @@ def test_sigterm_lets_an_upload_in_flight_finish_and_be_stored(tmp_path):
 
 def test_metrics_add_up_across_workers(gunicorn_server):
     """Each scrape lands on either worker; both must report the totals of the whole service."""
+
     def scrape():
         status, _, raw = request("GET", gunicorn_server.base_url + "/metrics")
         assert status == 200
@@ -88,21 +101,35 @@ def test_metrics_add_up_across_workers(gunicorn_server):
     assert [scrape() - before for _ in range(4)] == [8] * 4
 
 
-@pytest.mark.parametrize("env, words", [({"THREADS": "many"}, "THREADS='many'"),
-                                         ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),  # the Docker image's HOST
-                                         ({"STORE": "mongodb"}, "STORE='mongodb'"),
-                                         ({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3'"),
-                                         ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": ""}, "needs STORAGE_BUCKET"),
-                                         ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis",
-                                           "FIREBASE_API_KEY": ""}, "needs FIREBASE_API_KEY"),
-                                         # a key file the Google clients would refuse in every worker
-                                         ({"STORE": "firestore", "FIREBASE_CREDENTIALS": "{missing}"},
-                                          "cannot be read as JSON"),
-                                         ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": "b", "FIREBASE_CREDENTIALS": "{user}"},
-                                          "is not a service-account key"),
-                                         ({"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis",
-                                           "FIREBASE_API_KEY": "key", "FIREBASE_CREDENTIALS": "{user}"},
-                                          "is not a service-account key")])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"THREADS": "many"}, "THREADS='many'"),
+        ({"HOST": "0.0.0.0"}, "ALLOW_ANONYMOUS=1"),  # the Docker image's HOST
+        ({"STORE": "mongodb"}, "STORE='mongodb'"),
+        ({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3'"),
+        ({"IMAGE_STORE": "gcs", "STORAGE_BUCKET": ""}, "needs STORAGE_BUCKET"),
+        (
+            {"AUTH_MODE": "firebase", "FIREBASE_PROJECT_ID": "ct-analysis", "FIREBASE_API_KEY": ""},
+            "needs FIREBASE_API_KEY",
+        ),
+        # a key file the Google clients would refuse in every worker
+        ({"STORE": "firestore", "FIREBASE_CREDENTIALS": "{missing}"}, "cannot be read as JSON"),
+        (
+            {"IMAGE_STORE": "gcs", "STORAGE_BUCKET": "b", "FIREBASE_CREDENTIALS": "{user}"},
+            "is not a service-account key",
+        ),
+        (
+            {
+                "AUTH_MODE": "firebase",
+                "FIREBASE_PROJECT_ID": "ct-analysis",
+                "FIREBASE_API_KEY": "key",
+                "FIREBASE_CREDENTIALS": "{user}",
+            },
+            "is not a service-account key",
+        ),
+    ],
+)
 def test_a_setting_that_cannot_work_stops_gunicorn_with_one_line_and_status_1(tmp_path, env, words):
     import os
     import subprocess
@@ -113,8 +140,14 @@ def test_a_setting_that_cannot_work_stops_gunicorn_with_one_line_and_status_1(tm
     user_key = tmp_path / "user.json"  # the gcloud user credential: JSON, but not what the Admin SDK takes
     user_key.write_text(json.dumps({"type": "authorized_user", "client_id": "x", "refresh_token": "y"}))
     env = {k: v.format(missing=tmp_path / "missing.json", user=user_key) for k, v in env.items()}
-    done = subprocess.run(GUNICORN, cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env})
+    done = subprocess.run(
+        GUNICORN,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATA_DIR": str(tmp_path), "PORT": str(free_port()), **env},
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and words in done.stderr
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr

@@ -1,4 +1,5 @@
 """The heatmap picture and the findings read from it."""
+
 import numpy as np
 import pytest
 
@@ -57,8 +58,9 @@ def test_a_slice_the_model_did_not_assess_gets_no_findings_about_disease(reason,
     nothing about activation, lung coverage or COVID-19 patterns."""
     body = np.ones((10, 10), bool)
     activation = np.ones((10, 10), np.float32)
-    findings, advice = describe("COVID", 0.95, {"COVID": 0.95, "NonCOVID": 0.05}, activation, body, body, 0.3,
-                                reason=reason)
+    findings, advice = describe(
+        "COVID", 0.95, {"COVID": 0.95, "NonCOVID": 0.05}, activation, body, body, 0.3, reason=reason
+    )
     assert findings[0].startswith("The model rates this slice COVID") and findings[1:] == [sentence]
     assert advice == [sentence, CAUTION] and "not assessed" in sentence
     assert not any("activation" in line or "RT-PCR" in line for line in findings + advice)

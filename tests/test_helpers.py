@@ -1,4 +1,5 @@
 """The JPEGs every image of an analysis is made of: colours kept, gray stays gray, sizes and qualities as promised."""
+
 import io
 
 import numpy as np
@@ -13,16 +14,19 @@ def stripes():
     """400 x 300 RGB: red, green and blue bands, as the heatmap's colours are."""
     pixels = np.zeros((300, 400, 3), np.uint8)
     for band in range(3):
-        pixels[band * 100:(band + 1) * 100, :, band] = 255
+        pixels[band * 100 : (band + 1) * 100, :, band] = 255
     return pixels
 
 
-@pytest.mark.parametrize("image", [stripes(), Image.fromarray(stripes()), Image.fromarray(stripes()).convert("RGBA")],
-                         ids=["array", "RGB image", "RGBA image"])
+@pytest.mark.parametrize(
+    "image",
+    [stripes(), Image.fromarray(stripes()), Image.fromarray(stripes()).convert("RGBA")],
+    ids=["array", "RGB image", "RGBA image"],
+)
 def test_colours_come_back_where_they_were(image):
     decoded = np.asarray(Image.open(io.BytesIO(encode_jpeg(image, 70))).convert("RGB")).astype(int)
     for band in range(3):
-        mean = decoded[band * 100 + 20:(band + 1) * 100 - 20, 20:-20].mean(axis=(0, 1))
+        mean = decoded[band * 100 + 20 : (band + 1) * 100 - 20, 20:-20].mean(axis=(0, 1))
         assert mean[band] > 200 and np.delete(mean, band).max() < 60, (band, mean)
 
 

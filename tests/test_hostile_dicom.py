@@ -5,6 +5,7 @@ Every file is the real CT slice 693_UNCR.dcm (or another real file pydicom ships
 altered in memory. A bad file is a 4xx JSON error that stores nothing; never a 5xx, never a
 confident analysis of garbage.
 """
+
 import base64
 import io
 import logging
@@ -58,8 +59,10 @@ def test_non_numeric_or_inconsistent_number_of_frames(client, value):
 @pytest.mark.parametrize("value", ["2147483648", "4294967296", "99999999999999999999"])
 def test_absurd_number_of_frames_is_refused_before_anything_is_allocated(client, value):
     response, peak = traced_peak(lambda: post_file(client, ct_bytes(NumberOfFrames=value)))
-    assert (response.status_code, response.get_json()["error"]) in {(400, "invalid_dicom_header"),
-                                                                  (413, "decoded_too_large")}
+    assert (response.status_code, response.get_json()["error"]) in {
+        (400, "invalid_dicom_header"),
+        (413, "decoded_too_large"),
+    }
     assert_rejected(client, response, response.status_code, response.get_json()["error"])
     assert peak < 256 * 1024**2, f"{peak / 2**20:.0f} MiB traced while refusing the file"
 
@@ -71,22 +74,26 @@ def test_number_of_frames_one_written_out_is_fine(client):
 # --- Rows, Columns, BitsAllocated, BitsStored, SamplesPerPixel against the pixel data ---------
 
 
-@pytest.mark.parametrize("headers", [
-    {"Rows": 256},  # twice the data the header describes
-    {"Rows": 1024},  # half
-    {"Columns": 511},
-    {"Rows": 0},
-    {"Columns": 0},
-    {"BitsAllocated": 8},  # 16-bit samples read as 8-bit
-    {"BitsAllocated": 32},
-    {"BitsAllocated": 12},
-    {"BitsAllocated": 0},
-    {"BitsStored": 20},  # more bits stored than allocated
-    {"BitsStored": 0},
-    {"SamplesPerPixel": 3},
-    {"SamplesPerPixel": 0},
-    {"Rows": 256, "Columns": 256, "SamplesPerPixel": 4},
-], ids=lambda headers: ",".join(f"{k}={v}" for k, v in headers.items()))
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Rows": 256},  # twice the data the header describes
+        {"Rows": 1024},  # half
+        {"Columns": 511},
+        {"Rows": 0},
+        {"Columns": 0},
+        {"BitsAllocated": 8},  # 16-bit samples read as 8-bit
+        {"BitsAllocated": 32},
+        {"BitsAllocated": 12},
+        {"BitsAllocated": 0},
+        {"BitsStored": 20},  # more bits stored than allocated
+        {"BitsStored": 0},
+        {"SamplesPerPixel": 3},
+        {"SamplesPerPixel": 0},
+        {"Rows": 256, "Columns": 256, "SamplesPerPixel": 4},
+    ],
+    ids=lambda headers: ",".join(f"{k}={v}" for k, v in headers.items()),
+)
 def test_image_header_that_disagrees_with_the_pixel_data(client, headers):
     assert_rejected(client, post_file(client, ct_bytes(**headers)), 400, "invalid_dicom_header")
 
@@ -104,24 +111,29 @@ def test_frames_read_as_channels(client):
 
 def test_huge_rows_and_columns_are_refused_without_decoding(client):
     response, peak = traced_peak(lambda: post_file(client, ct_bytes(Rows=65535, Columns=65535)))
-    assert (response.status_code, response.get_json()["error"]) in {(413, "too_many_pixels"),
-                                                                  (400, "invalid_dicom_header")}
+    assert (response.status_code, response.get_json()["error"]) in {
+        (413, "too_many_pixels"),
+        (400, "invalid_dicom_header"),
+    }
     assert_rejected(client, response, response.status_code, response.get_json()["error"])
     assert peak < 256 * 1024**2
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (23, 512), (512, 20), (1, 1)])
 def test_tiny_dicom_is_too_small(client, shape):
-    pixels = ct_pixels()[200:200 + shape[0], 100:100 + shape[1]]
+    pixels = ct_pixels()[200 : 200 + shape[0], 100 : 100 + shape[1]]
     assert_rejected(client, post_file(client, ct_with_pixels(pixels)), 422, "image_too_small")
 
 
-@pytest.mark.parametrize("pixels, window", [
-    (np.zeros((512, 512)), "lung"),  # -1024 HU everywhere: air
-    (np.full((512, 512), 1024), "bone"),  # 0 HU everywhere
-    # content, but every value above the lung window's top (150 HU): one value after windowing
-    (1024 + 200 + (np.arange(512 * 512).reshape(512, 512) % 800), "lung"),
-])
+@pytest.mark.parametrize(
+    "pixels, window",
+    [
+        (np.zeros((512, 512)), "lung"),  # -1024 HU everywhere: air
+        (np.full((512, 512), 1024), "bone"),  # 0 HU everywhere
+        # content, but every value above the lung window's top (150 HU): one value after windowing
+        (1024 + 200 + (np.arange(512 * 512).reshape(512, 512) % 800), "lung"),
+    ],
+)
 def test_dicom_with_no_content_after_windowing_is_blank(client, pixels, window):
     assert_rejected(client, post_file(client, ct_with_pixels(pixels), window=window), 422, "blank_image")
 
@@ -136,12 +148,25 @@ def test_content_hidden_by_one_window_shows_in_another(client):
 # --- Rescale and window values --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [
-    {"RescaleSlope": "nan"}, {"RescaleSlope": "inf"}, {"RescaleSlope": "-inf"}, {"RescaleSlope": "0"},
-    {"RescaleSlope": "-0"}, {"RescaleSlope": "abc"}, {"RescaleSlope": "1e400"},
-    {"RescaleIntercept": "nan"}, {"RescaleIntercept": "inf"}, {"RescaleIntercept": "-inf"},
-    {"RescaleIntercept": "abc"}, {"RescaleIntercept": "1e400"}, {"RescaleIntercept": "--5"},
-], ids=lambda headers: ",".join(f"{k}={v}" for k, v in headers.items()))
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"RescaleSlope": "nan"},
+        {"RescaleSlope": "inf"},
+        {"RescaleSlope": "-inf"},
+        {"RescaleSlope": "0"},
+        {"RescaleSlope": "-0"},
+        {"RescaleSlope": "abc"},
+        {"RescaleSlope": "1e400"},
+        {"RescaleIntercept": "nan"},
+        {"RescaleIntercept": "inf"},
+        {"RescaleIntercept": "-inf"},
+        {"RescaleIntercept": "abc"},
+        {"RescaleIntercept": "1e400"},
+        {"RescaleIntercept": "--5"},
+    ],
+    ids=lambda headers: ",".join(f"{k}={v}" for k, v in headers.items()),
+)
 @pytest.mark.parametrize("window", ["lung", "dicom"])
 def test_rescale_values_that_are_not_finite_numbers(client, headers, window):
     assert_rejected(client, post_file(client, ct_bytes(**headers), window=window), 400, "invalid_dicom_header")
@@ -155,10 +180,20 @@ def test_rescale_values_with_spaces_are_read_as_numbers(client):
     assert padded.get_json()["file_url"] == plain["file_url"]
 
 
-@pytest.mark.parametrize("headers", [
-    {"WindowWidth": "0"}, {"WindowWidth": "-100"}, {"WindowWidth": "abc"}, {"WindowWidth": "nan"},
-    {"WindowWidth": "inf"}, {"WindowCenter": "abc"}, {"WindowCenter": "nan"}, {"WindowCenter": "-inf"},
-], ids=lambda headers: ",".join(f"{k}={v}" for k, v in headers.items()))
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"WindowWidth": "0"},
+        {"WindowWidth": "-100"},
+        {"WindowWidth": "abc"},
+        {"WindowWidth": "nan"},
+        {"WindowWidth": "inf"},
+        {"WindowCenter": "abc"},
+        {"WindowCenter": "nan"},
+        {"WindowCenter": "-inf"},
+    ],
+    ids=lambda headers: ",".join(f"{k}={v}" for k, v in headers.items()),
+)
 def test_unusable_window_with_window_dicom(client, headers):
     assert_rejected(client, post_file(client, ct_bytes(**headers), window="dicom"), 400, "invalid_dicom_header")
     # the file's own window is read only when asked for: a named window still works
@@ -201,7 +236,7 @@ def test_damaged_compressed_pixel_data(client):
     ds = ct_dataset()
     ds.compress(RLELossless)
     fragment = next(generate_frames(ds.PixelData, number_of_frames=1))
-    ds.PixelData = encapsulate([fragment[:len(fragment) // 3]])
+    ds.PixelData = encapsulate([fragment[: len(fragment) // 3]])
     assert_rejected(client, post_file(client, dicom_bytes(ds)), 400, "undecodable_dicom")
 
 
@@ -242,8 +277,8 @@ def test_bytes_after_the_deflate_stream_end_do_not_stall_the_size_check(client):
 
 def test_damaged_deflate_stream(client):
     data = deflated_dicom(ct_dataset())
-    assert_client_error(client, post_file(client, data[:len(data) // 2]))
-    garbage = data[:data.index(b"1.2.840.10008.1.2.1.99") + 200] + bytes(range(256)) * 40
+    assert_client_error(client, post_file(client, data[: len(data) // 2]))
+    garbage = data[: data.index(b"1.2.840.10008.1.2.1.99") + 200] + bytes(range(256)) * 40
     assert_client_error(client, post_file(client, garbage))
 
 
@@ -266,8 +301,13 @@ def test_12_bit_jpeg_extended_is_decoded(client, caplog):
 def _closest_frame(body, frames):
     """Which frame the returned slice shows: mean difference to each frame's lung-window picture."""
     returned = np.asarray(decode_data_url(body["file_url"])).astype(float)
-    differences = [np.abs(returned - np.asarray(Image.fromarray(lung_window(frame)).resize(
-        (400, 400), Image.Resampling.LANCZOS)).astype(float)).mean() for frame in frames]
+    differences = [
+        np.abs(
+            returned
+            - np.asarray(Image.fromarray(lung_window(frame)).resize((400, 400), Image.Resampling.LANCZOS)).astype(float)
+        ).mean()
+        for frame in frames
+    ]
     best = int(np.argmin(differences))
     assert differences[best] < 3 and sorted(differences)[1] > 10, differences
     return best
@@ -286,8 +326,9 @@ def test_frame_field_picks_the_frame_that_is_analysed(client, frame):
     multipart = post_file(client, data, frame=str(frame))
     assert multipart.status_code == 201, multipart.get_data(as_text=True)[:300]
     assert _closest_frame(multipart.get_json(), frames) == frame
-    as_json = client.post("/analyze", json={"image": base64.b64encode(data).decode(), "filename": "mf.dcm",
-                                            "frame": frame})
+    as_json = client.post(
+        "/analyze", json={"image": base64.b64encode(data).decode(), "filename": "mf.dcm", "frame": frame}
+    )
     assert as_json.status_code == 201, as_json.get_data(as_text=True)[:300]
     assert _closest_frame(as_json.get_json(), frames) == frame
     assert as_json.get_json()["prediction"] == multipart.get_json()["prediction"]
@@ -316,8 +357,7 @@ def test_frame_that_is_not_a_whole_number(client, frame):
 def test_frame_of_a_single_frame_image(client):
     assert post_file(client, ct_bytes(), frame="0").status_code == 201
     assert_rejected(client, post_file(client, ct_bytes(), frame="1"), 400, "invalid_frame", stored_before=1)
-    assert_rejected(client, post_file(client, ct_png(), "slice.png", frame="1"), 400, "invalid_frame",
-                    stored_before=1)
+    assert_rejected(client, post_file(client, ct_png(), "slice.png", frame="1"), 400, "invalid_frame", stored_before=1)
 
 
 def test_real_enhanced_multiframe_ct_frames(client):

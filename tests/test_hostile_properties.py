@@ -4,6 +4,7 @@ with a sane analysis or a 4xx JSON error, never a 5xx, and only a 201 adds a sto
 Hypothesis generates the values; each test uses one app and client (the conftest fixtures) for
 all its examples and compares the store's document count before and after every request.
 """
+
 import base64
 import functools
 import json
@@ -29,10 +30,14 @@ set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "ct-service-hypothesis
 
 # Deterministic (the same examples in CI as here), no example database, and no shrinking, so a
 # failing property reports its first counterexample in seconds instead of minutes.
-FAST = settings(max_examples=40, deadline=None, database=None, derandomize=True,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def ct_bytes(**headers) -> bytes:
@@ -62,35 +67,65 @@ def check_answer(client, response, before):
 # --- DICOM header values ----------------------------------------------------------------------
 
 printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
-unsigned_16 = st.one_of(st.sampled_from([0, 1, 2, 3, 4, 7, 8, 12, 16, 32, 63, 64, 255, 256, 511, 512, 1024, 4096,
-                                         4097, 32768, 65535]), st.integers(0, 65535))
+unsigned_16 = st.one_of(
+    st.sampled_from([0, 1, 2, 3, 4, 7, 8, 12, 16, 32, 63, 64, 255, 256, 511, 512, 1024, 4096, 4097, 32768, 65535]),
+    st.integers(0, 65535),
+)
 number_text = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(allow_nan=True, allow_infinity=True, width=32).map(lambda x: f"{x:g}"),
-    st.integers(-10**20, 10**20).map(str),
-    st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "0", "-0", "0.0", "1e400", "-1e400", "1e-400", "",
-                     " ", "1\\2", "1,5", "0x10", "\u00b2", "--1", "1.", ".5", "+3"]),
+    st.integers(-(10**20), 10**20).map(str),
+    st.sampled_from(
+        [
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "Infinity",
+            "0",
+            "-0",
+            "0.0",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "",
+            " ",
+            "1\\2",
+            "1,5",
+            "0x10",
+            "\u00b2",
+            "--1",
+            "1.",
+            ".5",
+            "+3",
+        ]
+    ),
     printable,
 )
-frames_text = st.one_of(st.integers(-5, 10**15).map(str), st.sampled_from(["", "1", "2", "3", "0", "1.5", "abc"]),
-                        printable)
+frames_text = st.one_of(
+    st.integers(-5, 10**15).map(str), st.sampled_from(["", "1", "2", "3", "0", "1.5", "abc"]), printable
+)
 
-dicom_headers = st.fixed_dictionaries({}, optional={
-    "Rows": unsigned_16,
-    "Columns": unsigned_16,
-    "BitsAllocated": unsigned_16,
-    "BitsStored": unsigned_16,
-    "HighBit": unsigned_16,
-    "SamplesPerPixel": unsigned_16,
-    "PixelRepresentation": st.sampled_from([0, 1, 2, 65535]),
-    "NumberOfFrames": frames_text,
-    "RescaleSlope": number_text,
-    "RescaleIntercept": number_text,
-    "WindowCenter": number_text,
-    "WindowWidth": number_text,
-    "PhotometricInterpretation": st.sampled_from(["MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL",
-                                                  "", "GARBAGE"]),
-})
+dicom_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "Rows": unsigned_16,
+        "Columns": unsigned_16,
+        "BitsAllocated": unsigned_16,
+        "BitsStored": unsigned_16,
+        "HighBit": unsigned_16,
+        "SamplesPerPixel": unsigned_16,
+        "PixelRepresentation": st.sampled_from([0, 1, 2, 65535]),
+        "NumberOfFrames": frames_text,
+        "RescaleSlope": number_text,
+        "RescaleIntercept": number_text,
+        "WindowCenter": number_text,
+        "WindowWidth": number_text,
+        "PhotometricInterpretation": st.sampled_from(
+            ["MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "", "GARBAGE"]
+        ),
+    },
+)
 windows = st.sampled_from(["lung", "mediastinal", "bone", "dicom"])
 
 
@@ -120,8 +155,9 @@ def test_any_rescale_and_window_values_with_window_dicom(client, slope, intercep
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=10), children,
-                                                                                max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -140,15 +176,30 @@ odd_images = st.one_of(
     json_values,
     st.text(max_size=50),
     st.binary(max_size=60).map(lambda raw: base64.b64encode(raw).decode()),
-    st.sampled_from(["data:", "data:,", "data:image/png;base64,", "data:;base64,AAAA", "====", "A", "AA==",
-                     "data:image/png;base64," + "A" * 10, "\u0000", "\ud7ff" * 5]),
+    st.sampled_from(
+        [
+            "data:",
+            "data:,",
+            "data:image/png;base64,",
+            "data:;base64,AAAA",
+            "====",
+            "A",
+            "AA==",
+            "data:image/png;base64," + "A" * 10,
+            "\u0000",
+            "\ud7ff" * 5,
+        ]
+    ),
 )
 json_bodies = usually(
-    st.fixed_dictionaries({"image": usually(st.sampled_from(["valid", "data-url"]), odd_images)}, optional={
-        "filename": st.one_of(st.text(max_size=40), json_values),
-        "window": usually(windows, json_values),
-        "frame": usually(st.just(0), st.one_of(st.integers(-3, 3), st.floats(), json_values)),
-    }),
+    st.fixed_dictionaries(
+        {"image": usually(st.sampled_from(["valid", "data-url"]), odd_images)},
+        optional={
+            "filename": st.one_of(st.text(max_size=40), json_values),
+            "window": usually(windows, json_values),
+            "frame": usually(st.just(0), st.one_of(st.integers(-3, 3), st.floats(), json_values)),
+        },
+    ),
     json_values,
 )
 

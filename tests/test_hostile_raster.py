@@ -4,6 +4,7 @@ tiny and blank images, pixel bombs and files that are no image at all.
 Each is a real CT slice encoded in memory and then damaged byte by byte. Damaged files are errors,
 never padded or grey-filled and analysed; every rejection stores nothing.
 """
+
 import io
 import struct
 
@@ -63,7 +64,7 @@ def test_png_with_a_bad_crc_is_corrupt(client, kind, damage):
 @pytest.mark.parametrize("fraction", [0.005, 0.5, 0.9, 0.99])
 def test_truncated_png(client, fraction):
     data = ct_png()
-    assert_rejected(client, post_file(client, data[:int(len(data) * fraction)], "cut.png"), 400, "corrupt_image")
+    assert_rejected(client, post_file(client, data[: int(len(data) * fraction)], "cut.png"), 400, "corrupt_image")
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.5, 0.9])
@@ -71,7 +72,7 @@ def test_truncated_png(client, fraction):
 def test_truncated_jpeg(client, fraction, end_marker):
     """Cut mid-scan, with or without an end-of-image marker put back (which lenient decoders grey-fill)."""
     data = ct_jpeg()
-    cut = data[:int(len(data) * fraction)] + (b"\xff\xd9" if end_marker else b"")
+    cut = data[: int(len(data) * fraction)] + (b"\xff\xd9" if end_marker else b"")
     assert_rejected(client, post_file(client, cut, "cut.jpg"), 400, "corrupt_image")
 
 
@@ -130,8 +131,10 @@ def test_the_default_pixel_limit_admits_4096_by_4096(client):
 
 def test_the_smallest_real_slice_is_analysed(client):
     """The dataset's smallest figure crop (53 x 26) is a real slice: the minimum side stays below it."""
-    path = min((p for label in ("COVID", "NonCOVID") for p in (covid_ct_dir() / label).iterdir()),
-               key=lambda p: min(Image.open(p).size))
+    path = min(
+        (p for label in ("COVID", "NonCOVID") for p in (covid_ct_dir() / label).iterdir()),
+        key=lambda p: min(Image.open(p).size),
+    )
     assert min(Image.open(path).size) < 30
     response = post_file(client, path.read_bytes(), path.name)
     assert response.status_code == 201, response.get_data(as_text=True)[:300]
@@ -156,15 +159,19 @@ def test_64_pixels_a_side_is_enough(client):
     assert response.status_code == 201, response.get_data(as_text=True)[:300]
 
 
-@pytest.mark.parametrize("image, fmt", [
-    (Image.new("L", (512, 512), 0), "PNG"),
-    (Image.new("L", (512, 512), 255), "PNG"),
-    (Image.new("L", (512, 512), 128), "JPEG"),
-    (Image.new("RGB", (300, 200), (10, 200, 30)), "PNG"),
-    (Image.new("I;16", (256, 256), 4000), "PNG"),
-    # a real slice under an alpha channel that hides all of it: black once flattened
-    (Image.fromarray(np.dstack([ct_slice()] * 3 + [np.zeros((512, 512), np.uint8)])), "PNG"),
-], ids=["black", "white", "grey-jpeg", "colour", "16-bit", "transparent"])
+@pytest.mark.parametrize(
+    "image, fmt",
+    [
+        (Image.new("L", (512, 512), 0), "PNG"),
+        (Image.new("L", (512, 512), 255), "PNG"),
+        (Image.new("L", (512, 512), 128), "JPEG"),
+        (Image.new("RGB", (300, 200), (10, 200, 30)), "PNG"),
+        (Image.new("I;16", (256, 256), 4000), "PNG"),
+        # a real slice under an alpha channel that hides all of it: black once flattened
+        (Image.fromarray(np.dstack([ct_slice()] * 3 + [np.zeros((512, 512), np.uint8)])), "PNG"),
+    ],
+    ids=["black", "white", "grey-jpeg", "colour", "16-bit", "transparent"],
+)
 def test_images_with_no_content_are_blank(client, image, fmt):
     assert_rejected(client, post_file(client, encode(image, fmt), f"blank.{fmt.lower()}"), 422, "blank_image")
 
@@ -176,20 +183,24 @@ def _webp():
     return encode(Image.fromarray(ct_slice()), "WEBP")
 
 
-@pytest.mark.parametrize("data", [
-    b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n",
-    b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(200),
-    b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + bytes(100),
-    encode(Image.fromarray(ct_slice()), "BMP"),
-    encode(Image.fromarray(ct_slice()), "TIFF"),
-    _webp(),
-    b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
-    b"<!DOCTYPE html><html><body>not a scan</body></html>",
-    b'{"image": "not really"}',
-    b"\x7fELF\x02\x01\x01" + bytes(200),
-    b"hello, this is text",
-    b"\x89PNX\r\n\x1a\n" + bytes(100),  # almost a PNG signature
-], ids=["pdf", "zip", "gif", "bmp", "tiff", "webp", "svg", "html", "json", "elf", "text", "png-typo"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(200),
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + bytes(100),
+        encode(Image.fromarray(ct_slice()), "BMP"),
+        encode(Image.fromarray(ct_slice()), "TIFF"),
+        _webp(),
+        b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+        b"<!DOCTYPE html><html><body>not a scan</body></html>",
+        b'{"image": "not really"}',
+        b"\x7fELF\x02\x01\x01" + bytes(200),
+        b"hello, this is text",
+        b"\x89PNX\r\n\x1a\n" + bytes(100),  # almost a PNG signature
+    ],
+    ids=["pdf", "zip", "gif", "bmp", "tiff", "webp", "svg", "html", "json", "elf", "text", "png-typo"],
+)
 def test_non_image_bytes_are_unsupported(client, data):
     assert_rejected(client, post_file(client, data, "scan.png"), 415, "unsupported_format")
 
@@ -202,7 +213,7 @@ def test_jpeg_with_a_png_name_and_png_with_a_dicom_name_are_read_by_content(clie
 def test_jpeg_sof_dimensions_of_zero(client):
     data = ct_jpeg((128, 128))
     sof = dict(jpeg_segments(data))[0xC0]
-    zero = data[:sof + 5] + struct.pack(">HH", 0, 0) + data[sof + 9:]
+    zero = data[: sof + 5] + struct.pack(">HH", 0, 0) + data[sof + 9 :]
     response = post_file(client, zero, "zero.jpg")
     assert response.status_code in (400, 422)
     assert_rejected(client, response, response.status_code, response.get_json()["error"])

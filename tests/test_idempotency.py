@@ -1,6 +1,7 @@
 """Idempotency that means it (issue 10): one fingerprint per file whatever the upload method, the
 stored analysis replayed for the same request, 422 for a different one, and random ids.
 """
+
 import base64
 import hashlib
 import uuid
@@ -35,8 +36,9 @@ def test_same_image_has_the_same_sha256_by_multipart_json_and_data_url(client):
     data = ct()
     multipart = post_file(client, data).get_json()
     bare = client.post("/analyze", json={"image": base64.b64encode(data).decode()}).get_json()
-    data_url = client.post("/analyze", json={"image": "data:application/dicom;base64,"
-                                             + base64.b64encode(data).decode()}).get_json()
+    data_url = client.post(
+        "/analyze", json={"image": "data:application/dicom;base64," + base64.b64encode(data).decode()}
+    ).get_json()
     expected = hashlib.sha256(data).hexdigest()
     assert multipart["sha256"] == bare["sha256"] == data_url["sha256"] == expected
     for body in (multipart, bare, data_url):
@@ -106,8 +108,9 @@ def test_same_key_different_request_is_refused(client, change):
 def test_different_window_by_json_is_refused(client):
     first = keyed_json(client, ct(), "upload-5", window="lung")
     assert first.status_code == 201
-    assert_rejected(client, keyed_json(client, ct(), "upload-5", window="bone"), 422, "idempotency_key_reused",
-                    stored_before=1)
+    assert_rejected(
+        client, keyed_json(client, ct(), "upload-5", window="bone"), 422, "idempotency_key_reused", stored_before=1
+    )
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "cl\u00e9", "tab\there"])
@@ -125,10 +128,15 @@ def test_ids_are_random_uuid4_and_not_derived_from_the_key(client, tmp_path):
     assert first != second
     for analysis_id, key in ((first, "key-a"), (second, "key-b")):
         assert uuid.UUID(hex=analysis_id).version == 4 and len(analysis_id) == 32
-        derived = {uuid.uuid5(namespace, key).hex for namespace in
-                   (OLD_IDEMPOTENCY_NAMESPACE, uuid.NAMESPACE_DNS, uuid.NAMESPACE_URL, uuid.NAMESPACE_OID)}
-        derived |= {uuid.uuid3(uuid.NAMESPACE_URL, key).hex, hashlib.sha256(key.encode()).hexdigest()[:32],
-                    hashlib.md5(key.encode()).hexdigest()}
+        derived = {
+            uuid.uuid5(namespace, key).hex
+            for namespace in (OLD_IDEMPOTENCY_NAMESPACE, uuid.NAMESPACE_DNS, uuid.NAMESPACE_URL, uuid.NAMESPACE_OID)
+        }
+        derived |= {
+            uuid.uuid3(uuid.NAMESPACE_URL, key).hex,
+            hashlib.sha256(key.encode()).hexdigest()[:32],
+            hashlib.md5(key.encode()).hexdigest(),
+        }
         assert analysis_id not in derived
     # the same key on another installation gives another id: nothing about the id follows from the key
     other = create_app({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "other"), "TESTING": True}).test_client()

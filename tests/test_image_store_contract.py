@@ -1,4 +1,5 @@
 """The object store contract, run against both backends: local files and Cloud Storage (fake-gcs-server)."""
+
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,9 @@ def store(request, tmp_path):
     if request.param == "local":
         store = LocalImageStore(tmp_path / "data")
     else:
-        store = GcsImageStore(request.getfixturevalue("gcs_bucket"), PROJECT, timeout_s=5,
-                              emulator=os.environ["STORAGE_EMULATOR_HOST"])
+        store = GcsImageStore(
+            request.getfixturevalue("gcs_bucket"), PROJECT, timeout_s=5, emulator=os.environ["STORAGE_EMULATOR_HOST"]
+        )
     yield store
     store.close()
 
@@ -36,8 +38,9 @@ def test_put_creates_only_if_absent(store):
 
 def test_racing_puts_to_one_path_write_once(store):
     with ThreadPoolExecutor(4) as pool:
-        written = list(pool.map(lambda i: store.put("analyses/alice/a1/heatmap.jpg", bytes([i]) * 1000,
-                                                    "image/jpeg"), range(4)))
+        written = list(
+            pool.map(lambda i: store.put("analyses/alice/a1/heatmap.jpg", bytes([i]) * 1000, "image/jpeg"), range(4))
+        )
     assert written.count(True) == 1
     assert store.get("analyses/alice/a1/heatmap.jpg") == bytes([written.index(True)]) * 1000
 
@@ -59,5 +62,7 @@ def test_list_older_than_names_objects_under_the_prefix_created_before_the_cutof
     store.put("analyses/bob/b1/original", b"x", "application/dicom")
     now = datetime.now(UTC)
     assert store.list_older_than("analyses/", now + timedelta(minutes=1)) == [
-        "analyses/alice/a1/slice.jpg", "analyses/bob/b1/original"]
+        "analyses/alice/a1/slice.jpg",
+        "analyses/bob/b1/original",
+    ]
     assert store.list_older_than("analyses/", now - timedelta(minutes=1)) == []

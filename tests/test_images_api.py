@@ -1,5 +1,6 @@
 """Full-size images kept as objects (IMAGE_STORE=local): written with each analysis, served to its
 owner with an ETag, removed with it, re-analysed from the stored original."""
+
 import base64
 import hashlib
 import io
@@ -46,13 +47,25 @@ def test_a_new_analysis_keeps_its_full_size_images_and_the_original_as_sent(app,
         jpeg = jpeg_of(data_url)
         served = client.get(f"/analyses/{body['id']}/images/{name}")
         assert served.data == jpeg and served.mimetype == "image/jpeg"  # byte for byte the response's JPEG
-        assert images[name] == {"name": name, "path": prefix + name, "content_type": "image/jpeg", "size": len(jpeg),
-                                "sha256": hashlib.sha256(jpeg).hexdigest(), "width": 400, "height": 400}
+        assert images[name] == {
+            "name": name,
+            "path": prefix + name,
+            "content_type": "image/jpeg",
+            "size": len(jpeg),
+            "sha256": hashlib.sha256(jpeg).hexdigest(),
+            "width": 400,
+            "height": 400,
+        }
         assert Image.open(io.BytesIO(served.data)).size == (400, 400)
     original = client.get(f"/analyses/{body['id']}/images/original")
     assert original.data == dicom and original.mimetype == "application/dicom"
-    assert images["original"] == {"name": "original", "path": prefix + "original", "content_type": "application/dicom",
-                                  "size": len(dicom), "sha256": hashlib.sha256(dicom).hexdigest()}
+    assert images["original"] == {
+        "name": "original",
+        "path": prefix + "original",
+        "content_type": "application/dicom",
+        "size": len(dicom),
+        "sha256": hashlib.sha256(dicom).hexdigest(),
+    }
     assert stored_document_size("analyses", stored) <= app.config["DOC_BUDGET_BYTES"]
     assert "file_url" not in stored and stored["heatmap_url"].startswith("data:image/jpeg")  # thumbnails only
 
@@ -72,9 +85,22 @@ def test_images_come_with_a_strong_etag_and_cache_for_a_year_privately(client):
 def test_someone_elses_images_are_not_there(app, client):
     with app.app_context():  # bob's analysis, written through the app's own stores
         get_image_store().put("analyses/bob/b1/slice.jpg", b"\xff\xd8\xff bob's", "image/jpeg")
-        get_store().create({"id": "b1", "owner": "bob", "created_at": "2026-11-24T10:00:00.000000Z", "images": [
-            {"name": "slice.jpg", "path": "analyses/bob/b1/slice.jpg", "content_type": "image/jpeg", "size": 9,
-             "sha256": "0" * 64}]})
+        get_store().create(
+            {
+                "id": "b1",
+                "owner": "bob",
+                "created_at": "2026-11-24T10:00:00.000000Z",
+                "images": [
+                    {
+                        "name": "slice.jpg",
+                        "path": "analyses/bob/b1/slice.jpg",
+                        "content_type": "image/jpeg",
+                        "size": 9,
+                        "sha256": "0" * 64,
+                    }
+                ],
+            }
+        )
     for method in ("GET", "DELETE"):
         path = "/analyses/b1/images/slice.jpg" if method == "GET" else "/analyses/b1"
         response = client.open(path, method=method)
@@ -85,8 +111,9 @@ def test_someone_elses_images_are_not_there(app, client):
 
 def test_an_older_analysis_or_a_lost_object_answers_image_missing(app, client):
     with app.app_context():
-        get_store().create({"id": "old", "owner": "local", "created_at": "2026-11-24T10:00:00.000000Z",
-                            "filename": "old.png"})
+        get_store().create(
+            {"id": "old", "owner": "local", "created_at": "2026-11-24T10:00:00.000000Z", "filename": "old.png"}
+        )
     for name in ("slice.jpg", "heatmap.jpg", "original"):
         response = client.get(f"/analyses/old/images/{name}")
         assert response.status_code == 404 and response.get_json()["error"] == "image_missing"
@@ -150,8 +177,10 @@ def test_image_store_none_keeps_thumbnails_only(tmp_path):
     assert client.delete(f"/analyses/{body['id']}").status_code == 204
 
 
-@pytest.mark.parametrize("settings, message", [({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3' is not one of"),
-                                               ({"IMAGE_STORE": "gcs"}, "needs STORAGE_BUCKET")])
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"IMAGE_STORE": "s3"}, "IMAGE_STORE='s3' is not one of"), ({"IMAGE_STORE": "gcs"}, "needs STORAGE_BUCKET")],
+)
 def test_an_image_store_that_cannot_work_stops_the_start(tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message):
         create_app({"DATA_DIR": str(tmp_path), **settings})

@@ -1,6 +1,7 @@
 """IMAGE_STORE=gcs end to end: Cloud Storage (fake-gcs-server) for objects, Firestore (the official
 emulator) for documents; either going away gives 503s that leave nothing half-done, and coming
 back needs no restart of the service."""
+
 import base64
 import io
 import time
@@ -20,8 +21,16 @@ FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 
 def service(tmp_path, bucket):
-    return create_app({"STORE": "firestore", "IMAGE_STORE": "gcs", "STORAGE_BUCKET": bucket, "TESTING": True,
-                       "DATA_DIR": str(tmp_path / "data"), "STORE_TIMEOUT_S": TIMEOUT_S})
+    return create_app(
+        {
+            "STORE": "firestore",
+            "IMAGE_STORE": "gcs",
+            "STORAGE_BUCKET": bucket,
+            "TESTING": True,
+            "DATA_DIR": str(tmp_path / "data"),
+            "STORE_TIMEOUT_S": TIMEOUT_S,
+        }
+    )
 
 
 def objects_in(app) -> list[str]:
@@ -58,8 +67,9 @@ def test_objects_live_in_the_bucket_and_go_with_the_analysis(tmp_path, firestore
     assert objects_in(app) == sorted(entry["path"] for entry in again["images"])
 
 
-def test_cloud_storage_down_gives_503s_that_change_nothing_and_up_again_works(tmp_path, firestore_env,
-                                                                               own_gcs_emulator, monkeypatch):
+def test_cloud_storage_down_gives_503s_that_change_nothing_and_up_again_works(
+    tmp_path, firestore_env, own_gcs_emulator, monkeypatch
+):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", own_gcs_emulator.url)
     app = service(tmp_path, own_gcs_emulator.new_bucket())
     client = app.test_client()

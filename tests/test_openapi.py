@@ -1,4 +1,5 @@
 """/openapi.json describes every route, and real responses of every route, successes and errors, match it."""
+
 import base64
 import io
 import time
@@ -20,8 +21,11 @@ def spec(client):
 
 
 def routes(app) -> set[tuple[str, str]]:
-    return {(openapi_path(rule.rule), method.lower())
-            for rule in app.url_map.iter_rules() for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return {
+        (openapi_path(rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
 def test_the_document_is_valid_openapi_3_1(spec):
@@ -48,8 +52,11 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     png = covid_ct_image("COVID", 0).read_bytes()
 
     created = call("POST", "/analyze", **upload(dicom, "s.dcm")).get_json()
-    call("POST", "/analyze", json={"image": "data:image/png;base64," + base64.b64encode(png).decode(),
-                                   "filename": "s.png"})
+    call(
+        "POST",
+        "/analyze",
+        json={"image": "data:image/png;base64," + base64.b64encode(png).decode(), "filename": "s.png"},
+    )
     assert call("POST", "/analyze", headers={"Idempotency-Key": "k1"}, **upload(png)).status_code == 201
     replay = call("POST", "/analyze", headers={"Idempotency-Key": "k1"}, **upload(png))
     assert replay.headers["Idempotent-Replayed"] == "true"
@@ -68,8 +75,12 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     for name in ("slice.jpg", "heatmap.jpg", "original"):
         image = call("GET", f"/analyses/{created['id']}/images/{name}")
         assert image.status_code == 200, name
-    assert call("GET", f"/analyses/{created['id']}/images/original",
-                headers={"If-None-Match": image.headers["ETag"]}).status_code == 304
+    assert (
+        call(
+            "GET", f"/analyses/{created['id']}/images/original", headers={"If-None-Match": image.headers["ETag"]}
+        ).status_code
+        == 304
+    )
     assert call("GET", f"/analyses/{created['id']}/images/other.jpg").status_code == 404
     for _ in range(2):  # the second a replay
         assert call("POST", f"/analyses/{created['id']}/reanalyze", headers={"Idempotency-Key": "r"}).status_code == 201
@@ -85,13 +96,17 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     real = series_bytes()
     four = files_form({name: real[name] for name in list(real)[10:14]})
     study = call("POST", "/studies", data=four).get_json()
-    cut = {name: data[:len(data) // 2] for name, data in list(real.items())[10:12]}  # headers whole, pixels cut
+    cut = {name: data[: len(data) // 2] for name, data in list(real.items())[10:12]}  # headers whole, pixels cut
     failing = call("POST", "/studies", data=files_form(cut)).get_json()
     assert call("POST", "/studies", data={"window": "lung"}).status_code == 400
     mr = files_form({"a.dcm": edited(real["1-10.dcm"], Modality="MR")})
     assert call("POST", "/studies", data=mr).status_code == 422
-    assert call("POST", "/studies", data=files_form({"big.dcm": bytes(1100 * 2**20 // 1024)},
-                                                    series_uid="x" * 65)).status_code == 400
+    assert (
+        call(
+            "POST", "/studies", data=files_form({"big.dcm": bytes(1100 * 2**20 // 1024)}, series_uid="x" * 65)
+        ).status_code
+        == 400
+    )
     for doc in (study, failing):
         deadline = time.monotonic() + 120
         while call("GET", f"/studies/{doc['id']}").get_json()["status"] not in ("done", "failed"):
@@ -104,8 +119,14 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
     assert call("GET", f"/studies/{failing['id']}").get_json()["status"] == "failed"
     slice_image = call("GET", f"/studies/{study['id']}/slices/0/heatmap.jpg")
     assert slice_image.status_code == 200
-    assert call("GET", f"/studies/{study['id']}/slices/0/heatmap.jpg",
-                headers={"If-None-Match": slice_image.headers["ETag"]}).status_code == 304
+    assert (
+        call(
+            "GET",
+            f"/studies/{study['id']}/slices/0/heatmap.jpg",
+            headers={"If-None-Match": slice_image.headers["ETag"]},
+        ).status_code
+        == 304
+    )
     assert call("GET", f"/studies/{study['id']}/slices/9/heatmap.jpg").status_code == 404
     assert call("GET", f"/studies/{failing['id']}/slices/0/slice.jpg").status_code == 409
     assert call("GET", f"/studies/{study['id']}/dicom/sr.dcm").status_code == 200
@@ -123,8 +144,17 @@ def test_real_responses_of_every_route_match_the_document(app, client, spec):
         assert call("DELETE", f"/studies/{doc['id']}").status_code == 204
     assert call("GET", f"/studies/{study['id']}").status_code == 404
     assert call("DELETE", f"/studies/{study['id']}").status_code == 404
-    for path in ("/health", "/ready", "/metrics", "/openapi.json", "/auth/config", "/", "/static/js/main.js",
-                 "/static/css/style.css", "/static/favicon.svg"):
+    for path in (
+        "/health",
+        "/ready",
+        "/metrics",
+        "/openapi.json",
+        "/auth/config",
+        "/",
+        "/static/js/main.js",
+        "/static/css/style.css",
+        "/static/favicon.svg",
+    ):
         assert call("GET", path).status_code == 200, path
     etag = client.get("/static/js/main.js").headers["ETag"]
     assert call("GET", "/static/js/main.js", headers={"If-None-Match": etag}).status_code == 304

@@ -1,4 +1,5 @@
 """GET /ready: 200 only while the model is loaded and the stores answer; 503 naming what is not."""
+
 import time
 
 import pytest

@@ -1,6 +1,7 @@
 """Recording an analysis (backend.analysis.record), the one path every way in takes: objects, then the document,
 and nothing left half-done when either write fails or an identical request with the same key got there first.
 The stores are the real embedded ones (SQLite, local files), made to fail the way real stores do."""
+
 import sqlite3
 import threading
 import uuid

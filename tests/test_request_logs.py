@@ -1,4 +1,5 @@
 """Request ids on every response and log line, one access line per request, JSON logs on demand."""
+
 import json
 import logging
 
@@ -14,7 +15,7 @@ def test_a_sane_request_id_is_echoed(client):
     assert response.headers["X-Request-ID"] == "lb-7f3a.2026:11/27"
 
 
-@pytest.mark.parametrize("sent", [None, "", "x" * 129, "has space", "ünïcode", "a\"b"])
+@pytest.mark.parametrize("sent", [None, "", "x" * 129, "has space", "ünïcode", 'a"b'])
 def test_a_missing_or_odd_request_id_is_replaced_by_a_new_one(client, sent):
     headers = {} if sent is None else {"X-Request-ID": sent}
     first = client.get("/health", headers=headers).headers["X-Request-ID"]
@@ -51,8 +52,9 @@ def test_json_logs_are_one_object_per_line_with_the_request_id(tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "LOG_FORMAT": "json"}
     with started_server(env, log_path=tmp_path / "server.log") as server:
         body, headers = multipart("file", "slice.dcm", dicom_file("693_UNCR.dcm").read_bytes())
-        status, response_headers, _ = request("POST", server.base_url + "/analyze", body,
-                                              {**headers, "X-Request-ID": "upload-42"})
+        status, response_headers, _ = request(
+            "POST", server.base_url + "/analyze", body, {**headers, "X-Request-ID": "upload-42"}
+        )
         assert status == 201 and {k.lower(): v for k, v in response_headers.items()}["x-request-id"] == "upload-42"
         request("GET", server.base_url + "/nowhere")
     records = [json.loads(line) for line in server.log_lines()]  # every line must parse

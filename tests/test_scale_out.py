@@ -1,4 +1,5 @@
 """Two instances against one Firestore are one service: no instance keeps state of its own."""
+
 import json
 import threading
 
@@ -18,10 +19,20 @@ def started_instances(firestore_emulator, tmp_path_factory):
     """Two gunicorn instances (one worker each) on different ports, both on the shared emulator."""
     tmp_path = tmp_path_factory.mktemp("instances")
     env = {"STORE": "firestore", "WEB_CONCURRENCY": "1", "THREADS": "2", **firestore_emulator.env()}
-    with started_server({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "a")}, argv=GUNICORN,
-                        log_path=tmp_path / "a.log", timeout_s=120) as a, \
-         started_server({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "b")}, argv=GUNICORN,
-                        log_path=tmp_path / "b.log", timeout_s=120) as b:
+    with (
+        started_server(
+            {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "a")},
+            argv=GUNICORN,
+            log_path=tmp_path / "a.log",
+            timeout_s=120,
+        ) as a,
+        started_server(
+            {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "b")},
+            argv=GUNICORN,
+            log_path=tmp_path / "b.log",
+            timeout_s=120,
+        ) as b,
+    ):
         yield a.base_url, b.base_url
 
 

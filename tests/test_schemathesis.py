@@ -1,6 +1,7 @@
 """Schemathesis, a tester nobody here wrote, against the running service's /openapi.json with all its checks:
 the description says exactly what the service does (0 failures, 0 errors). Its configuration, with the reason
 for each operation's expected answers, is tests/schemathesis.toml."""
+
 import os
 import subprocess
 import sys
@@ -25,9 +26,29 @@ def test_the_service_does_what_its_openapi_description_says(live_server, tmp_pat
     for _ in range(SEED_STUDIES):
         assert request("POST", live_server + "/studies", body, headers)[0] == 202
     schemathesis = Path(sys.executable).with_name("schemathesis")
-    run = subprocess.run([str(schemathesis), "--config-file", str(CONFIG), "run", live_server + "/openapi.json",
-                          "--checks", "all", "--max-examples", "25", "--seed", "20261206", "--workers", "1",
-                          "--generation-database", "none", "--no-color"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=240,
-                         env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)})  # its caches there
+    run = subprocess.run(
+        [
+            str(schemathesis),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            live_server + "/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--seed",
+            "20261206",
+            "--workers",
+            "1",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=240,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
+    )  # its caches there
     assert run.returncode == 0, run.stdout[-12000:]

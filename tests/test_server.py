@@ -1,4 +1,5 @@
 """The real server process over HTTP, started the two ways users start it."""
+
 import json
 
 from tests.fixtures.data import REPO, dicom_file

@@ -1,4 +1,5 @@
 """The embedded store under several threads and several processes at once."""
+
 import json
 import multiprocessing
 import sqlite3
@@ -45,18 +46,31 @@ def test_a_database_from_before_accounts_migrates_to_the_local_owner(tmp_path):
         db.executescript("""
             CREATE TABLE analyses (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, document TEXT NOT NULL);
             CREATE INDEX analyses_newest_first ON analyses (created_at DESC, id DESC);""")
-        db.execute("INSERT INTO analyses VALUES (?, ?, ?)", ("old", "2026-11-20T10:00:00.000000Z",
-                   json.dumps({"id": "old", "created_at": "2026-11-20T10:00:00.000000Z", "filename": "a.png"})))
+        db.execute(
+            "INSERT INTO analyses VALUES (?, ?, ?)",
+            (
+                "old",
+                "2026-11-20T10:00:00.000000Z",
+                json.dumps({"id": "old", "created_at": "2026-11-20T10:00:00.000000Z", "filename": "a.png"}),
+            ),
+        )
     db.close()
     store = SQLiteStore(tmp_path)
     store.create({"id": "new", "created_at": "2026-11-24T10:00:00.000000Z", "owner": "alice"})
     assert [d["id"] for d in store.list(10, owner="local")[0]] == ["old"]
-    assert store.get("old", owner="local") == {"id": "old", "created_at": "2026-11-20T10:00:00.000000Z",
-                                               "filename": "a.png", "owner": "local"}
+    assert store.get("old", owner="local") == {
+        "id": "old",
+        "created_at": "2026-11-20T10:00:00.000000Z",
+        "filename": "a.png",
+        "owner": "local",
+    }
     assert store.get("old", owner="alice") is None
     with sqlite3.connect(tmp_path / "analyses.sqlite3") as db:
-        plan = db.execute("EXPLAIN QUERY PLAN SELECT document FROM analyses WHERE owner = ? "
-                          "ORDER BY created_at DESC, id DESC LIMIT 5", ("local",)).fetchall()
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT document FROM analyses WHERE owner = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT 5",
+            ("local",),
+        ).fetchall()
     db.close()
     assert "analyses_by_owner" in str(plan)  # the listing per owner is served by the (owner, created_at) index
     SQLiteStore(tmp_path)  # opening it again changes nothing

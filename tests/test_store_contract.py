@@ -1,4 +1,5 @@
 """The store contract, run against every backend: SQLite and Firestore (the official emulator)."""
+
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,13 +25,20 @@ def store(request, tmp_path):
 
 def analysis(analysis_id, created_at, **extra):
     """A document shaped like the service core's, with every kind of value it holds."""
-    return {"id": analysis_id, "owner": "alice", "created_at": created_at, "filename": "693_UNCR.dcm", "sha256": "ab" * 32,
-            "prediction": {"label": "COVID", "confidence": 0.8125,
-                           "probabilities": {"COVID": 0.8125, "NonCOVID": 0.1875}},
-            "findings": ["Ground-glass opacity pattern in both lower lobes."], "recommendations": [],
-            "model": {"name": "ctnet", "version": "1"},
-            "file_thumbnail": "data:image/jpeg;base64,/9j/4AAQ", "heatmap_url": "data:image/jpeg;base64,/9j/4AAQ",
-            **extra}
+    return {
+        "id": analysis_id,
+        "owner": "alice",
+        "created_at": created_at,
+        "filename": "693_UNCR.dcm",
+        "sha256": "ab" * 32,
+        "prediction": {"label": "COVID", "confidence": 0.8125, "probabilities": {"COVID": 0.8125, "NonCOVID": 0.1875}},
+        "findings": ["Ground-glass opacity pattern in both lower lobes."],
+        "recommendations": [],
+        "model": {"name": "ctnet", "version": "1"},
+        "file_thumbnail": "data:image/jpeg;base64,/9j/4AAQ",
+        "heatmap_url": "data:image/jpeg;base64,/9j/4AAQ",
+        **extra,
+    }
 
 
 def ids(items):
@@ -92,8 +100,12 @@ def test_get_of_an_unknown_id_is_none(store):
 
 
 def test_list_is_newest_first_then_by_id(store):
-    for analysis_id, created_at in [("b", "2026-11-24T10:00:00.000001Z"), ("a", "2026-11-24T10:00:00.000002Z"),
-                                    ("c", "2026-11-24T10:00:00.000002Z"), ("d", "2026-11-23T23:59:59.999999Z")]:
+    for analysis_id, created_at in [
+        ("b", "2026-11-24T10:00:00.000001Z"),
+        ("a", "2026-11-24T10:00:00.000002Z"),
+        ("c", "2026-11-24T10:00:00.000002Z"),
+        ("d", "2026-11-23T23:59:59.999999Z"),
+    ]:
         store.create(analysis(analysis_id, created_at))
     items, cursor = store.list(10)
     assert ids(items) == ["c", "a", "b", "d"] and cursor is None
@@ -163,11 +175,21 @@ def test_each_owner_lists_gets_and_deletes_only_its_own(store):
 
 def study(study_id, created_at, owner="alice", study_uid="1.2.3", **extra):
     """A study document shaped like the service's, job state included."""
-    return {"id": study_id, "owner": owner, "created_at": created_at, "status": "queued",
-            "progress": {"done": 0, "total": 3}, "study_uid": study_uid, "series_uid": "1.2.3.4", "slice_count": 3,
-            "attempts": 0, "lease_owner": None, "lease_until": None,
-            "slice_table": {"z": [-10.5, 0.0, 10.5], "sop_instance_uid": ["", "", ""],
-                            "instance_number": [3, 2, None]}, **extra}
+    return {
+        "id": study_id,
+        "owner": owner,
+        "created_at": created_at,
+        "status": "queued",
+        "progress": {"done": 0, "total": 3},
+        "study_uid": study_uid,
+        "series_uid": "1.2.3.4",
+        "slice_count": 3,
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_until": None,
+        "slice_table": {"z": [-10.5, 0.0, 10.5], "sop_instance_uid": ["", "", ""], "instance_number": [3, 2, None]},
+        **extra,
+    }
 
 
 def test_a_study_round_trips_exactly(store):

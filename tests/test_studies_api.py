@@ -1,6 +1,7 @@
 """POST /studies and its routes on the real CT series (30 slices of a lung-tumour patient), in one service
 app with the embedded stores and the local queue: uploaded as files and as a ZIP, answered with its slices in
 position order, key slices and images; listed, filtered, re-analysed, deleted; bad uploads refused cleanly."""
+
 import io
 import json
 import math
@@ -30,8 +31,16 @@ needs_model_v3 = pytest.mark.skipif(not MODEL_V3, reason="needs the model 3.x we
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("studies") / "data"
-    return create_app({"STORE": "sqlite", "DATA_DIR": str(data_dir), "TESTING": True, "RATE_LIMIT": "1000/minute",
-                       "STUDY_MAX_UPLOAD_MB": MAX_UPLOAD_MB, "STUDY_MAX_SLICES": MAX_SLICES})
+    return create_app(
+        {
+            "STORE": "sqlite",
+            "DATA_DIR": str(data_dir),
+            "TESTING": True,
+            "RATE_LIMIT": "1000/minute",
+            "STUDY_MAX_UPLOAD_MB": MAX_UPLOAD_MB,
+            "STUDY_MAX_SLICES": MAX_SLICES,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +95,7 @@ def as_zip(client, real):
         archive.writestr("../../etc/evil.dcm", real["1-01.dcm"])
         archive.writestr("/abs/evil.dcm", real["1-01.dcm"])
         link = zipfile.ZipInfo("a0002/link.dcm")
-        link.external_attr = (0o120777 << 16)
+        link.external_attr = 0o120777 << 16
         archive.writestr(link, "/etc/passwd")
     response = client.post("/studies", data={"file": (io.BytesIO(buffer.getvalue()), "a0002.zip")})
     assert response.status_code == 202, response.get_json()
@@ -99,8 +108,12 @@ def test_a_series_sent_as_files_is_one_study_with_its_slices_in_position_order(a
     assert queued["status"] == "queued" and response.headers["Location"] == f"/studies/{queued['id']}"
     assert queued["progress"] == {"done": 0, "total": 30} and "slices" not in queued
     assert study["status"] == "done", study.get("error")
-    headers = {pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID:
-               pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True) for data in real.values()}
+    headers = {
+        pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID: pydicom.dcmread(
+            io.BytesIO(data), stop_before_pixels=True
+        )
+        for data in real.values()
+    }
     first = next(iter(headers.values()))
     assert study["study_uid"] == first.StudyInstanceUID and study["series_uid"] == first.SeriesInstanceUID
     assert study["series_description"] == first.SeriesDescription and study["modality"] == "CT"
@@ -131,7 +144,7 @@ def test_the_answer_is_the_top_k_mean_of_assessable_slices_and_the_key_slices_dr
     assert "top 10%" in prediction["aggregation"]
     keys = study["key_slices"]
     assert 1 <= len(keys) <= min(MAX_KEY_SLICES, k)
-    assert [k_["probability"] for k_ in keys] == pytest.approx(assessed[:len(keys)])
+    assert [k_["probability"] for k_ in keys] == pytest.approx(assessed[: len(keys)])
     for key in keys:
         row = study["slices"][key["index"]]
         assert row["assessable"] and row["probability"] == pytest.approx(key["probability"])
@@ -158,8 +171,12 @@ def test_every_slice_has_its_400px_image_and_heatmap_with_an_etag(client, as_fil
             assert response.status_code == 200 and response.mimetype == "image/jpeg"
             image = Image.open(io.BytesIO(response.data))
             assert longer_side(image) == 400 and jpeg_quality(image) == 70
-            assert client.get(f"/studies/{study['id']}/slices/{index}/{name}",
-                              headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+            assert (
+                client.get(
+                    f"/studies/{study['id']}/slices/{index}/{name}", headers={"If-None-Match": response.headers["ETag"]}
+                ).status_code
+                == 304
+            )
     assert client.get(f"/studies/{study['id']}/slices/30/slice.jpg").status_code == 404
     assert client.get(f"/studies/{study['id']}/slices/0/original").status_code == 404
 
@@ -216,8 +233,16 @@ def test_incomplete_real_headers_are_analysed_not_refused(client, real):
     """No ImagePositionPatient (ordered by SliceLocation), an empty SOPInstanceUID on every slice, no PatientName,
     UIDs that are not standard; and with no SliceLocation either, InstanceNumber orders them."""
     names = list(real)[8:14]
-    plain = {n: edited(real[n], remove=("ImagePositionPatient", "PatientName"), SOPInstanceUID="",
-                       SeriesInstanceUID="series-of-a-scanner_1", StudyInstanceUID="not a uid") for n in names}
+    plain = {
+        n: edited(
+            real[n],
+            remove=("ImagePositionPatient", "PatientName"),
+            SOPInstanceUID="",
+            SeriesInstanceUID="series-of-a-scanner_1",
+            StudyInstanceUID="not a uid",
+        )
+        for n in names
+    }
     by_number = {n: edited(data, remove=("SliceLocation",)) for n, data in plain.items()}
     for files, ordered_by in ((plain, "slice_location"), (by_number, "instance_number")):
         response = client.post("/studies", data=files_form(files))
@@ -240,7 +265,8 @@ def test_other_series_are_skipped_and_named_and_series_uid_chooses(client, real)
     assert study["series_uid"] == series_uid and study["slice_count"] == 5
     assert study["skipped_series"] == [
         {"series_uid": "1.2.3.4.5", "modality": "CT", "slices": 3, "reason": "fewer slices than the series analysed"},
-        {"series_uid": "1.2.3.9", "modality": "MR", "slices": 2, "reason": "not CT (MR)"}]
+        {"series_uid": "1.2.3.9", "modality": "MR", "slices": 2, "reason": "not CT (MR)"},
+    ]
     chosen = client.post("/studies", data=files_form({**ct, **other_ct}, series_uid="1.2.3.4.5")).get_json()
     assert chosen["series_uid"] == "1.2.3.4.5" and chosen["slice_count"] == 3
     for doc in (study, chosen):
@@ -265,8 +291,9 @@ def test_slices_that_cannot_be_decoded_are_named_and_a_study_of_only_those_fails
     assert client.get(f"/studies/{study['id']}/slices/{bad[0]['index']}/slice.jpg").status_code == 404
     assert any("could not be decoded" in finding for finding in study["findings"])
 
-    all_bad = wait(client, client.post("/studies", data=files_form({n: truncated(real[n]) for n in names}))
-                   .get_json()["id"])
+    all_bad = wait(
+        client, client.post("/studies", data=files_form({n: truncated(real[n]) for n in names})).get_json()["id"]
+    )
     assert all_bad["status"] == "failed" and all_bad["error"]["error"] == "no_decodable_slice"
     assert "prediction" not in all_bad and "slices" not in all_bad
     assert client.get(f"/studies/{all_bad['id']}/slices/0/slice.jpg").status_code == 409
@@ -277,8 +304,8 @@ def lying_zip(size: int, declared: int) -> bytes:
     data = bytearray(make_zip({"slice.dcm": bytes(size)}, folder=""))
     local = data.index(b"PK\x03\x04")
     central = data.index(b"PK\x01\x02")
-    data[local + 22:local + 26] = declared.to_bytes(4, "little")
-    data[central + 24:central + 28] = declared.to_bytes(4, "little")
+    data[local + 22 : local + 26] = declared.to_bytes(4, "little")
+    data[central + 24 : central + 28] = declared.to_bytes(4, "little")
     return bytes(data)
 
 
@@ -292,27 +319,60 @@ def many_entries_zip(count: int) -> bytes:
 
 BAD_UPLOADS = {
     # name: (form builder from the real slices, status, code)
-    "zip bomb (declared size)": (lambda r: {"file": (io.BytesIO(make_zip({"s.dcm": bytes((MAX_UPLOAD_MB + 1) << 20)})),
-                                                     "bomb.zip")}, 413, "study_too_large"),
-    "entry inflating past its declared size": (lambda r: {"file": (io.BytesIO(lying_zip(8 * 2**20, 1000)), "l.zip")},
-                                               400, "invalid_archive"),
-    "a directory of a million entries": (lambda r: {"file": (io.BytesIO(many_entries_zip(4 * MAX_SLICES + 1001)),
-                                                             "many.zip")}, 413, "too_many_slices"),
-    "more slices than allowed": (lambda r: {"file": (io.BytesIO(make_zip(
-        {f"{n}.dcm": r["1-01.dcm"] for n in range(MAX_SLICES + 1)})), "41.zip")}, 413, "too_many_slices"),
-    "a body over the limit": (lambda r: {"file": (io.BytesIO(bytes((MAX_UPLOAD_MB + 2) * 2**20)), "big.dcm")},
-                              413, "study_too_large"),
+    "zip bomb (declared size)": (
+        lambda r: {"file": (io.BytesIO(make_zip({"s.dcm": bytes((MAX_UPLOAD_MB + 1) << 20)})), "bomb.zip")},
+        413,
+        "study_too_large",
+    ),
+    "entry inflating past its declared size": (
+        lambda r: {"file": (io.BytesIO(lying_zip(8 * 2**20, 1000)), "l.zip")},
+        400,
+        "invalid_archive",
+    ),
+    "a directory of a million entries": (
+        lambda r: {"file": (io.BytesIO(many_entries_zip(4 * MAX_SLICES + 1001)), "many.zip")},
+        413,
+        "too_many_slices",
+    ),
+    "more slices than allowed": (
+        lambda r: {
+            "file": (io.BytesIO(make_zip({f"{n}.dcm": r["1-01.dcm"] for n in range(MAX_SLICES + 1)})), "41.zip")
+        },
+        413,
+        "too_many_slices",
+    ),
+    "a body over the limit": (
+        lambda r: {"file": (io.BytesIO(bytes((MAX_UPLOAD_MB + 2) * 2**20)), "big.dcm")},
+        413,
+        "study_too_large",
+    ),
     "a damaged zip": (lambda r: {"file": (io.BytesIO(make_zip(r)[:100_000]), "cut.zip")}, 400, "invalid_archive"),
-    "no dicom in the zip": (lambda r: {"file": (io.BytesIO(make_zip({"notes.txt": b"hello"})), "n.zip")},
-                            422, "no_dicom"),
+    "no dicom in the zip": (
+        lambda r: {"file": (io.BytesIO(make_zip({"notes.txt": b"hello"})), "n.zip")},
+        422,
+        "no_dicom",
+    ),
     "not CT": (lambda r: files_form({n: edited(d, Modality="MR") for n, d in list(r.items())[:3]}), 422, "not_ct"),
-    "slices of different sizes": (lambda r: files_form({"a.dcm": r["1-10.dcm"], "b.dcm": halved(r["1-11.dcm"])}),
-                                  422, "mixed_slice_sizes"),
-    "an unknown series_uid": (lambda r: files_form({"a.dcm": r["1-10.dcm"]}, series_uid="1.2.3"), 422,
-                              "unknown_series"),
-    "slices nothing orders": (lambda r: files_form({n: edited(d, remove=("ImagePositionPatient", "SliceLocation",
-                                                                          "InstanceNumber"))
-                                                    for n, d in list(r.items())[:2]}), 422, "unordered_series"),
+    "slices of different sizes": (
+        lambda r: files_form({"a.dcm": r["1-10.dcm"], "b.dcm": halved(r["1-11.dcm"])}),
+        422,
+        "mixed_slice_sizes",
+    ),
+    "an unknown series_uid": (
+        lambda r: files_form({"a.dcm": r["1-10.dcm"]}, series_uid="1.2.3"),
+        422,
+        "unknown_series",
+    ),
+    "slices nothing orders": (
+        lambda r: files_form(
+            {
+                n: edited(d, remove=("ImagePositionPatient", "SliceLocation", "InstanceNumber"))
+                for n, d in list(r.items())[:2]
+            }
+        ),
+        422,
+        "unordered_series",
+    ),
     "no file": (lambda r: {"window": "lung"}, 400, "missing_file"),
     "an unknown window": (lambda r: files_form({"a.dcm": r["1-10.dcm"]}, window="soft"), 400, "invalid_window"),
 }
@@ -341,14 +401,29 @@ def test_a_study_of_1000_slices_fits_the_document_budget(real):
 
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 255, (400, 400), np.uint8)  # incompressible: the largest thumbnails there can be
-    candidates = [KeyCandidate(0.9, i, fit_to_box(noise), rng.integers(0, 255, (400, 400, 3), np.uint8), [])
-                  for i in range(MAX_KEY_SLICES)]
+    candidates = [
+        KeyCandidate(0.9, i, fit_to_box(noise), rng.integers(0, 255, (400, 400, 3), np.uint8), [])
+        for i in range(MAX_KEY_SLICES)
+    ]
     n = 1000
-    doc = {"id": "a" * 32, "owner": "x" * 28, "created_at": "2026-12-06T10:00:00.000000Z", "status": "done",
-           "filename": "f" * 255, "slice_count": n, "findings": ["finding " * 40] * 5,
-           "slice_table": {"instance_number": list(range(n)), "sop_instance_uid": ["1." * 32] * n,
-                           "z": [math.pi] * n, "probability": [0.5] * n, "label": ["NonCOVID"] * n,
-                           "assessable": [True] * n, "error": [None] * n}}
+    doc = {
+        "id": "a" * 32,
+        "owner": "x" * 28,
+        "created_at": "2026-12-06T10:00:00.000000Z",
+        "status": "done",
+        "filename": "f" * 255,
+        "slice_count": n,
+        "findings": ["finding " * 40] * 5,
+        "slice_table": {
+            "instance_number": list(range(n)),
+            "sop_instance_uid": ["1." * 32] * n,
+            "z": [math.pi] * n,
+            "probability": [0.5] * n,
+            "label": ["NonCOVID"] * n,
+            "assessable": [True] * n,
+            "error": [None] * n,
+        },
+    }
     fitted = fit_key_slices(doc, candidates, "analyses-studies", 262144)
     assert stored_document_size("analyses-studies", fitted) <= 262144
     assert len(fitted["key_slices"]) == MAX_KEY_SLICES and all(k["file_thumbnail"] for k in fitted["key_slices"])

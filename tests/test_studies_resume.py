@@ -1,6 +1,7 @@
 """A study whose service process dies mid-study is never left `running`: the local queue resumes it on the next
 start once its lease has expired, or marks it `failed` after STUDY_MAX_ATTEMPTS; SIGTERM hands it back at once.
 The real service process (python backend/app.py), killed for real."""
+
 import json
 import os
 import signal
@@ -25,8 +26,13 @@ def long_series_zip():
 
 
 def env(tmp_path, **extra):
-    return {"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data"), "STUDY_LEASE_S": str(LEASE_S),
-            "STUDY_BATCH_SIZE": "2", **{k: str(v) for k, v in extra.items()}}
+    return {
+        "STORE": "sqlite",
+        "DATA_DIR": str(tmp_path / "data"),
+        "STUDY_LEASE_S": str(LEASE_S),
+        "STUDY_BATCH_SIZE": "2",
+        **{k: str(v) for k, v in extra.items()},
+    }
 
 
 def get(server, study_id) -> dict:

@@ -1,4 +1,5 @@
 """The dashboard's files as Flask serves them: headers, a strict CSP the markup can live with, no outside requests."""
+
 import re
 from html.parser import HTMLParser
 
@@ -75,7 +76,7 @@ def test_every_file_is_served_with_its_type(client, path):
     assert response.status_code == 200
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     expected = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
-    assert response.mimetype == expected[path[path.rindex("."):]]
+    assert response.mimetype == expected[path[path.rindex(".") :]]
 
 
 def test_references_are_relative_and_resolve(client):

@@ -3,6 +3,7 @@
 One EfficientNet-Lite0 pass gains little from a second intra-op thread; two passes side by side, each
 with one PyTorch thread, nearly double the rate. The batch command and studies both go through here.
 """
+
 import contextlib
 import threading
 from collections.abc import Callable

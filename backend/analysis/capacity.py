@@ -3,6 +3,7 @@
 Requests beyond HEAVY_WORK_SLOTS wait up to HEAVY_WORK_WAIT_S for a slot, then get a 503 with
 Retry-After: a client retries later instead of every upload at once holding a decoded image.
 """
+
 import contextlib
 import os
 import threading

@@ -3,6 +3,7 @@
 The stored document holds every response field except `file_url` and `heatmap_thumbnail`; its
 `heatmap_url` is the 200 px thumbnail (the established contract). No image over 200 px is stored.
 """
+
 from datetime import UTC, datetime
 
 from backend.store.docsize import stored_document_size
@@ -12,8 +13,9 @@ from backend.utils.helpers import create_thumbnail
 SHRINK_STEPS = [((200, 200), 40), ((200, 200), 30), ((160, 160), 30), ((120, 120), 25), ((80, 80), 20)]
 
 
-def new_fields(analysis_id: str, owner: str, filename: str, sha256: str, result, classifier,
-               window="lung", frame=None) -> dict:
+def new_fields(
+    analysis_id: str, owner: str, filename: str, sha256: str, result, classifier, window="lung", frame=None
+) -> dict:
     """The text fields of a new analysis (`result` a SliceAnalysis), as the API and the batch command store them.
 
     `parameters` are the request's window and frame, so a re-analysis repeats them.
@@ -44,9 +46,11 @@ def fit_to_budget(stored: dict, slice_pixels, heatmap_pixels, collection: str, b
     for size, quality in SHRINK_STEPS:
         if stored_document_size(collection, stored) <= budget:
             break
-        stored = {**stored,
-                  "file_thumbnail": create_thumbnail(slice_pixels, size, quality),
-                  "heatmap_url": create_thumbnail(heatmap_pixels, size, quality)}
+        stored = {
+            **stored,
+            "file_thumbnail": create_thumbnail(slice_pixels, size, quality),
+            "heatmap_url": create_thumbnail(heatmap_pixels, size, quality),
+        }
     if stored_document_size(collection, stored) > budget:
         stored = {**stored, "file_thumbnail": "", "heatmap_url": ""}  # text alone fits: a write never fails for size
     return stored

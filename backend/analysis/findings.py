@@ -3,26 +3,34 @@
 Axial CT is shown in radiological convention: the patient's right is on the image's left, and
 the top of the image is anterior.
 """
+
 import numpy as np
 
 HOT = 0.5  # "high activation": at least half of the map's peak
 CONFIDENT = 0.8
-CAUTION = ("Research use only, not for diagnosis: this model was trained on 8-bit figure crops from publications "
-           "and PACS screenshots from one hospital group, not on Hounsfield-unit scans, and has not been clinically "
-           "validated.")
+CAUTION = (
+    "Research use only, not for diagnosis: this model was trained on 8-bit figure crops from publications "
+    "and PACS screenshots from one hospital group, not on Hounsfield-unit scans, and has not been clinically "
+    "validated."
+)
 
 # What a slice the model did not assess gets instead of findings about disease, by `prediction.reason`.
-NOT_CT = ("This image does not look like the axial chest CT slices the model was trained on (its input check "
-          "flags it): it was not assessed, and the label above is meaningless for it. Upload one axial chest CT "
-          "slice.")
-NO_LUNG = ("This slice shows too little lung to judge (above the lung apices, below the bases, or only a sliver of "
-           "lung): it was not assessed, and the label above is meaningless for it. Judge the study on slices "
-           "through the lungs.")
+NOT_CT = (
+    "This image does not look like the axial chest CT slices the model was trained on (its input check "
+    "flags it): it was not assessed, and the label above is meaningless for it. Upload one axial chest CT "
+    "slice."
+)
+NO_LUNG = (
+    "This slice shows too little lung to judge (above the lung apices, below the bases, or only a sliver of "
+    "lung): it was not assessed, and the label above is meaningless for it. Judge the study on slices "
+    "through the lungs."
+)
 NOT_ASSESSED = {"not_chest_ct": NOT_CT, "no_lung_field": NO_LUNG}
 
 
-def describe(label, confidence, probabilities, activation, body, lungs, threshold=None, in_distribution=True,
-             reason=None):
+def describe(
+    label, confidence, probabilities, activation, body, lungs, threshold=None, in_distribution=True, reason=None
+):
     """(findings, recommendations), each a list of plain sentences.
 
     threshold: the operating point on P(COVID) that decided the label, when it is not 0.5.
@@ -32,8 +40,10 @@ def describe(label, confidence, probabilities, activation, body, lungs, threshol
     odds = ", ".join(f"{name} {p:.0%}" for name, p in probabilities.items())
     findings = [f"The model rates this slice {label} with {confidence:.0%} confidence ({odds})."]
     if threshold is not None:
-        findings[0] += (f" Its screening threshold calls COVID from a COVID probability of {threshold:.0%} "
-                        "upwards, to miss few COVID slices at the cost of more false alarms.")
+        findings[0] += (
+            f" Its screening threshold calls COVID from a COVID probability of {threshold:.0%} "
+            "upwards, to miss few COVID slices at the cost of more false alarms."
+        )
     reason = reason or (None if in_distribution else "not_chest_ct")
     if reason is not None:
         return findings + [NOT_ASSESSED[reason]], [NOT_ASSESSED[reason], CAUTION]
@@ -42,8 +52,10 @@ def describe(label, confidence, probabilities, activation, body, lungs, threshol
         if lungs.any():
             hot_fraction = float((activation >= HOT)[lungs].mean())
             spread = "focal" if hot_fraction < 0.15 else "patchy" if hot_fraction < 0.4 else "diffuse"
-            findings.append(f"{hot_fraction:.0%} of the lung field shows high activation "
-                            f"(at least half of the peak): a {spread} pattern.")
+            findings.append(
+                f"{hot_fraction:.0%} of the lung field shows high activation "
+                f"(at least half of the peak): a {spread} pattern."
+            )
     else:
         findings.append("The model shows no positive activation for its prediction on this slice.")
     return findings, _recommendations(label, confidence)
@@ -64,13 +76,19 @@ def _peak_location(activation, body):
 
 def _recommendations(label, confidence):
     if confidence < CONFIDENT:
-        advice = [f"The model is uncertain ({confidence:.0%}); do not act on this result. Review the "
-                  "whole study, not this single slice, with a radiologist."]
+        advice = [
+            f"The model is uncertain ({confidence:.0%}); do not act on this result. Review the "
+            "whole study, not this single slice, with a radiologist."
+        ]
     elif label == "COVID":
-        advice = ["The model associates this slice with COVID-19 pneumonia patterns: confirm with "
-                  "RT-PCR and clinical findings, and have a radiologist review the full study.",
-                  "Check the highlighted region for ground-glass opacities or consolidation."]
+        advice = [
+            "The model associates this slice with COVID-19 pneumonia patterns: confirm with "
+            "RT-PCR and clinical findings, and have a radiologist review the full study.",
+            "Check the highlighted region for ground-glass opacities or consolidation.",
+        ]
     else:
-        advice = ["The model finds no COVID-19 pattern in this slice. That does not rule out "
-                  "infection or other disease: correlate with clinical findings and other slices."]
+        advice = [
+            "The model finds no COVID-19 pattern in this slice. That does not rule out "
+            "infection or other disease: correlate with clinical findings and other slices."
+        ]
     return advice + [CAUTION]

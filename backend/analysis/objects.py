@@ -4,6 +4,7 @@ They are written before the document (in parallel, create-only) and described in
 list: name, path, content type, size, sha256 and, for the JPEGs, width and height. The document
 never holds a URL; GET /analyses/<id>/images/<name> serves each object to its owner.
 """
+
 import hashlib
 import io
 import logging
@@ -32,8 +33,12 @@ def render(owner: str, analysis_id: str, original: bytes, jpegs: dict) -> list[t
     heatmap_url."""
     objects = []
     for name, data in (*jpegs.items(), ("original", original)):
-        entry = {"name": name, "path": prefix(owner, analysis_id) + name, "size": len(data),
-                 "sha256": hashlib.sha256(data).hexdigest()}
+        entry = {
+            "name": name,
+            "path": prefix(owner, analysis_id) + name,
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
         if name.endswith(".jpg"):
             entry["content_type"] = "image/jpeg"
             entry["width"], entry["height"] = Image.open(io.BytesIO(data)).size

@@ -3,6 +3,7 @@
 The API route and the batch command both call `analyze_slice`; what they do around it
 (authentication, idempotency, storing, writing files) is their own.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,7 @@ def predict_slices(sources: list, classifier: Classifier, window="lung", limits=
 @dataclass
 class SlicePictures:
     """What is drawn from the slice alone: the 400 px slice, its JPEG and thumbnail, its body and lung masks."""
+
     slice_400: Image.Image
     body: np.ndarray
     lungs: np.ndarray
@@ -77,8 +79,9 @@ def slice_pictures(gray: np.ndarray) -> SlicePictures:
     slice_400 = fit_to_box(gray, (400, 400))
     pixels = np.asarray(slice_400)
     body = anatomy.body_mask(pixels)
-    return SlicePictures(slice_400, body, anatomy.lung_mask(pixels, body), full_size_jpeg(slice_400),
-                         create_thumbnail(slice_400))
+    return SlicePictures(
+        slice_400, body, anatomy.lung_mask(pixels, body), full_size_jpeg(slice_400), create_thumbnail(slice_400)
+    )
 
 
 def describe_slice(gray: np.ndarray, prediction: Prediction, pictures: SlicePictures | None = None) -> SliceAnalysis:
@@ -97,7 +100,15 @@ def describe_slice(gray: np.ndarray, prediction: Prediction, pictures: SlicePict
             "heatmap_thumbnail": create_thumbnail(overlay_400),
         }
     with metrics.stage("findings"):
-        findings, recommendations = describe(prediction.label, prediction.confidence, prediction.probabilities,
-                                             activation, pictures.body, pictures.lungs, prediction.threshold,
-                                             prediction.in_distribution, prediction.reason)
+        findings, recommendations = describe(
+            prediction.label,
+            prediction.confidence,
+            prediction.probabilities,
+            activation,
+            pictures.body,
+            pictures.lungs,
+            prediction.threshold,
+            prediction.in_distribution,
+            prediction.reason,
+        )
     return SliceAnalysis(prediction, findings, recommendations, pictures.slice_400, overlay_400, images, jpegs)

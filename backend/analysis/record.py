@@ -8,6 +8,7 @@ lists them, so a stored document never points at a missing object. When the docu
 or an identical request with the same Idempotency-Key stored its own first, the objects just written are
 removed again; what a crash leaves behind, `python -m backend sweep` removes.
 """
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -28,8 +29,12 @@ class Stores:
 
     @classmethod
     def of(cls, app):
-        return cls(app.extensions["store"], app.extensions["image_store"], app.config["FIRESTORE_COLLECTION"],
-                   app.config["DOC_BUDGET_BYTES"])
+        return cls(
+            app.extensions["store"],
+            app.extensions["image_store"],
+            app.config["FIRESTORE_COLLECTION"],
+            app.config["DOC_BUDGET_BYTES"],
+        )
 
 
 def record(stores: Stores, doc: dict, written: list[tuple[dict, bytes]], key: IdempotencyKey | None = None) -> dict:
@@ -54,16 +59,18 @@ def record(stores: Stores, doc: dict, written: list[tuple[dict, bytes]], key: Id
     return saved
 
 
-def record_slice(stores: Stores, fields: dict, result, original: bytes,
-                 key: IdempotencyKey | None = None) -> tuple[dict, bool]:
+def record_slice(
+    stores: Stores, fields: dict, result, original: bytes, key: IdempotencyKey | None = None
+) -> tuple[dict, bool]:
     """A slice analysis (`fields` from document.new_fields, `result` a SliceAnalysis) recorded with its images
     and the original upload. Returns (the response body, whether it is a replay of an earlier request)."""
     written = objects.render(fields["owner"], fields["id"], original, result.jpegs) if stores.images else []
     if written:
         fields = {**fields, "images": [entry for entry, _ in written]}
     response, stored = document.build(fields, result.images)
-    stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400, stores.collection,
-                                    stores.budget_bytes)
+    stored = document.fit_to_budget(
+        stored, result.slice_400, result.overlay_400, stores.collection, stores.budget_bytes
+    )
     saved = record(stores, stored, written, key)
     if saved["id"] != stored["id"]:
         return saved, True
@@ -87,8 +94,9 @@ def record_study(stores: Stores, doc: dict, chunks: Iterable[list[tuple[dict, by
         raise
 
 
-def record_study_progress(stores: Stores, study_id: str, written: list[tuple[dict, bytes]], changes: dict,
-                          expect: dict) -> dict | None:
+def record_study_progress(
+    stores: Stores, study_id: str, written: list[tuple[dict, bytes]], changes: dict, expect: dict
+) -> dict | None:
     """A running study's batch: its slice objects (create-only: a resumed study finds its earlier ones), then
     `changes` to the document if `expect` still holds (this worker's lease). None when it no longer does; if the
     study is gone (deleted meanwhile), the objects written here are removed too."""

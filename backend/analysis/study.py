@@ -14,6 +14,7 @@ Slices the model cannot assess (model v3's `assessable`: no lung field, not ches
 study is never called COVID because of slices without lungs, and a study with no assessable slice is not
 called COVID, its findings saying that nothing could be assessed.
 """
+
 import heapq
 import math
 from collections.abc import Callable
@@ -36,12 +37,16 @@ MIN_TOP = 3
 MAX_KEY_SLICES = 8
 AGGREGATION = "mean P(COVID) of the top 10% of assessable slices (at least 3, or all when fewer)"
 # Key-slice thumbnails are re-made at these settings in turn while the document is over its budget.
-SHRINK_STEPS = [((200, 200), 50), ((200, 200), 40), ((200, 200), 30), ((160, 160), 30), ((120, 120), 25),
-                ((80, 80), 20)]
+SHRINK_STEPS = [
+    ((200, 200), 50),
+    ((200, 200), 40),
+    ((200, 200), 30),
+    ((160, 160), 30),
+    ((120, 120), 25),
+    ((80, 80), 20),
+]
 UNCERTAIN_MARGIN = 0.1  # a study score this close to the threshold is reported as uncertain
 REASONS = {"no_lung_field": "no lung field", "not_chest_ct": "not like chest CT", None: "not assessable"}
-
-
 
 
 @dataclass
@@ -80,24 +85,47 @@ def analyse_slices(part: list[tuple[int, bytes]], classifier: Classifier, window
         analysis = describe_slice(gray, prediction)
         probability = float(prediction.probabilities[LABELS[0]])
         counts = prediction.assessable  # a lung field, and like chest CT: only such slices count
-        candidate = KeyCandidate(probability, index, analysis.slice_400, analysis.overlay_400,
-                                 [f for f in analysis.findings if f.startswith(("The activation", "%"))
-                                  or "of the lung field" in f]) if counts else None
-        results.append((SliceOutcome(index, probability, prediction.label, counts, reason=prediction.reason),
-                        analysis.jpegs, candidate))
+        candidate = (
+            KeyCandidate(
+                probability,
+                index,
+                analysis.slice_400,
+                analysis.overlay_400,
+                [f for f in analysis.findings if f.startswith(("The activation", "%")) or "of the lung field" in f],
+            )
+            if counts
+            else None
+        )
+        results.append(
+            (
+                SliceOutcome(index, probability, prediction.label, counts, reason=prediction.reason),
+                analysis.jpegs,
+                candidate,
+            )
+        )
     return results
 
 
-def analyse_series(read: Callable[[int], bytes], total: int, classifier: Classifier, window: str, limits: Limits,
-                   pool, cores: int, batch_size: int, after_batch: Callable[[int, list], bool] | None = None):
+def analyse_series(
+    read: Callable[[int], bytes],
+    total: int,
+    classifier: Classifier,
+    window: str,
+    limits: Limits,
+    pool,
+    cores: int,
+    batch_size: int,
+    after_batch: Callable[[int, list], bool] | None = None,
+):
     """Every slice (read(index) -> its DICOM bytes) in batches of `batch_size`, each split over `cores` in `pool`
     (batches.core_pool): only a batch's slices are decoded at a time. After each batch, after_batch(slices done,
     the batch's results) may return False to stop (then None is returned). Returns the StudyAnswer."""
     answer = StudyAnswer(total, classifier.threshold)
     for start in range(0, total, batch_size):
         indexes = list(range(start, min(start + batch_size, total)))
-        results = on_cores(pool, indexes, cores,
-                           lambda part: analyse_slices([(i, read(i)) for i in part], classifier, window, limits))
+        results = on_cores(
+            pool, indexes, cores, lambda part: analyse_slices([(i, read(i)) for i in part], classifier, window, limits)
+        )
         for outcome, _, candidate in results:
             answer.add(outcome, candidate)
         if after_batch is not None and after_batch(indexes[-1] + 1, results) is False:
@@ -129,11 +157,21 @@ class StudyAnswer:
     def prediction(self) -> dict:
         scores = self.scores
         if not scores:
-            return {"label": LABELS[1], "score": 0.0, "threshold": self.threshold, "assessable_slices": 0,
-                    "aggregation": AGGREGATION}
-        score = float(np.mean(scores[:top_k(len(scores))]))
-        return {"label": LABELS[0] if score >= self.threshold else LABELS[1], "score": score,
-                "threshold": self.threshold, "assessable_slices": len(scores), "aggregation": AGGREGATION}
+            return {
+                "label": LABELS[1],
+                "score": 0.0,
+                "threshold": self.threshold,
+                "assessable_slices": 0,
+                "aggregation": AGGREGATION,
+            }
+        score = float(np.mean(scores[: top_k(len(scores))]))
+        return {
+            "label": LABELS[0] if score >= self.threshold else LABELS[1],
+            "score": score,
+            "threshold": self.threshold,
+            "assessable_slices": len(scores),
+            "aggregation": AGGREGATION,
+        }
 
     def key_candidates(self) -> list[KeyCandidate]:
         """The slices that drive the answer: the top-k assessable slices, highest first, at most MAX_KEY_SLICES."""
@@ -146,9 +184,15 @@ def top_k(assessed: int) -> int:
 
 
 def key_slices(candidates: list[KeyCandidate], size=(200, 200), quality=50) -> list[dict]:
-    return [{"index": c.index, "probability": c.probability,
-             "file_thumbnail": create_thumbnail(c.slice_400, size, quality),
-             "heatmap_thumbnail": create_thumbnail(c.overlay_400, size, quality)} for c in candidates]
+    return [
+        {
+            "index": c.index,
+            "probability": c.probability,
+            "file_thumbnail": create_thumbnail(c.slice_400, size, quality),
+            "heatmap_thumbnail": create_thumbnail(c.overlay_400, size, quality),
+        }
+        for c in candidates
+    ]
 
 
 def describe_study(answer: StudyAnswer, prediction: dict, z: list) -> tuple[list[str], list[str]]:
@@ -159,15 +203,21 @@ def describe_study(answer: StudyAnswer, prediction: dict, z: list) -> tuple[list
     not_assessed = total - assessed - undecoded
     threshold = prediction["threshold"]
     if not assessed:
-        findings = [f"No slice of this series could be assessed: none of its {total} slices shows a lung field the "
-                    "model can rate (or they are not chest CT). The study is therefore not called COVID, and the "
-                    "model says nothing about it. Check that this is an axial chest CT series."]
-        return findings, ["Nothing was assessed: review the series with a radiologist; do not read the label as "
-                          "a negative result.", CAUTION]
+        findings = [
+            f"No slice of this series could be assessed: none of its {total} slices shows a lung field the "
+            "model can rate (or they are not chest CT). The study is therefore not called COVID, and the "
+            "model says nothing about it. Check that this is an axial chest CT series."
+        ]
+        return findings, [
+            "Nothing was assessed: review the series with a radiologist; do not read the label as a negative result.",
+            CAUTION,
+        ]
     k = top_k(assessed)
-    findings = [f"The study is rated {prediction['label']}: its score, {prediction['score']:.0%}, is the mean COVID "
-                f"probability of its {k} highest-scoring assessable slice(s) (the top 10%, at least 3); the "
-                f"screening threshold is {threshold:.0%}."]
+    findings = [
+        f"The study is rated {prediction['label']}: its score, {prediction['score']:.0%}, is the mean COVID "
+        f"probability of its {k} highest-scoring assessable slice(s) (the top 10%, at least 3); the "
+        f"screening threshold is {threshold:.0%}."
+    ]
     counted = f"{assessed} of {total} slices were assessed"
     if not_assessed:
         reasons = {REASONS.get(o.reason, o.reason): 0 for o in outcomes if o.error is None and not o.assessable}
@@ -185,29 +235,38 @@ def describe_study(answer: StudyAnswer, prediction: dict, z: list) -> tuple[list
         positions = [z[o.index] for o in above if z[o.index] is not None]
         if positions:
             where = f", between z = {min(positions):.0f} and {max(positions):.0f} mm"
-        findings.append(f"{len(above)} assessed slice(s) ({len(above) / assessed:.0%}) are at or above the "
-                        f"threshold{where}.")
+        findings.append(
+            f"{len(above)} assessed slice(s) ({len(above) / assessed:.0%}) are at or above the threshold{where}."
+        )
     else:
         findings.append("No assessed slice reaches the threshold.")
     top = answer.key_candidates()[:1]
     if top and top[0].activation:
         at = f", z = {z[top[0].index]:.0f} mm" if z[top[0].index] is not None else ""
-        findings.append(f"On the highest-scoring slice (slice {top[0].index + 1} of {total}{at}, P(COVID) "
-                        f"{top[0].probability:.0%}): " + " ".join(top[0].activation))
+        findings.append(
+            f"On the highest-scoring slice (slice {top[0].index + 1} of {total}{at}, P(COVID) "
+            f"{top[0].probability:.0%}): " + " ".join(top[0].activation)
+        )
     return findings, _recommendations(prediction) + [CAUTION]
 
 
 def _recommendations(prediction: dict) -> list[str]:
     if abs(prediction["score"] - prediction["threshold"]) < UNCERTAIN_MARGIN:
-        return [f"The study score is close to the threshold ({prediction['score']:.0%} against "
-                f"{prediction['threshold']:.0%}): the model is uncertain; do not act on this result. Have a "
-                "radiologist review the whole series, starting with the key slices."]
+        return [
+            f"The study score is close to the threshold ({prediction['score']:.0%} against "
+            f"{prediction['threshold']:.0%}): the model is uncertain; do not act on this result. Have a "
+            "radiologist review the whole series, starting with the key slices."
+        ]
     if prediction["label"] == LABELS[0]:
-        return ["The model associates this study with COVID-19 pneumonia patterns: confirm with RT-PCR and clinical "
-                "findings, and have a radiologist review the series, starting with the key slices.",
-                "Check the highlighted regions of the key slices for ground-glass opacities or consolidation."]
-    return ["The model finds no COVID-19 pattern in this study. That does not rule out infection or other disease "
-            "(the model knows only COVID-19 against everything else): correlate with clinical findings."]
+        return [
+            "The model associates this study with COVID-19 pneumonia patterns: confirm with RT-PCR and clinical "
+            "findings, and have a radiologist review the series, starting with the key slices.",
+            "Check the highlighted regions of the key slices for ground-glass opacities or consolidation.",
+        ]
+    return [
+        "The model finds no COVID-19 pattern in this study. That does not rule out infection or other disease "
+        "(the model knows only COVID-19 against everything else): correlate with clinical findings."
+    ]
 
 
 def fit_key_slices(doc: dict, candidates: list[KeyCandidate], collection: str, budget: int) -> dict:

@@ -3,6 +3,7 @@
 Each caller sees only the analyses it owns; someone else's id answers 404, as an unknown id does.
 Administrators (custom claim admin: true) may read and delete any, and list all with ?owner=all.
 """
+
 from flask import Blueprint, Response, jsonify, request
 
 from backend.analysis import objects

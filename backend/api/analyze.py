@@ -3,6 +3,7 @@
 Both record through `backend.analysis.record`: the objects (full-size slice and heatmap, the
 original) first, then the document.
 """
+
 import json
 import uuid
 
@@ -62,11 +63,20 @@ def _analyse_and_store(upload: Upload, owner: str, key: IdempotencyKey | None, *
     config = current_app.config
     classifier = get_classifier()
     with heavy_work_slot():
-        result = analyze_slice(upload.data, classifier, window=upload.window, frame=upload.frame,
-                               limits=Limits.from_config(config))
+        result = analyze_slice(
+            upload.data, classifier, window=upload.window, frame=upload.frame, limits=Limits.from_config(config)
+        )
 
-    fields = document.new_fields(uuid.uuid4().hex, owner, upload.filename, upload.sha256, result, classifier,
-                                 window=upload.window, frame=upload.frame)
+    fields = document.new_fields(
+        uuid.uuid4().hex,
+        owner,
+        upload.filename,
+        upload.sha256,
+        result,
+        classifier,
+        window=upload.window,
+        frame=upload.frame,
+    )
     body, replayed = record_slice(Stores.of(current_app), {**fields, **extra}, result, upload.data, key)
     return _answer(body, replayed)
 

@@ -5,6 +5,7 @@ a study of the caller's, exactly as POST /studies makes one (backend/studies/cre
 backend/dicom/dicomweb.py's: 200 when every instance was taken, 202 when some were, 409 when none was, each
 refused instance with its Failure Reason. It works whether or not DICOM_PORT is set.
 """
+
 import json
 
 from flask import Blueprint, Response, current_app, request
@@ -41,8 +42,15 @@ def store_instances(study_uid=None):
     for instances in series.values():
         received = [(f"{n:05d}.dcm", lambda data=instance.data: data) for n, instance in enumerate(instances)]
         try:
-            doc = create_received(Stores.of(current_app), get_queue(), get_classifier(), caller.uid, received,
-                                  source={"protocol": "STOW-RS"}, limits=limits)
+            doc = create_received(
+                Stores.of(current_app),
+                get_queue(),
+                get_classifier(),
+                caller.uid,
+                received,
+                source={"protocol": "STOW-RS"},
+                limits=limits,
+            )
             ids.append(doc["id"])
             failure = None
         except InvalidInput as exc:  # not a series this service can analyse (mixed sizes, no order)
@@ -50,8 +58,12 @@ def store_instances(study_uid=None):
             failure = dicomweb.PROCESSING_FAILURE
         outcomes += [dicomweb.Outcome(i.sop_class_uid, i.sop_instance_uid, failure) for i in instances]
     status, answer = dicomweb.response(outcomes)
-    return Response(json.dumps(answer), status, mimetype="application/dicom+json",
-                    headers={"X-Study-ID": ",".join(ids)} if ids else {})
+    return Response(
+        json.dumps(answer),
+        status,
+        mimetype="application/dicom+json",
+        headers={"X-Study-ID": ",".join(ids)} if ids else {},
+    )
 
 
 def _body(limits: StudyLimits) -> bytes:

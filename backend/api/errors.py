@@ -4,6 +4,7 @@ Domain code raises `backend.errors.ServiceError`; werkzeug's own refusals (no su
 the route does not take, a body over MAX_UPLOAD_MB) get their catalogue code too; anything else is
 logged and answered `internal_error`, with nothing of its internals.
 """
+
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -11,8 +12,14 @@ from backend import metrics
 from backend.errors import ImageStoreUnavailable, ServiceError, StoreUnavailable
 
 # werkzeug's exceptions by status -> catalogue code; any other is answered as a 400 or a 500 is.
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_entity_too_large",
-              431: "request_header_fields_too_large", 500: "internal_error"}
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_entity_too_large",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+}
 
 
 def error_response(error: ServiceError):
@@ -56,4 +63,3 @@ def init_app(app):
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_no_sniffing)
-

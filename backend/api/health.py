@@ -1,5 +1,6 @@
 """GET /health (liveness: cheap, no dependencies) and GET /ready (readiness: the model is loaded and the
 document store and the image store answer)."""
+
 from flask import Blueprint, current_app, jsonify
 
 from backend.errors import Unavailable
@@ -15,8 +16,7 @@ READY_TIMEOUT_S = 2  # a load balancer's probe waits a few seconds at most
 @bp.get("/health")
 def health():
     classifier = get_classifier()
-    return jsonify(status="ok", store=get_store().name,
-                   model={"name": classifier.name, "version": classifier.version})
+    return jsonify(status="ok", store=get_store().name, model={"name": classifier.name, "version": classifier.version})
 
 
 @bp.get("/ready")

@@ -1,4 +1,5 @@
 """GET /auth/config: how the dashboard signs in (AUTH_MODE and the Firebase web config, all public)."""
+
 from flask import Blueprint, jsonify
 
 from backend.auth import get_auth

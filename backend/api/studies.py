@@ -4,6 +4,7 @@ POST /studies reads the files' headers, keeps the chosen series' files and the d
 while a queue (STUDY_QUEUE) analyses it in the background; GET /studies/<id> shows its progress, then its
 answer. The owner rule is the analyses': another caller's id answers 404.
 """
+
 import hashlib
 import io
 import zipfile
@@ -37,9 +38,17 @@ def post_study():
     limits = StudyLimits.from_config(current_app.config)
     files, form = _read_form(limits)
     upload = collect([(f.filename or "upload", f.stream) for f in files], limits)
-    doc = create_study(Stores.of(current_app), get_queue(), get_classifier(), caller.uid, upload,
-                       filename=display_name([f.filename or "upload" for f in files]),
-                       window=form.get("window") or "lung", series_uid=form.get("series_uid") or None, limits=limits)
+    doc = create_study(
+        Stores.of(current_app),
+        get_queue(),
+        get_classifier(),
+        caller.uid,
+        upload,
+        filename=display_name([f.filename or "upload" for f in files]),
+        window=form.get("window") or "lung",
+        series_uid=form.get("series_uid") or None,
+        limits=limits,
+    )
     return _accepted(doc)
 
 
@@ -64,8 +73,9 @@ def _read_form(limits: StudyLimits):
 def list_studies():
     owner = _listed_owner(authenticate())
     study_uid = request.args.get("study_uid") or None
-    items, next_cursor = get_store().list_studies(_limit(), request.args.get("cursor") or None, owner=owner,
-                                                  study_uid=study_uid)
+    items, next_cursor = get_store().list_studies(
+        _limit(), request.args.get("cursor") or None, owner=owner, study_uid=study_uid
+    )
     return jsonify(items=[_summary(doc) for doc in items], next_cursor=next_cursor)
 
 
@@ -128,14 +138,20 @@ def get_dicom_results(study_id, name):
     if not files or any(data is None for data in files):
         raise NotFound("no_dicom_results")
     if name == "sr.dcm":
-        return Response(files[0], mimetype="application/dicom",
-                        headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-sr.dcm"'})
+        return Response(
+            files[0],
+            mimetype="application/dicom",
+            headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-sr.dcm"'},
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path, data in zip(paths[1:], files[1:], strict=True):
             archive.writestr(path.rsplit("/", 1)[1], data)
-    return Response(buffer.getvalue(), mimetype="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-key-images.zip"'})
+    return Response(
+        buffer.getvalue(),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-key-images.zip"'},
+    )
 
 
 @bp.post("/studies/<study_id>/reanalyze")
@@ -154,12 +170,22 @@ def reanalyze_study(study_id):
             if data is None:
                 raise NotFound("image_missing", name=f"DICOM file of slice {index}")
             return data
+
         return read
 
     upload = Upload([Member(f"{index:05d}.dcm", reader(index)) for index in range(earlier["slice_count"])])
     limits = StudyLimits.from_config(current_app.config)
-    doc = create_study(stores, get_queue(), get_classifier(), earlier["owner"], upload, filename=earlier["filename"],
-                       window=earlier["parameters"]["window"], limits=limits, reanalysis_of=earlier["id"])
+    doc = create_study(
+        stores,
+        get_queue(),
+        get_classifier(),
+        earlier["owner"],
+        upload,
+        filename=earlier["filename"],
+        window=earlier["parameters"]["window"],
+        limits=limits,
+        reanalysis_of=earlier["id"],
+    )
     return _accepted(doc)
 
 
@@ -176,5 +202,3 @@ def _stored(study_id: str) -> dict:
 
 def _not_found(study_id: str):
     return NotFound("not_found", f"There is no study with id '{study_id}'.")
-
-

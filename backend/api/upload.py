@@ -3,6 +3,7 @@
 Both ways give the same Upload: the file's bytes (base64 already decoded), a printable display
 name, and the parameters that change the result (`window`, `frame`).
 """
+
 import hashlib
 import io
 import json
@@ -59,8 +60,9 @@ def _from_json():
     frame = body.get("frame")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
         raise InvalidInput("invalid_frame")
-    return Upload(base64_payload(body["image"]), _clean_filename(body.get("filename")),
-                  body.get("window") or "lung", frame)
+    return Upload(
+        base64_payload(body["image"]), _clean_filename(body.get("filename")), body.get("window") or "lung", frame
+    )
 
 
 def _from_form():
@@ -74,8 +76,9 @@ def _from_form():
     upload = files.get("file")
     if upload is None:
         raise InvalidInput("missing_file")
-    return Upload(upload.read(), _clean_filename(upload.filename), form.get("window") or "lung",
-                  _frame(form.get("frame")))
+    return Upload(
+        upload.read(), _clean_filename(upload.filename), form.get("window") or "lung", _frame(form.get("frame"))
+    )
 
 
 def _reparse_tolerantly():
@@ -84,8 +87,9 @@ def _reparse_tolerantly():
     boundary = request.mimetype_params.get("boundary", "")
     fixed = utf8_part_headers(request.get_data(cache=True), boundary.encode("latin-1", "replace"))
     config = current_app.config
-    parser = FormDataParser(max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"],
-                            max_form_parts=config["MAX_FORM_PARTS"])
+    parser = FormDataParser(
+        max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"], max_form_parts=config["MAX_FORM_PARTS"]
+    )
     _, form, files = parser.parse(io.BytesIO(fixed), "multipart/form-data", len(fixed), {"boundary": boundary})
     return form, files
 

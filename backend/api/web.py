@@ -1,4 +1,5 @@
 """The web dashboard: frontend/index.html at `/` and the files under frontend/ at /static/<path>."""
+
 from flask import Blueprint, send_from_directory
 
 from backend.auth import get_auth
@@ -24,9 +25,12 @@ BASE_POLICY = {
 
 
 def content_security_policy(extra: dict[str, list[str]]) -> str:
-    directives = {name: [s for s in sources if s != "'none'" or not extra.get(name)] + extra.get(name, [])
-                  for name, sources in BASE_POLICY.items()}
+    directives = {
+        name: [s for s in sources if s != "'none'" or not extra.get(name)] + extra.get(name, [])
+        for name, sources in BASE_POLICY.items()
+    }
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
+
 
 # Set explicitly: module scripts are refused unless served as JavaScript, and some systems'
 # mimetypes tables map .js to text/plain.

@@ -3,6 +3,7 @@
 Every protected route starts with `caller = authenticate()`; the answer is kept for the
 rest of the request.
 """
+
 from flask import current_app, g, request
 
 from backend.auth.base import AuthMode, User

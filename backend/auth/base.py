@@ -1,4 +1,5 @@
 """The contract every auth mode keeps: say who is calling, and what the dashboard needs to sign in."""
+
 from dataclasses import dataclass
 
 from backend.errors import NotAllowed

@@ -7,6 +7,7 @@ Firebase Authentication whether the user was disabled or signed out everywhere s
 The Auth emulator (FIREBASE_AUTH_EMULATOR_HOST) issues unsigned tokens that the SDK accepts
 without a signature check, so it is honoured only for `demo-` projects, which have no real users.
 """
+
 import time
 import uuid
 
@@ -28,7 +29,8 @@ def check_emulator_allowed(project: str, emulator: str | None):
     if emulator and not project.startswith("demo-"):
         raise ConfigError(
             f"FIREBASE_AUTH_EMULATOR_HOST={emulator} is set, but the project {project!r} does not start with 'demo-': "
-            "the emulator's unsigned tokens are never trusted for a real project; unset it or use a demo- project id")
+            "the emulator's unsigned tokens are never trusted for a real project; unset it or use a demo- project id"
+        )
     return emulator
 
 
@@ -38,8 +40,10 @@ def check_settings(config):
     if not config["GOOGLE_CLOUD_PROJECT"]:
         raise ConfigError("AUTH_MODE=firebase needs the Firebase project id: set FIREBASE_PROJECT_ID")
     if not config["FIREBASE_API_KEY"]:
-        raise ConfigError("AUTH_MODE=firebase needs FIREBASE_API_KEY, the web API key of the Firebase "
-                          "project (console: Project settings, General), for the dashboard's sign-in")
+        raise ConfigError(
+            "AUTH_MODE=firebase needs FIREBASE_API_KEY, the web API key of the Firebase "
+            "project (console: Project settings, General), for the dashboard's sign-in"
+        )
     check_emulator_allowed(config["GOOGLE_CLOUD_PROJECT"], config["FIREBASE_AUTH_EMULATOR_HOST"])
     check_key_file(config["GOOGLE_APPLICATION_CREDENTIALS"])
 
@@ -47,8 +51,16 @@ def check_settings(config):
 class FirebaseAuth(AuthMode):
     name = "firebase"
 
-    def __init__(self, project, api_key, auth_domain=None, credentials_path=None, check_revoked=True,
-                 google_sign_in=False, emulator_host=None):
+    def __init__(
+        self,
+        project,
+        api_key,
+        auth_domain=None,
+        credentials_path=None,
+        check_revoked=True,
+        google_sign_in=False,
+        emulator_host=None,
+    ):
         self.emulator = check_emulator_allowed(project, emulator_host)  # here too: it guards the tokens' check
         self.project = project
         self.api_key = api_key
@@ -63,11 +75,16 @@ class FirebaseAuth(AuthMode):
 
     @classmethod
     def from_config(cls, config):
-        return cls(project=config["GOOGLE_CLOUD_PROJECT"], api_key=config["FIREBASE_API_KEY"],
-                   auth_domain=config["FIREBASE_AUTH_DOMAIN"], credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
-                   check_revoked=config["AUTH_CHECK_REVOKED"], google_sign_in=config["FIREBASE_GOOGLE_SIGN_IN"],
-                   # the Admin SDK reads it from the environment too; the settings read the same variable
-                   emulator_host=config["FIREBASE_AUTH_EMULATOR_HOST"])
+        return cls(
+            project=config["GOOGLE_CLOUD_PROJECT"],
+            api_key=config["FIREBASE_API_KEY"],
+            auth_domain=config["FIREBASE_AUTH_DOMAIN"],
+            credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
+            check_revoked=config["AUTH_CHECK_REVOKED"],
+            google_sign_in=config["FIREBASE_GOOGLE_SIGN_IN"],
+            # the Admin SDK reads it from the environment too; the settings read the same variable
+            emulator_host=config["FIREBASE_AUTH_EMULATOR_HOST"],
+        )
 
     def authenticate(self, request) -> User:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -95,10 +112,12 @@ class FirebaseAuth(AuthMode):
         return claims
 
     def web_config(self) -> dict:
-        return {"mode": self.name,
-                "firebase": {"apiKey": self.api_key, "authDomain": self.auth_domain, "projectId": self.project},
-                "emulator": f"http://{self.emulator}" if self.emulator else None,
-                "google_sign_in": self.google_sign_in}
+        return {
+            "mode": self.name,
+            "firebase": {"apiKey": self.api_key, "authDomain": self.auth_domain, "projectId": self.project},
+            "emulator": f"http://{self.emulator}" if self.emulator else None,
+            "google_sign_in": self.google_sign_in,
+        }
 
     def csp_sources(self) -> dict[str, list[str]]:
         if self.emulator:

@@ -4,6 +4,7 @@ Nobody signs in, so two things keep strangers out: the service listens only on a
 address (unless ALLOW_ANONYMOUS=1 says otherwise; `loopback.py`), and a state-changing request that a page on
 another site made a visitor's browser send (its Origin header names that site) is refused.
 """
+
 from backend.auth.base import AuthMode, User
 from backend.errors import NotAllowed
 from backend.store.base import LOCAL_OWNER

@@ -3,6 +3,7 @@
 Its own module, importing nothing of the app, so that gunicorn's master can run the check before
 it starts workers (importing the stores there would set up the metrics before their folder exists).
 """
+
 import ipaddress
 
 from backend.config import ConfigError
@@ -22,4 +23,5 @@ def refuse_open_host(host: str, allow_anonymous: bool):
     if not allow_anonymous and not is_loopback(host):
         raise ConfigError(
             f"HOST={host} is not a loopback address, and with AUTH_MODE=none anyone who reaches the service "
-            "could read and delete every analysis: set AUTH_MODE=firebase, or ALLOW_ANONYMOUS=1 if that is intended")
+            "could read and delete every analysis: set AUTH_MODE=firebase, or ALLOW_ANONYMOUS=1 if that is intended"
+        )

@@ -12,6 +12,7 @@ nothing (the same series re-sent, or part of it), no new study is made; a new or
 makes a new set and a new study. The records survive restarts; an incomplete series cut off by a
 restart becomes a study when its sender sends it again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,12 +91,18 @@ class Collector:
         Raises ImageStoreUnavailable when the store does not take it: then nothing is noted."""
         key = instance.series_uid or f"no-series-from-{calling_ae}"
         folder = f"{PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:32]}/"
-        stored = Stored(instance.sop_instance_uid, instance.sop_class_uid, f"{folder}{instance.sha256}.dcm",
-                        instance.sha256, len(instance.data))
+        stored = Stored(
+            instance.sop_instance_uid,
+            instance.sop_class_uid,
+            f"{folder}{instance.sha256}.dcm",
+            instance.sha256,
+            len(instance.data),
+        )
         self.store.put(stored.path, instance.data, "application/dicom")
         with self._lock:
-            pending = self._pending.setdefault(key, _Pending(instance.study_uid, instance.series_uid, calling_ae,
-                                                             folder, {}, 0.0))
+            pending = self._pending.setdefault(
+                key, _Pending(instance.study_uid, instance.series_uid, calling_ae, folder, {}, 0.0)
+            )
             pending.instances[instance.sop_instance_uid or instance.sha256] = stored
             pending.last = time.monotonic()
         return stored
@@ -116,11 +123,19 @@ class Collector:
             except Exception:
                 pending.attempts += 1
                 if pending.attempts >= ATTEMPTS:
-                    log.exception("series %s from %s given up after %d attempts; sending it again retries",
-                                  pending.series_uid, pending.calling_ae, pending.attempts)
+                    log.exception(
+                        "series %s from %s given up after %d attempts; sending it again retries",
+                        pending.series_uid,
+                        pending.calling_ae,
+                        pending.attempts,
+                    )
                     continue
-                log.exception("series %s from %s could not be completed; trying again in %s s",
-                              pending.series_uid, pending.calling_ae, self.stable_s)
+                log.exception(
+                    "series %s from %s could not be completed; trying again in %s s",
+                    pending.series_uid,
+                    pending.calling_ae,
+                    self.stable_s,
+                )
                 with self._lock:
                     pending.last = time.monotonic()
                     current = self._pending.setdefault(key, pending)
@@ -128,27 +143,38 @@ class Collector:
                         current.instances = {**pending.instances, **current.instances}
 
     def _complete(self, pending: _Pending):
-        records = sorted(self.store.list_older_than(pending.folder + "sets/",
-                                                     datetime.now(UTC) + timedelta(days=1)))
+        records = sorted(self.store.list_older_than(pending.folder + "sets/", datetime.now(UTC) + timedelta(days=1)))
         instances = dict(pending.instances)
         if records:
             earlier = json.loads(self.store.get(records[-1]) or b"{}")
-            instances = {**{item["sop_instance_uid"] or item["sha256"]: Stored(**item)
-                            for item in earlier.get("instances", [])}, **instances}
+            instances = {
+                **{item["sop_instance_uid"] or item["sha256"]: Stored(**item) for item in earlier.get("instances", [])},
+                **instances,
+            }
         ordered = tuple(sorted(instances.values(), key=lambda stored: (stored.sop_instance_uid, stored.sha256)))
         lines = "\n".join(f"{stored.sop_instance_uid} {stored.sha256}" for stored in ordered)
         fingerprint = hashlib.sha256(lines.encode()).hexdigest()
         if any(record.endswith(f"-{fingerprint}.json") for record in records):
-            log.info("series %s from %s: the same %d instances as before, no new study", pending.series_uid,
-                     pending.calling_ae, len(ordered))
+            log.info(
+                "series %s from %s: the same %d instances as before, no new study",
+                pending.series_uid,
+                pending.calling_ae,
+                len(ordered),
+            )
             return
         series = Series(pending.study_uid, pending.series_uid, pending.calling_ae, ordered, fingerprint)
         self.on_series(series)
-        record = {"study_uid": series.study_uid, "series_uid": series.series_uid, "calling_ae": series.calling_ae,
-                  "fingerprint": fingerprint, "instances": [asdict(stored) for stored in ordered]}
+        record = {
+            "study_uid": series.study_uid,
+            "series_uid": series.series_uid,
+            "calling_ae": series.calling_ae,
+            "fingerprint": fingerprint,
+            "instances": [asdict(stored) for stored in ordered],
+        }
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         try:
-            self.store.put(f"{pending.folder}sets/{stamp}-{fingerprint}.json", json.dumps(record).encode(),
-                           "application/json")
+            self.store.put(
+                f"{pending.folder}sets/{stamp}-{fingerprint}.json", json.dumps(record).encode(), "application/json"
+            )
         except Exception:  # the study exists; without the record a re-sent series would make another
             log.exception("series %s: its set could not be recorded", series.series_uid)

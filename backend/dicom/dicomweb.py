@@ -7,6 +7,7 @@ a binary part into CRLF (tests/test_dicomweb.py); the body is already in memory,
 is a pydicom Dataset written as DICOM JSON by pydicom. It carries no RetrieveURL: this service keeps
 what it receives for its own analysis and serves no WADO-RS to retrieve it from.
 """
+
 import io
 import re
 import uuid
@@ -23,8 +24,11 @@ from backend.errors import InvalidInput
 # dcm4chee and others answer for an instance of another study than the URL names.
 OUT_OF_RESOURCES, SOP_CLASS_NOT_SUPPORTED, CANNOT_UNDERSTAND, STUDY_MISMATCH = 0xA700, 0x0122, 0xC000, 0xC409
 SYNTAX_NOT_SUPPORTED, PROCESSING_FAILURE = 0xC122, 0x0110
-FAILURE = {instances.UNREADABLE: CANNOT_UNDERSTAND, instances.NOT_CT: SOP_CLASS_NOT_SUPPORTED,
-           instances.SYNTAX: SYNTAX_NOT_SUPPORTED}
+FAILURE = {
+    instances.UNREADABLE: CANNOT_UNDERSTAND,
+    instances.NOT_CT: SOP_CLASS_NOT_SUPPORTED,
+    instances.SYNTAX: SYNTAX_NOT_SUPPORTED,
+}
 DICOM = "application/dicom"
 CRLF = b"\r\n"
 
@@ -77,7 +81,7 @@ def _between_delimiters(body: bytes, delimiter: bytes):
     for start, end in zip(marks, marks[1:], strict=False):
         if start.group(1):
             break
-        yield body[start.end():end.start()]
+        yield body[start.end() : end.start()]
 
 
 def multipart(files: list[bytes]) -> tuple[str, bytes]:
@@ -85,8 +89,9 @@ def multipart(files: list[bytes]) -> tuple[str, bytes]:
     boundary = uuid.uuid4().hex
     while any(boundary.encode() in data for data in files):
         boundary = uuid.uuid4().hex
-    body = b"".join(b"--%s\r\nContent-Type: %s\r\n\r\n%s\r\n" % (boundary.encode(), DICOM.encode(), data)
-                    for data in files)
+    body = b"".join(
+        b"--%s\r\nContent-Type: %s\r\n\r\n%s\r\n" % (boundary.encode(), DICOM.encode(), data) for data in files
+    )
     return f'multipart/related; type="{DICOM}"; boundary={boundary}', body + b"--%s--\r\n" % boundary.encode()
 
 

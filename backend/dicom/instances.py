@@ -4,6 +4,7 @@ The same check serves C-STORE and STOW-RS; each answers a refusal with its own s
 pydicom reads a file cut short without complaint (the pixel data just come out shorter, or missing),
 so the pixel data are measured against what the header says they must hold.
 """
+
 import hashlib
 import io
 from dataclasses import dataclass
@@ -28,8 +29,15 @@ from pydicom.uid import (
 CT_CLASSES = (CTImageStorage, EnhancedCTImageStorage)
 # What the decoders read (backend/imaging/dicom.py and its plugins). Not Deflated: pydicom inflates a whole data
 # set before anything can be checked, so a small deflate bomb would fill memory; nor video and JPIP.
-TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,
-                     *JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes, *JPEG2000TransferSyntaxes)
+TRANSFER_SYNTAXES = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    RLELossless,
+    *JPEGTransferSyntaxes,
+    *JPEGLSTransferSyntaxes,
+    *JPEG2000TransferSyntaxes,
+)
 UNREADABLE, NOT_CT, SYNTAX = "unreadable", "not_ct", "syntax"
 
 
@@ -70,10 +78,14 @@ def read(data: bytes) -> Instance:
     if sop_class not in CT_CLASSES:
         raise Refused(NOT_CT, f"its SOP class {UID(sop_class).name or sop_class!r} is not CT Image Storage")
     _check_pixels(ds)
-    return Instance(data=data, sop_class_uid=sop_class,
-                    sop_instance_uid=str(ds.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or ""),
-                    study_uid=str(ds.get("StudyInstanceUID") or ""), series_uid=str(ds.get("SeriesInstanceUID") or ""),
-                    sha256=hashlib.sha256(data).hexdigest())
+    return Instance(
+        data=data,
+        sop_class_uid=sop_class,
+        sop_instance_uid=str(ds.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or ""),
+        study_uid=str(ds.get("StudyInstanceUID") or ""),
+        series_uid=str(ds.get("SeriesInstanceUID") or ""),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def _transfer_syntax(data: bytes) -> str:

@@ -5,6 +5,7 @@ the windowed slice), as the dashboard shows it. It may have been cropped and sca
 so no Pixel Spacing is claimed; the orientation letters come from the slice's ImageOrientationPatient
 (axial "L", "P" when it has none). An overlay kept as JPEG is marked lossy, as the standard asks.
 """
+
 import io
 
 import highdicom as hd
@@ -32,18 +33,29 @@ def key_images(study: dict, headers: dict[int, Dataset], overlays: dict[int, byt
         source = sources.source_image(headers[index], entries.get(index, {"index": index}), study)
         picture = Image.open(io.BytesIO(overlays[index]))
         image = hd.sc.SCImage(
-            pixel_array=np.asarray(picture.convert("RGB")), photometric_interpretation="RGB", bits_allocated=8,
-            coordinate_system="PATIENT", patient_orientation=_orientation(source),
+            pixel_array=np.asarray(picture.convert("RGB")),
+            photometric_interpretation="RGB",
+            bits_allocated=8,
+            coordinate_system="PATIENT",
+            patient_orientation=_orientation(source),
             study_instance_uid=source.StudyInstanceUID,
-            series_instance_uid=sources.uid(study["id"], "key-images"), series_number=KEY_IMAGES_SERIES_NUMBER,
-            sop_instance_uid=sources.uid(study["id"], "key-image", index), instance_number=rank,
-            manufacturer=MANUFACTURER, manufacturer_model_name=model["name"], software_versions=model["version"],
-            series_description=f"Key images: {DESCRIPTION}", contributing_equipment=[equipment(model)],
-            transfer_syntax_uid=ExplicitVRLittleEndian)
+            series_instance_uid=sources.uid(study["id"], "key-images"),
+            series_number=KEY_IMAGES_SERIES_NUMBER,
+            sop_instance_uid=sources.uid(study["id"], "key-image", index),
+            instance_number=rank,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=model["name"],
+            software_versions=model["version"],
+            series_description=f"Key images: {DESCRIPTION}",
+            contributing_equipment=[equipment(model)],
+            transfer_syntax_uid=ExplicitVRLittleEndian,
+        )
         image.copy_patient_and_study_information(source)
         image.SourceImageSequence = [_reference(source)]
-        image.DerivationDescription = (f"Class-activation heatmap of {model['name']} {model['version']} over slice "
-                                       f"{index}, P(COVID-19) {key['probability']:.3f}")[:1024]
+        image.DerivationDescription = (
+            f"Class-activation heatmap of {model['name']} {model['version']} over slice "
+            f"{index}, P(COVID-19) {key['probability']:.3f}"
+        )[:1024]
         image.ImageComments = f"Key slice {index} of the series; research use only, not for diagnosis."
         image.BurnedInAnnotation = "NO"
         if picture.format == "JPEG":
@@ -57,8 +69,9 @@ def _reference(source: Dataset) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = source.SOPClassUID
     item.ReferencedSOPInstanceUID = source.SOPInstanceUID
-    item.PurposeOfReferenceCodeSequence = [hd.sr.CodedConcept.from_code(
-        codes.DCM.SourceImageForImageProcessingOperation)]
+    item.PurposeOfReferenceCodeSequence = [
+        hd.sr.CodedConcept.from_code(codes.DCM.SourceImageForImageProcessingOperation)
+    ]
     return item
 
 

@@ -5,6 +5,7 @@ port taken stops the start, as for PORT). Under gunicorn each worker tries (back
 post_worker_init): the port is bound without SO_REUSEPORT, so the first worker gets it and the others
 learn that it is taken; if the holder dies, the worker gunicorn starts in its place takes it over.
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,11 +27,19 @@ def start(config: dict, image_store: ImageStore, on_series: Callable[[Series], N
     """The started listener, or None without DICOM_PORT; OSError when the address cannot be bound."""
     if not config["DICOM_PORT"]:
         return None
-    listener = Listener(config["DICOM_AE_TITLE"], config["DICOM_ALLOWED_AES"],
-                        Collector(image_store, on_series, config["DICOM_STABLE_S"]))
+    listener = Listener(
+        config["DICOM_AE_TITLE"],
+        config["DICOM_ALLOWED_AES"],
+        Collector(image_store, on_series, config["DICOM_STABLE_S"]),
+    )
     listener.start(config["DICOM_HOST"], config["DICOM_PORT"])
-    log.info("DICOM listener %s on %s:%s in process %d", config["DICOM_AE_TITLE"], config["DICOM_HOST"],
-             config["DICOM_PORT"], os.getpid())
+    log.info(
+        "DICOM listener %s on %s:%s in process %d",
+        config["DICOM_AE_TITLE"],
+        config["DICOM_HOST"],
+        config["DICOM_PORT"],
+        os.getpid(),
+    )
     return listener
 
 
@@ -41,6 +50,7 @@ def start_unless_taken(config: dict, image_store: ImageStore, on_series: Callabl
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
-        log.info("DICOM port %s:%s is held by another process of this service", config["DICOM_HOST"],
-                 config["DICOM_PORT"])
+        log.info(
+            "DICOM port %s:%s is held by another process of this service", config["DICOM_HOST"], config["DICOM_PORT"]
+        )
         return None

@@ -7,6 +7,7 @@ parameters). The study's findings and the research-use caution are TEXT items. T
 code for "probability of COVID-19", so the score's concept is from this service's private scheme
 (99CTA), declared in the Coding Scheme Identification Sequence.
 """
+
 import warnings
 
 import highdicom as hd
@@ -41,43 +42,72 @@ def structured_report(study: dict, headers: dict[int, Dataset]) -> hd.sr.Compreh
     evidence = keys or [source(min(headers))]
     model, prediction = study["model"], study["prediction"]
     algorithm = hd.sr.AlgorithmIdentification(
-        name=model["name"], version=model["version"],
-        parameters=[f"Aggregation: {prediction['aggregation']}", f"Threshold: {prediction['threshold']}"])
+        name=model["name"],
+        version=model["version"],
+        parameters=[f"Aggregation: {prediction['aggregation']}", f"Threshold: {prediction['threshold']}"],
+    )
     measurements = []
     if prediction.get("score") is not None:
-        measurements.append(hd.sr.Measurement(
-            name=SCORE, value=float(prediction["score"]), unit=codes.UCUM.NoUnits, algorithm_id=algorithm,
-            referenced_images=[hd.sr.SourceImageForMeasurement(ds.SOPClassUID, ds.SOPInstanceUID) for ds in keys]))
+        measurements.append(
+            hd.sr.Measurement(
+                name=SCORE,
+                value=float(prediction["score"]),
+                unit=codes.UCUM.NoUnits,
+                algorithm_id=algorithm,
+                referenced_images=[hd.sr.SourceImageForMeasurement(ds.SOPClassUID, ds.SOPInstanceUID) for ds in keys],
+            )
+        )
     present = codes.SCT.Present if prediction["label"] == "COVID" else codes.SCT.Absent
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=sources.uid(study["id"], "tracking"),
-                                                     identifier="COVID-19 assessment of the series"),
-        finding_type=COVID_19, algorithm_id=algorithm, measurements=measurements or None,
-        qualitative_evaluations=[hd.sr.QualitativeEvaluation(COVID_19, present)])
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=sources.uid(study["id"], "tracking"), identifier="COVID-19 assessment of the series"
+        ),
+        finding_type=COVID_19,
+        algorithm_id=algorithm,
+        measurements=measurements or None,
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(COVID_19, present)],
+    )
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=sources.uid(model["name"], model["version"]), name=model["name"], manufacturer_name=MANUFACTURER,
-            model_name=model["name"]))
+            uid=sources.uid(model["name"], model["version"]),
+            name=model["name"],
+            manufacturer_name=MANUFACTURER,
+            model_name=model["name"],
+        ),
+    )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=CT_OF_CHEST, imaging_measurements=[group])
+        procedure_reported=CT_OF_CHEST,
+        imaging_measurements=[group],
+    )
     report[0].ContentSequence.append(_texts(study))
     return hd.sr.Comprehensive3DSR(
-        evidence=evidence, content=report[0], series_instance_uid=sources.uid(study["id"], "sr-series"),
-        series_number=SR_SERIES_NUMBER, sop_instance_uid=sources.uid(study["id"], "sr"), instance_number=1,
-        manufacturer=MANUFACTURER, is_complete=True, series_description=DESCRIPTION,
-        manufacturer_model_name=model["name"], software_versions=model["version"],
-        contributing_equipment=[equipment(model)], coding_schemes=[SCHEME])
+        evidence=evidence,
+        content=report[0],
+        series_instance_uid=sources.uid(study["id"], "sr-series"),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=sources.uid(study["id"], "sr"),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=DESCRIPTION,
+        manufacturer_model_name=model["name"],
+        software_versions=model["version"],
+        contributing_equipment=[equipment(model)],
+        coding_schemes=[SCHEME],
+    )
 
 
 def _texts(study: dict) -> hd.sr.ContainerContentItem:
     """TID 1500's Qualitative Evaluations container: the study's findings, then the research-use caution."""
-    container = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS,
-                                           relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    container = hd.sr.ContainerContentItem(
+        name=QUALITATIVE_EVALUATIONS, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
     container.ContentSequence = hd.sr.ContentSequence()
     texts = [(codes.DCM.Finding, text) for text in study.get("findings", [])] + [(codes.DCM.Comment, CAUTION)]
     for name, text in texts:
-        container.ContentSequence.append(hd.sr.TextContentItem(
-            name=name, value=text, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+        container.ContentSequence.append(
+            hd.sr.TextContentItem(name=name, value=text, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        )
     return container

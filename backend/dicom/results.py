@@ -3,6 +3,7 @@
 Both are "processing equipment" output of the model that answered (its name and version as the
 Contributing Equipment), in series numbers a PACS shows after the scanner's own.
 """
+
 import io
 import logging
 
@@ -22,9 +23,12 @@ logging.getLogger("highdicom").setLevel(logging.WARNING)  # it logs every module
 def equipment(model: dict) -> ContributingEquipment:
     """The model as Contributing Equipment: what processed the series into these results."""
     return ContributingEquipment(
-        manufacturer=MANUFACTURER, purpose_of_reference=codes.DCM.ProcessingEquipment,
-        manufacturer_model_name=model["name"], software_versions=model["version"],
-        contribution_description="Slice classification (COVID-19) and class-activation heatmaps")
+        manufacturer=MANUFACTURER,
+        purpose_of_reference=codes.DCM.ProcessingEquipment,
+        manufacturer_model_name=model["name"],
+        software_versions=model["version"],
+        contribution_description="Slice classification (COVID-19) and class-activation heatmaps",
+    )
 
 
 def encode(ds: Dataset) -> bytes:

@@ -9,6 +9,7 @@ one, or one whose data set is not CT, is refused with its C-STORE status and not
 association silent for TIMEOUT_S (before the request, between PDUs, or waiting for a reply) is
 aborted, so a stalled peer holds a thread for that long at most.
 """
+
 import logging
 
 from pynetdicom import AE, evt
@@ -21,8 +22,11 @@ TIMEOUT_S = 30.0
 MAX_ASSOCIATIONS = 8
 # C-STORE statuses (PS3.4 B.2.3)
 SUCCESS, OUT_OF_RESOURCES, DOES_NOT_MATCH_SOP_CLASS, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xA900, 0xC000
-STATUS = {instances.UNREADABLE: CANNOT_UNDERSTAND, instances.NOT_CT: DOES_NOT_MATCH_SOP_CLASS,
-          instances.SYNTAX: CANNOT_UNDERSTAND}
+STATUS = {
+    instances.UNREADABLE: CANNOT_UNDERSTAND,
+    instances.NOT_CT: DOES_NOT_MATCH_SOP_CLASS,
+    instances.SYNTAX: CANNOT_UNDERSTAND,
+}
 
 log = logging.getLogger(__name__)
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # it logs every association and PDU at INFO
@@ -43,9 +47,15 @@ class Listener:
         self.server = None
 
     def start(self, host: str, port: int):
-        self.server = self.ae.start_server((host, port), block=False, evt_handlers=[
-            (evt.EVT_CONN_OPEN, self._on_connection), (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_REJECTED, self._on_rejected)])
+        self.server = self.ae.start_server(
+            (host, port),
+            block=False,
+            evt_handlers=[
+                (evt.EVT_CONN_OPEN, self._on_connection),
+                (evt.EVT_C_STORE, self._on_store),
+                (evt.EVT_REJECTED, self._on_rejected),
+            ],
+        )
         self.collector.start()
 
     def stop(self):
@@ -74,5 +84,8 @@ class Listener:
 
     @staticmethod
     def _on_rejected(event):
-        log.warning("DICOM association from %s (%s) rejected: calling AE title not allowed",
-                    event.assoc.requestor.ae_title, event.assoc.requestor.address)
+        log.warning(
+            "DICOM association from %s (%s) rejected: calling AE title not allowed",
+            event.assoc.requestor.ae_title,
+            event.assoc.requestor.address,
+        )

@@ -8,6 +8,7 @@ answer is what the study stores as `results_delivery`. STOW-RS goes through urll
 dicomweb-client: that client's requests session has no timeout, and a PACS that accepts the
 connection and never answers must not outlast the retry budget; the files go as they are kept.
 """
+
 import base64
 import io
 import json
@@ -81,8 +82,10 @@ def _c_store(files: list[bytes], destination: Destination, calling_ae: str):
     assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
     if assoc.is_rejected:
         rejection = assoc.acceptor.primitive
-        reason = f"{destination.ae_title} rejected the association (result {rejection.result}, reason " \
-                 f"{rejection.diagnostic}): is {calling_ae} in its list of known nodes?"
+        reason = (
+            f"{destination.ae_title} rejected the association (result {rejection.result}, reason "
+            f"{rejection.diagnostic}): is {calling_ae} in its list of known nodes?"
+        )
         raise (Permanent if rejection.result == 0x01 else Transient)(reason)
     if not assoc.is_established:
         raise Transient(f"no association with {destination.ae_title} at {destination.host}:{destination.port}")
@@ -92,8 +95,10 @@ def _c_store(files: list[bytes], destination: Destination, calling_ae: str):
             code = status.get("Status") if status else None
             if code is None:
                 how = "aborted the association at" if assoc.is_aborted else "did not answer"
-                raise Transient(f"{destination.ae_title} {how} the C-STORE of {ds.SOPInstanceUID} (is {calling_ae} "
-                                "one of its known nodes?)")
+                raise Transient(
+                    f"{destination.ae_title} {how} the C-STORE of {ds.SOPInstanceUID} (is {calling_ae} "
+                    "one of its known nodes?)"
+                )
             if code not in C_STORE_SUCCESS:
                 reason = f"{destination.ae_title} answered C-STORE of {ds.SOPInstanceUID} with status 0x{code:04X}"
                 raise (Transient if code & 0xFF00 == 0xA700 else Permanent)(reason)

@@ -3,6 +3,7 @@
 Its own module, importing nothing of the app, so that gunicorn's master can run the check before it
 starts workers (as backend/auth/loopback.py does for AUTH_MODE=none).
 """
+
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -46,17 +47,22 @@ def parse_destination(text: str | None) -> Destination | None:
         return Destination(shown=shown, url=text.rstrip("/"))
     match = DIMSE_DESTINATION.fullmatch(text)
     if not match or not is_ae_title(match["ae"]) or not 0 < int(match["port"]) < 65536:
-        raise ConfigError(f"DICOM_RESULTS_TO={text!r} is neither AE@host:port (e.g. ORTHANC@pacs.example:4242) "
-                          "nor an http(s):// DICOMweb base URL")
-    return Destination(shown=text, ae_title=match["ae"].strip(), host=match["host"].strip("[]"),
-                       port=int(match["port"]))
+        raise ConfigError(
+            f"DICOM_RESULTS_TO={text!r} is neither AE@host:port (e.g. ORTHANC@pacs.example:4242) "
+            "nor an http(s):// DICOMweb base URL"
+        )
+    return Destination(
+        shown=text, ae_title=match["ae"].strip(), host=match["host"].strip("[]"), port=int(match["port"])
+    )
 
 
 def check_settings(config):
     """ConfigError for DICOM settings that cannot work (checked by gunicorn's master and by create_app)."""
     if not is_ae_title(config["DICOM_AE_TITLE"]):
-        raise ConfigError(f"DICOM_AE_TITLE={config['DICOM_AE_TITLE']!r} is not an AE title: 1 to 16 printable "
-                          "ASCII characters, no backslash")
+        raise ConfigError(
+            f"DICOM_AE_TITLE={config['DICOM_AE_TITLE']!r} is not an AE title: 1 to 16 printable "
+            "ASCII characters, no backslash"
+        )
     bad = [title for title in config["DICOM_ALLOWED_AES"] if not is_ae_title(title)]
     if bad:
         raise ConfigError(f"DICOM_ALLOWED_AES holds {bad[0]!r}, which is not an AE title")
@@ -70,11 +76,13 @@ def check_settings(config):
     if config["DICOM_STABLE_S"] <= 0:
         raise ConfigError("DICOM_STABLE_S must be more than 0 seconds")
     if config["IMAGE_STORE"] == "none":
-        raise ConfigError("DICOM_PORT needs an image store (IMAGE_STORE=local or gcs): received instances are "
-                          "kept as objects")
+        raise ConfigError(
+            "DICOM_PORT needs an image store (IMAGE_STORE=local or gcs): received instances are kept as objects"
+        )
     from backend.auth.loopback import is_loopback  # here: the backend.auth package loads Flask, send.py must not
 
     if not config["DICOM_ALLOWED_AES"] and not is_loopback(config["DICOM_HOST"]):
         raise ConfigError(
             f"DICOM_HOST={config['DICOM_HOST']} is not a loopback address, and with an empty DICOM_ALLOWED_AES any "
-            "DICOM node that reaches it could send studies: list the calling AE titles allowed in DICOM_ALLOWED_AES")
+            "DICOM node that reaches it could send studies: list the calling AE titles allowed in DICOM_ALLOWED_AES"
+        )

@@ -5,14 +5,24 @@ carry values highdicom refuses (a PatientSex of "U", a date that is not a date, 
 set). The results copy what is usable and fill the rest as the standard allows: type 2 attributes
 empty, type 1 UIDs generated, deterministically, so that writing the results again gives the same UIDs.
 """
+
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, generate_uid
 from pydicom.valuerep import DA, TM
 
 # Patient and study attributes that are type 2 in the SR and SC IODs: present, empty when unknown.
-TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-         "ReferringPhysicianName", "StudyID", "AccessionNumber")
+TYPE2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
 PARSERS = {"PatientBirthDate": DA, "StudyDate": DA, "StudyTime": TM}
 SEXES = ("M", "F", "O")
 # Character sets pydicom can write; an input naming another is re-encoded in UTF-8 (its values are decoded).
@@ -46,10 +56,12 @@ def source_image(header: Dataset, entry: dict, study: dict) -> Dataset:
     from the series and the slice index: a reference that at least names the slice consistently.
     """
     ds = reference(header, study)
-    ds.SeriesInstanceUID = (_uid_of(ds, "SeriesInstanceUID") or study.get("series_uid")
-                            or uid(study["id"], "series"))
-    ds.SOPInstanceUID = (entry.get("sop_instance_uid") or _uid_of(ds, "SOPInstanceUID")
-                         or uid(ds.SeriesInstanceUID, "slice", entry["index"]))
+    ds.SeriesInstanceUID = _uid_of(ds, "SeriesInstanceUID") or study.get("series_uid") or uid(study["id"], "series")
+    ds.SOPInstanceUID = (
+        entry.get("sop_instance_uid")
+        or _uid_of(ds, "SOPInstanceUID")
+        or uid(ds.SeriesInstanceUID, "slice", entry["index"])
+    )
     ds.SOPClassUID = _uid_of(ds, "SOPClassUID") or CTImageStorage
     if not ds.get("Modality"):
         ds.Modality = "CT"

@@ -2,6 +2,7 @@
 
 IMAGE_STORE=none keeps no objects: analyses hold only their thumbnails, as before this store.
 """
+
 from flask import current_app
 
 from backend.config import ConfigError, check_key_file, google_credentials

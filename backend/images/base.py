@@ -3,6 +3,7 @@
 Objects are addressed by a path such as analyses/<owner>/<analysis id>/slice.jpg. Their content
 type and fingerprint are recorded in the analysis document, which is what the API reads first.
 """
+
 from datetime import datetime
 
 PROBE_PATH = "ready-probe"  # never written: reading it is the cheapest call that reaches the store

@@ -5,6 +5,7 @@ bucket itself refuses to overwrite an object (and a retried upload never writes 
 call is retried on transient errors for at most STORE_TIMEOUT_S, then ImageStoreUnavailable (503).
 STORAGE_EMULATOR_HOST points the client at an emulator, with anonymous credentials.
 """
+
 import contextlib
 
 import requests
@@ -17,15 +18,25 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from backend.errors import ImageStoreUnavailable
 from backend.images.base import PROBE_PATH, ImageStore
 
-UNREACHABLE = (exceptions.GoogleAPICallError, exceptions.RetryError, requests.exceptions.RequestException,
-               TransportError)
+UNREACHABLE = (
+    exceptions.GoogleAPICallError,
+    exceptions.RetryError,
+    requests.exceptions.RequestException,
+    TransportError,
+)
 
 
 class GcsImageStore(ImageStore):
     name = "gcs"
 
-    def __init__(self, bucket: str, project: str | None = None, credentials_path: str | None = None,
-                 timeout_s: float = 10.0, emulator: str | None = None):
+    def __init__(
+        self,
+        bucket: str,
+        project: str | None = None,
+        credentials_path: str | None = None,
+        timeout_s: float = 10.0,
+        emulator: str | None = None,
+    ):
         """`emulator`: STORAGE_EMULATOR_HOST, which the client itself reads from the environment; anonymous there."""
         if credentials_path:
             self.client = storage.Client.from_service_account_json(credentials_path, project=project)
@@ -39,16 +50,22 @@ class GcsImageStore(ImageStore):
 
     @classmethod
     def from_config(cls, config):
-        return cls(config["STORAGE_BUCKET"], config["GOOGLE_CLOUD_PROJECT"], config["GOOGLE_APPLICATION_CREDENTIALS"],
-                   config["STORE_TIMEOUT_S"], config["STORAGE_EMULATOR_HOST"])
+        return cls(
+            config["STORAGE_BUCKET"],
+            config["GOOGLE_CLOUD_PROJECT"],
+            config["GOOGLE_APPLICATION_CREDENTIALS"],
+            config["STORE_TIMEOUT_S"],
+            config["STORAGE_EMULATOR_HOST"],
+        )
 
     @contextlib.contextmanager
     def _reaching_bucket(self, action, path):
         try:
             yield
         except UNREACHABLE as exc:
-            raise ImageStoreUnavailable(f"Cloud Storage did not {action} {path} within {self.timeout_s:g} s",
-                                        "images-gcs") from exc
+            raise ImageStoreUnavailable(
+                f"Cloud Storage did not {action} {path} within {self.timeout_s:g} s", "images-gcs"
+            ) from exc
 
     def _calls(self):
         return {"timeout": self.timeout_s, "retry": self.retry}
@@ -56,8 +73,9 @@ class GcsImageStore(ImageStore):
     def put(self, path, data, content_type):
         with self._reaching_bucket("write", path):
             try:
-                self.bucket.blob(path).upload_from_string(data, content_type=content_type, if_generation_match=0,
-                                                          **self._calls())
+                self.bucket.blob(path).upload_from_string(
+                    data, content_type=content_type, if_generation_match=0, **self._calls()
+                )
                 return True
             except exceptions.PreconditionFailed:
                 return False
@@ -76,8 +94,11 @@ class GcsImageStore(ImageStore):
 
     def list_older_than(self, prefix, cutoff):
         with self._reaching_bucket("list", prefix):
-            return sorted(blob.name for blob in self.client.list_blobs(self.bucket, prefix=prefix, **self._calls())
-                          if blob.time_created < cutoff)
+            return sorted(
+                blob.name
+                for blob in self.client.list_blobs(self.bucket, prefix=prefix, **self._calls())
+                if blob.time_created < cutoff
+            )
 
     def ping(self, timeout_s):
         """One read, no retries: a probe answers within `timeout_s` (the other calls retry for STORE_TIMEOUT_S)."""

@@ -4,6 +4,7 @@ A file is written under a temporary name, then hard-linked to its path: the link
 path exists, so "create only if absent" holds across threads and processes, and a reader never
 sees a half-written file.
 """
+
 import contextlib
 import os
 import tempfile

@@ -13,6 +13,7 @@ symbolic link or a name that clashes cannot write anywhere. What is refused or l
 The bytes are read twice when a study is made (headers first, to choose and order the series; then the
 chosen files, to keep them), so only one entry is held at a time.
 """
+
 import io
 import stat
 import zipfile
@@ -93,6 +94,7 @@ def _reader(stream: BinaryIO) -> Callable[[], bytes]:
     def read():
         stream.seek(0)
         return stream.read()
+
     return read
 
 
@@ -131,8 +133,11 @@ def _check_directory(stream: BinaryIO, limits: StudyLimits):
     if end is None:
         raise InvalidInput("invalid_archive")
     if end[zipfile._ECD_ENTRIES_TOTAL] > limits.max_entries:
-        raise InvalidInput("too_many_slices", f"The archive lists {end[zipfile._ECD_ENTRIES_TOTAL]} entries.",
-                           maximum=limits.max_slices)
+        raise InvalidInput(
+            "too_many_slices",
+            f"The archive lists {end[zipfile._ECD_ENTRIES_TOTAL]} entries.",
+            maximum=limits.max_slices,
+        )
 
 
 def _refusal(info: zipfile.ZipInfo) -> str | None:
@@ -160,6 +165,7 @@ def _entry_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[
         if data.startswith(NESTED_ARCHIVE_MAGIC[:1]):
             raise NestedArchive()
         return data
+
     return read
 
 

@@ -4,6 +4,7 @@ Everything a client sends is checked before the model sees it: the format from t
 size from the header before any pixel is allocated, a complete and undamaged image stream,
 and a slice worth analysing (each side at least MIN_SIDE pixels, not one value everywhere).
 """
+
 import io
 import struct
 import zlib
@@ -73,14 +74,17 @@ def _check_png_rows(data):
     width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
     bits_per_pixel = depth * _PNG_CHANNELS.get(colour, 1)
     passes = _ADAM7 if interlaced else [(0, 0, 1, 1)]
-    expected = sum(rows * (1 + -(-cols * bits_per_pixel // 8))
-                   for x0, y0, dx, dy in passes
-                   for cols, rows in [(-(-(width - x0) // dx), -(-(height - y0) // dy))] if cols > 0 and rows > 0)
+    expected = sum(
+        rows * (1 + -(-cols * bits_per_pixel // 8))
+        for x0, y0, dx, dy in passes
+        for cols, rows in [(-(-(width - x0) // dx), -(-(height - y0) // dy))]
+        if cols > 0 and rows > 0
+    )
     inflater, offset, inflated = zlib.decompressobj(), 8, 0
     while offset + 8 <= len(data) and inflated < expected and not inflater.eof:
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         if kind == b"IDAT":
-            inflated += len(inflater.decompress(data[offset + 8:offset + 8 + length], expected - inflated))
+            inflated += len(inflater.decompress(data[offset + 8 : offset + 8 + length], expected - inflated))
         offset += 12 + length
     if inflated < expected:
         raise ValueError("the image data end before the last row")
@@ -92,8 +96,13 @@ def _decode_jpeg(data, limits):
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         grey = colorspace == "Gray"  # colour is kept: coloured annotation marks are found in it
         limits.check(width, height, 1 if grey else 3)
-        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB", strict=True,
-                                        min_width=JPEG_MIN_DECODED_SIDE, min_height=JPEG_MIN_DECODED_SIDE)
+        pixels = simplejpeg.decode_jpeg(
+            data,
+            colorspace="GRAY" if grey else "RGB",
+            strict=True,
+            min_width=JPEG_MIN_DECODED_SIDE,
+            min_height=JPEG_MIN_DECODED_SIDE,
+        )
         orientation = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif()  # the header only
     except InvalidInput:
         raise
@@ -125,8 +134,8 @@ def _composite_on_black(rgba: np.ndarray) -> np.ndarray:
     4096 x 4096 image in float32 would take 256 MiB."""
     rgb = np.empty((*rgba.shape[:2], 3), np.uint8)
     for top in range(0, rgba.shape[0], ROWS_PER_BLOCK):
-        block = rgba[top:top + ROWS_PER_BLOCK].astype(np.float32)
-        rgb[top:top + ROWS_PER_BLOCK] = np.rint(block[..., :3] * (block[..., 3:] / 255.0))
+        block = rgba[top : top + ROWS_PER_BLOCK].astype(np.float32)
+        rgb[top : top + ROWS_PER_BLOCK] = np.rint(block[..., :3] * (block[..., 3:] / 255.0))
     return rgb
 
 

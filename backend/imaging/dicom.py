@@ -3,6 +3,7 @@
 Headers come from anyone: every number the decode depends on is parsed here, checked against
 the pixel data and the decode budget, and refused with a 4xx before pydicom allocates pixels.
 """
+
 import io
 import logging
 import math
@@ -70,7 +71,7 @@ def _check_inflated_size(data, limits):
     fp = io.BytesIO(data)
     read_preamble(fp, force=True)
     _read_file_meta_info(fp)
-    inflater, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[fp.tell():], 0
+    inflater, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[fp.tell() :], 0
     while not inflater.eof:  # bytes after the stream's end never inflate: stop there, not at the input's end
         inflated = inflater.decompress(pending, INFLATE_STEP)
         if not inflated:  # the input ran out before the stream's end; pydicom reports the damage
@@ -140,7 +141,7 @@ def _apply_per_value(pixels, display):
     table = display(np.arange(2 ** (8 * pixels.itemsize), dtype=index_type).view(pixels.dtype))
     flat, gray = np.ascontiguousarray(pixels).view(index_type).reshape(-1), np.empty(pixels.size, np.uint8)
     for start in range(0, flat.size, LOOKUP_BLOCK):  # blocks: indexing makes an 8-byte copy of its indices
-        gray[start:start + LOOKUP_BLOCK] = table[flat[start:start + LOOKUP_BLOCK]]
+        gray[start : start + LOOKUP_BLOCK] = table[flat[start : start + LOOKUP_BLOCK]]
     return gray.reshape(pixels.shape)
 
 
@@ -148,8 +149,10 @@ def _file_window(ds):
     """(width, level) the file carries, or None."""
     if "WindowCenter" not in ds or "WindowWidth" not in ds:
         return None
-    return (_number(ds, "WindowWidth", 1, 1e7, whole=False, several=True),
-            _number(ds, "WindowCenter", -1e7, 1e7, whole=False, several=True))
+    return (
+        _number(ds, "WindowWidth", 1, 1e7, whole=False, several=True),
+        _number(ds, "WindowCenter", -1e7, 1e7, whole=False, several=True),
+    )
 
 
 def _full_range(pixels, slope, intercept):
@@ -208,9 +211,11 @@ def _check_native_length(ds, samples_total, bits):
     except Exception as exc:
         raise InvalidInput("invalid_dicom", "Its pixel data could not be read.") from exc
     if actual not in (expected, expected + 1):  # + 1: the pad byte of an odd length
-        raise InvalidInput("invalid_dicom_header",
-                           f"The pixel data hold {actual} bytes, but Rows x Columns x SamplesPerPixel x "
-                           f"NumberOfFrames x BitsAllocated call for {expected}.")
+        raise InvalidInput(
+            "invalid_dicom_header",
+            f"The pixel data hold {actual} bytes, but Rows x Columns x SamplesPerPixel x "
+            f"NumberOfFrames x BitsAllocated call for {expected}.",
+        )
 
 
 def _decode_frame(ds, syntax, index):

@@ -1,4 +1,5 @@
 """What one decode may cost, checked from the header before any pixel is allocated."""
+
 from dataclasses import dataclass
 
 from backend.errors import InvalidInput

@@ -4,6 +4,7 @@ Papers' authors draw arrows, letters and outlines in colour on their CT figures;
 colour. The decoder paints such marks over from their surroundings before anything else sees the
 slice, so the model (in training and in serving) and the pictures get the same clean gray slice.
 """
+
 import cv2
 import numpy as np
 

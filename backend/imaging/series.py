@@ -7,6 +7,7 @@ row and column directions), else by SliceLocation, else by InstanceNumber; never
 series are often incomplete: a missing or empty SOPInstanceUID, no PatientName, UIDs that are not
 standard are all accepted; what no key can order is refused.
 """
+
 import io
 import math
 from dataclasses import dataclass, field
@@ -69,11 +70,18 @@ def read_header(data: bytes) -> Header | None:
     if rows is None or columns is None:  # a DICOMDIR, a report, a presentation state: no image
         return None
     return Header(
-        series_uid=_text(ds, "SeriesInstanceUID")[:MAX_UID * 2], study_uid=_text(ds, "StudyInstanceUID")[:MAX_UID * 2],
-        sop_uid=_text(ds, "SOPInstanceUID")[:MAX_UID * 2], modality=_text(ds, "Modality").upper()[:16],
-        series_description=_text(ds, "SeriesDescription")[:128], instance_number=_number(ds, "InstanceNumber", int),
-        position=_vector(ds, "ImagePositionPatient", 3), orientation=_vector(ds, "ImageOrientationPatient", 6),
-        slice_location=_number(ds, "SliceLocation", float), rows=rows, columns=columns)
+        series_uid=_text(ds, "SeriesInstanceUID")[: MAX_UID * 2],
+        study_uid=_text(ds, "StudyInstanceUID")[: MAX_UID * 2],
+        sop_uid=_text(ds, "SOPInstanceUID")[: MAX_UID * 2],
+        modality=_text(ds, "Modality").upper()[:16],
+        series_description=_text(ds, "SeriesDescription")[:128],
+        instance_number=_number(ds, "InstanceNumber", int),
+        position=_vector(ds, "ImagePositionPatient", 3),
+        orientation=_vector(ds, "ImageOrientationPatient", 6),
+        slice_location=_number(ds, "SliceLocation", float),
+        rows=rows,
+        columns=columns,
+    )
 
 
 def _text(ds, keyword) -> str:
@@ -134,10 +142,25 @@ def plan(upload: Upload, limits: StudyLimits, series_uid: str | None = None) -> 
         raise InvalidInput("mixed_slice_sizes", f"This one has slices of {found}.")
     ordered, ordered_by = order(slices)
     first = ordered[0].header
-    skipped = [{"series_uid": uid, "modality": group[0].header.modality, "slices": len(group),
-                "reason": _why_not(group, series_uid)} for uid, group in groups.items() if uid != chosen]
-    return Series(chosen, first.study_uid, first.modality, first.series_description, ordered,
-                  sorted(skipped, key=lambda s: -s["slices"]), ordered_by)
+    skipped = [
+        {
+            "series_uid": uid,
+            "modality": group[0].header.modality,
+            "slices": len(group),
+            "reason": _why_not(group, series_uid),
+        }
+        for uid, group in groups.items()
+        if uid != chosen
+    ]
+    return Series(
+        chosen,
+        first.study_uid,
+        first.modality,
+        first.series_description,
+        ordered,
+        sorted(skipped, key=lambda s: -s["slices"]),
+        ordered_by,
+    )
 
 
 def _is_ct(group: list[Slice]) -> bool:

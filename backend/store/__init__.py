@@ -1,4 +1,5 @@
 """Choose the store backend by configuration (STORE) and keep one per app."""
+
 from flask import current_app
 
 from backend.config import ConfigError, check_key_file, google_credentials

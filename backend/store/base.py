@@ -5,6 +5,7 @@ Documents go in and come out as the JSON-ready dicts the API serves: `id` (str),
 uid that created it) and `created_at` (ISO 8601 UTC string, e.g. "2026-11-24T10:00:00.123456Z")
 are always present. Reads and deletes take an `owner`: another owner's document is not there.
 """
+
 import base64
 import binascii
 import hashlib
@@ -67,7 +68,9 @@ class AnalysisStore:
         raise NotImplementedError
 
     def delete(self, analysis_id: str, owner: str | None = None) -> bool:
-        """Remove the document and its key record if it belongs to `owner` (None: anyone's); False when there was none."""
+        """Remove the document and its key record if it belongs to `owner` (None: anyone's).
+
+        False when there was none."""
         raise NotImplementedError
 
     # Studies (POST /studies): one document per study, beside the analyses, its job state included
@@ -81,8 +84,9 @@ class AnalysisStore:
         """The study, if it exists and belongs to `owner` (None: whoever owns it)."""
         raise NotImplementedError
 
-    def list_studies(self, limit: int, cursor: str | None = None, owner: str | None = None,
-                     study_uid: str | None = None) -> "tuple[list[dict], str | None]":
+    def list_studies(
+        self, limit: int, cursor: str | None = None, owner: str | None = None, study_uid: str | None = None
+    ) -> "tuple[list[dict], str | None]":
         """`owner`'s studies (None: everyone's), only those of the DICOM study `study_uid` when given, newest first
         (created_at, then id, both descending). Returns (items, next_cursor)."""
         raise NotImplementedError

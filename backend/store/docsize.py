@@ -6,6 +6,7 @@ values, maps the sum of their keys and values (no per-map overhead), a document 
 of its path's ids + 16, each document + 32. Measured against the emulator (tests/test_firestore_limits.py):
 an empty map or array counts 1 byte, which the published page leaves out.
 """
+
 from datetime import datetime
 
 FIRESTORE_MAX_DOC_BYTES = 1_048_576

@@ -3,6 +3,7 @@
 firebase_admin keeps apps in a process-wide registry, so each store gets a unique name and
 deletes its app on close; tests can then open and close stores freely.
 """
+
 import uuid
 
 import firebase_admin
@@ -29,8 +30,9 @@ def choose_credential(credentials_path: str | None, emulator: str | None) -> cre
 
 def open_app(project: str | None, credentials_path: str | None, emulator: str | None) -> firebase_admin.App:
     options = {"projectId": project} if project else {}
-    return firebase_admin.initialize_app(choose_credential(credentials_path, emulator), options,
-                                         name=f"analysis-store-{uuid.uuid4().hex}")
+    return firebase_admin.initialize_app(
+        choose_credential(credentials_path, emulator), options, name=f"analysis-store-{uuid.uuid4().hex}"
+    )
 
 
 def close_app(app: firebase_admin.App):

@@ -5,6 +5,7 @@ Built on firebase-admin (initialisation, credentials) with google-cloud-firestor
 the service core's document as is. Transient errors are retried with bounded exponential
 backoff; when Firestore stays unreachable past STORE_TIMEOUT_S, StoreUnavailable (503).
 """
+
 import contextlib
 from datetime import UTC, datetime
 
@@ -19,8 +20,12 @@ from backend.store import firebase_app
 from backend.store.base import AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor, preconditions_hold
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, stored_document_size
 
-TRANSIENT_ERRORS = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
-                    exceptions.Aborted, exceptions.ResourceExhausted)
+TRANSIENT_ERRORS = (
+    exceptions.ServiceUnavailable,
+    exceptions.DeadlineExceeded,
+    exceptions.Aborted,
+    exceptions.ResourceExhausted,
+)
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -43,8 +48,16 @@ def from_firestore(fields: dict) -> dict:
 class FirestoreStore(AnalysisStore):
     name = "firestore"
 
-    def __init__(self, project, credentials_path=None, database="(default)", collection="analyses",
-                 timeout_s=10.0, budget_bytes=FIRESTORE_MAX_DOC_BYTES, emulator=None):
+    def __init__(
+        self,
+        project,
+        credentials_path=None,
+        database="(default)",
+        collection="analyses",
+        timeout_s=10.0,
+        budget_bytes=FIRESTORE_MAX_DOC_BYTES,
+        emulator=None,
+    ):
         self.app = firebase_app.open_app(project, credentials_path, emulator)
         self.client = admin_firestore.client(self.app, database)
         self.collection_name = collection
@@ -54,15 +67,21 @@ class FirestoreStore(AnalysisStore):
         self.studies = self.client.collection(self.studies_name)
         self.timeout_s = timeout_s
         self.budget_bytes = min(budget_bytes, FIRESTORE_MAX_DOC_BYTES)
-        self.retry = Retry(predicate=if_exception_type(*TRANSIENT_ERRORS),
-                           initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s)
+        self.retry = Retry(
+            predicate=if_exception_type(*TRANSIENT_ERRORS), initial=0.1, maximum=1.0, multiplier=2.0, timeout=timeout_s
+        )
 
     @classmethod
     def from_config(cls, config):
-        return cls(project=config["GOOGLE_CLOUD_PROJECT"], credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
-                   database=config["FIRESTORE_DATABASE"], collection=config["FIRESTORE_COLLECTION"],
-                   timeout_s=config["STORE_TIMEOUT_S"], budget_bytes=config["DOC_BUDGET_BYTES"],
-                   emulator=config["FIRESTORE_EMULATOR_HOST"])
+        return cls(
+            project=config["GOOGLE_CLOUD_PROJECT"],
+            credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
+            database=config["FIRESTORE_DATABASE"],
+            collection=config["FIRESTORE_COLLECTION"],
+            timeout_s=config["STORE_TIMEOUT_S"],
+            budget_bytes=config["DOC_BUDGET_BYTES"],
+            emulator=config["FIRESTORE_EMULATOR_HOST"],
+        )
 
     @contextlib.contextmanager
     def _reaching_firestore(self, action):
@@ -78,7 +97,9 @@ class FirestoreStore(AnalysisStore):
     def create(self, doc: dict, key=None) -> dict:
         size = stored_document_size(self.collection_name, doc)
         if size > self.budget_bytes:
-            raise DocumentTooLarge(f"analysis {doc['id']} is {size} bytes in Firestore; the budget is {self.budget_bytes}")
+            raise DocumentTooLarge(
+                f"analysis {doc['id']} is {size} bytes in Firestore; the budget is {self.budget_bytes}"
+            )
         batch = self.client.batch()  # one atomic write: the key record and the document, or neither
         if key is not None:
             batch.create(self.keys.document(key.record_id), {"request": key.request, "analysis_id": doc["id"]})
@@ -113,8 +134,11 @@ class FirestoreStore(AnalysisStore):
         query = self.collection
         if owner is not None:  # served by the composite index (owner, created_at DESC) in firestore.indexes.json
             query = query.where(filter=FieldFilter("owner", "==", owner))
-        query = (query.order_by("created_at", direction=Query.DESCENDING)
-                 .order_by("__name__", direction=Query.DESCENDING).limit(limit + 1))
+        query = (
+            query.order_by("created_at", direction=Query.DESCENDING)
+            .order_by("__name__", direction=Query.DESCENDING)
+            .limit(limit + 1)
+        )
         if cursor:
             created_at, analysis_id = decode_cursor(cursor)
             query = query.start_after([to_timestamp(created_at), analysis_id])
@@ -162,8 +186,11 @@ class FirestoreStore(AnalysisStore):
         for name, value in (("owner", owner), ("study_uid", study_uid)):
             if value is not None:  # served by the composite indexes in firestore.indexes.json
                 query = query.where(filter=FieldFilter(name, "==", value))
-        query = (query.order_by("created_at", direction=Query.DESCENDING)
-                 .order_by("__name__", direction=Query.DESCENDING).limit(limit + 1))
+        query = (
+            query.order_by("created_at", direction=Query.DESCENDING)
+            .order_by("__name__", direction=Query.DESCENDING)
+            .limit(limit + 1)
+        )
         if cursor:
             created_at, study_id = decode_cursor(cursor)
             query = query.start_after([to_timestamp(created_at), study_id])

@@ -5,6 +5,7 @@ after every operation (closing the last connection to a WAL database checkpoints
 that cost more than the write itself). WAL mode and a busy timeout let several processes
 read and write.
 """
+
 import contextlib
 import json
 import sqlite3
@@ -87,12 +88,16 @@ class SQLiteStore(AnalysisStore):
     def create(self, doc, key=None):
         with self._connect() as db:
             if key is not None:  # the insert takes the write lock: a racing twin waits, then finds the key
-                inserted = db.execute("INSERT OR IGNORE INTO idempotency_keys (record_id, request, analysis_id) "
-                                      "VALUES (?, ?, ?)", (key.record_id, key.request, doc["id"])).rowcount
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys (record_id, request, analysis_id) VALUES (?, ?, ?)",
+                    (key.record_id, key.request, doc["id"]),
+                ).rowcount
                 if not inserted:
                     return self._find_by_key(db, key)
-            db.execute("INSERT INTO analyses (id, created_at, document, owner) VALUES (?, ?, ?, ?)",
-                       (doc["id"], doc["created_at"], json.dumps(doc), doc["owner"]))
+            db.execute(
+                "INSERT INTO analyses (id, created_at, document, owner) VALUES (?, ?, ?, ?)",
+                (doc["id"], doc["created_at"], json.dumps(doc), doc["owner"]),
+            )
         return doc
 
     def find_by_key(self, key):
@@ -100,8 +105,9 @@ class SQLiteStore(AnalysisStore):
             return self._find_by_key(db, key)
 
     def _find_by_key(self, db, key):
-        row = db.execute("SELECT request, analysis_id FROM idempotency_keys WHERE record_id = ?",
-                         (key.record_id,)).fetchone()
+        row = db.execute(
+            "SELECT request, analysis_id FROM idempotency_keys WHERE record_id = ?", (key.record_id,)
+        ).fetchone()
         if row is None:
             return None
         if row[0] != key.request:
@@ -114,8 +120,10 @@ class SQLiteStore(AnalysisStore):
 
     @staticmethod
     def _get(db, analysis_id, owner=None):
-        row = db.execute("SELECT document, owner FROM analyses WHERE id = ? AND (? IS NULL OR owner = ?)",
-                         (analysis_id, owner, owner)).fetchone()
+        row = db.execute(
+            "SELECT document, owner FROM analyses WHERE id = ? AND (? IS NULL OR owner = ?)",
+            (analysis_id, owner, owner),
+        ).fetchone()
         return document(row) if row else None
 
     def list(self, limit, cursor=None, owner=None):
@@ -129,8 +137,10 @@ class SQLiteStore(AnalysisStore):
             params += [created_at, analysis_id]
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._connect() as db:
-            rows = db.execute(f"SELECT document, owner FROM analyses{where} ORDER BY created_at DESC, id DESC LIMIT ?",
-                              params + [limit + 1]).fetchall()
+            rows = db.execute(
+                f"SELECT document, owner FROM analyses{where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                params + [limit + 1],
+            ).fetchall()
         items = [document(row) for row in rows[:limit]]
         return items, (encode_cursor(items[-1]) if len(rows) > limit else None)
 
@@ -143,10 +153,17 @@ class SQLiteStore(AnalysisStore):
 
     def create_study(self, doc):
         with self._connect() as db:
-            db.execute("INSERT INTO studies (id, created_at, owner, study_uid, status, document) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (doc["id"], doc["created_at"], doc["owner"], doc.get("study_uid") or "", doc["status"],
-                        json.dumps(doc)))
+            db.execute(
+                "INSERT INTO studies (id, created_at, owner, study_uid, status, document) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    doc["id"],
+                    doc["created_at"],
+                    doc["owner"],
+                    doc.get("study_uid") or "",
+                    doc["status"],
+                    json.dumps(doc),
+                ),
+            )
         return doc
 
     def get_study(self, study_id, owner=None):
@@ -155,8 +172,9 @@ class SQLiteStore(AnalysisStore):
 
     @staticmethod
     def _get_study(db, study_id, owner=None):
-        row = db.execute("SELECT document FROM studies WHERE id = ? AND (? IS NULL OR owner = ?)",
-                         (study_id, owner, owner)).fetchone()
+        row = db.execute(
+            "SELECT document FROM studies WHERE id = ? AND (? IS NULL OR owner = ?)", (study_id, owner, owner)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
     def list_studies(self, limit, cursor=None, owner=None, study_uid=None):
@@ -171,8 +189,9 @@ class SQLiteStore(AnalysisStore):
             params += [created_at, study_id]
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._connect() as db:
-            rows = db.execute(f"SELECT document FROM studies{where} ORDER BY created_at DESC, id DESC LIMIT ?",
-                              params + [limit + 1]).fetchall()
+            rows = db.execute(
+                f"SELECT document FROM studies{where} ORDER BY created_at DESC, id DESC LIMIT ?", params + [limit + 1]
+            ).fetchall()
         items = [json.loads(row[0]) for row in rows[:limit]]
         return items, (encode_cursor(items[-1]) if len(rows) > limit else None)
 
@@ -183,19 +202,26 @@ class SQLiteStore(AnalysisStore):
             if doc is None or not preconditions_hold(doc, expect):
                 return None
             doc = {**doc, **changes}
-            db.execute("UPDATE studies SET status = ?, document = ? WHERE id = ?",
-                       (doc["status"], json.dumps(doc), study_id))
+            db.execute(
+                "UPDATE studies SET status = ?, document = ? WHERE id = ?", (doc["status"], json.dumps(doc), study_id)
+            )
         return doc
 
     def delete_study(self, study_id, owner=None):
         with self._connect() as db:
-            return db.execute("DELETE FROM studies WHERE id = ? AND (? IS NULL OR owner = ?)",
-                              (study_id, owner, owner)).rowcount > 0
+            return (
+                db.execute(
+                    "DELETE FROM studies WHERE id = ? AND (? IS NULL OR owner = ?)", (study_id, owner, owner)
+                ).rowcount
+                > 0
+            )
 
     def unfinished_studies(self, limit=100):
         with self._connect() as db:
-            rows = db.execute("SELECT document FROM studies WHERE status IN ('queued', 'running') "
-                              "ORDER BY created_at LIMIT ?", (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT document FROM studies WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT ?",
+                (limit,),
+            ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
     def close(self):

@@ -1,5 +1,6 @@
 """Studies run in the background, by the queue STUDY_QUEUE names: `local` (threads in the service process, the
 default) or `pubsub` (Cloud Pub/Sub and `python -m backend worker` processes). One queue per app."""
+
 import atexit
 import threading
 

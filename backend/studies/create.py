@@ -5,6 +5,7 @@ Top to bottom: the files' headers (choose, check and order the series), then the
 objects in slice order and the document (`record_study`), then the study handed to the queue. When the
 queue does not take it, the study is removed again and the caller gets a 503.
 """
+
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,9 +32,19 @@ def check_parameters(window: str, series_uid: str | None):
         raise InvalidInput("invalid_series_uid")
 
 
-def create_study(stores: Stores, queue, classifier, owner: str, upload: Upload, *, filename: str,
-                 window: str = "lung", series_uid: str | None = None, limits: StudyLimits | None = None,
-                 **extra) -> dict:
+def create_study(
+    stores: Stores,
+    queue,
+    classifier,
+    owner: str,
+    upload: Upload,
+    *,
+    filename: str,
+    window: str = "lung",
+    series_uid: str | None = None,
+    limits: StudyLimits | None = None,
+    **extra,
+) -> dict:
     """A new study, queued; returns its stored document. InvalidInput for what cannot become a study."""
     if stores.images is None:
         raise Unavailable("studies_need_image_store")
@@ -42,25 +53,43 @@ def create_study(stores: Stores, queue, classifier, owner: str, upload: Upload, 
     series = plan(upload, limits, series_uid)
     study_id = uuid.uuid4().hex
     doc = {
-        "id": study_id, "owner": owner, "created_at": now_iso(), "status": "queued",
+        "id": study_id,
+        "owner": owner,
+        "created_at": now_iso(),
+        "status": "queued",
         "progress": {"done": 0, "total": len(series.slices)},
-        "filename": filename, "study_uid": series.study_uid, "series_uid": series.series_uid,
-        "series_description": series.description, "modality": series.modality or "CT",
-        "slice_count": len(series.slices), "ordered_by": series.ordered_by, "parameters": {"window": window},
+        "filename": filename,
+        "study_uid": series.study_uid,
+        "series_uid": series.series_uid,
+        "series_description": series.description,
+        "modality": series.modality or "CT",
+        "slice_count": len(series.slices),
+        "ordered_by": series.ordered_by,
+        "parameters": {"window": window},
         "model": {"name": classifier.name, "version": classifier.version},
-        "skipped_series": series.skipped_series, "skipped_files": upload.skipped,
-        "skipped_file_count": upload.skipped_count, **extra,
-        "attempts": 0, "lease_owner": None, "lease_until": None,
-        "slice_table": {"instance_number": [s.header.instance_number for s in series.slices],
-                        "sop_instance_uid": [s.header.sop_uid for s in series.slices],
-                        "z": [None if s.z is None else round(s.z, 3) for s in series.slices]},
+        "skipped_series": series.skipped_series,
+        "skipped_files": upload.skipped,
+        "skipped_file_count": upload.skipped_count,
+        **extra,
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_until": None,
+        "slice_table": {
+            "instance_number": [s.header.instance_number for s in series.slices],
+            "sop_instance_uid": [s.header.sop_uid for s in series.slices],
+            "z": [None if s.z is None else round(s.z, 3) for s in series.slices],
+        },
     }
 
     def chunks():
         for start in range(0, len(series.slices), CHUNK):
-            yield [({"path": objects.dicom_path(owner, study_id, index), "content_type": "application/dicom"},
-                    series.slices[index].member.read())
-                   for index in range(start, min(start + CHUNK, len(series.slices)))]
+            yield [
+                (
+                    {"path": objects.dicom_path(owner, study_id, index), "content_type": "application/dicom"},
+                    series.slices[index].member.read(),
+                )
+                for index in range(start, min(start + CHUNK, len(series.slices)))
+            ]
 
     saved = record_study(stores, doc, chunks())
     try:
@@ -71,14 +100,29 @@ def create_study(stores: Stores, queue, classifier, owner: str, upload: Upload, 
     return saved
 
 
-def create_received(stores: Stores, queue, classifier, owner: str, files: list[tuple[str, Callable[[], bytes]]], *,
-                    source: dict, limits: StudyLimits | None = None) -> dict:
+def create_received(
+    stores: Stores,
+    queue,
+    classifier,
+    owner: str,
+    files: list[tuple[str, Callable[[], bytes]]],
+    *,
+    source: dict,
+    limits: StudyLimits | None = None,
+) -> dict:
     """A study of one series a DICOM node sent: `files` are its instances (a name and a way to read the bytes:
     already received and checked, kept or in memory), `source` how they came ({protocol, calling_ae})."""
     sender = f" from {source['calling_ae']}" if source.get("calling_ae") else ""
-    return create_study(stores, queue, classifier, owner, Upload([Member(name, read) for name, read in files]),
-                        filename=f"{len(files)} instances by {source['protocol']}{sender}", limits=limits,
-                        source=source)
+    return create_study(
+        stores,
+        queue,
+        classifier,
+        owner,
+        Upload([Member(name, read) for name, read in files]),
+        filename=f"{len(files)} instances by {source['protocol']}{sender}",
+        limits=limits,
+        source=source,
+    )
 
 
 def remove_study(stores: Stores, doc: dict) -> bool:

@@ -6,6 +6,7 @@ and then every half lease, resumes what a stopped or killed process left (queued
 whose lease expired). Several processes (gunicorn workers, instances on one store) may scan and submit the
 same study: the claim lets one of them run it.
 """
+
 import logging
 import queue
 import threading
@@ -41,8 +42,9 @@ class LocalQueue(StudyQueue):
                 return
             self.pending.add(study_id)
             if not self.threads:
-                self.threads = [threading.Thread(target=self._work, name=f"study-{n}", daemon=True)
-                                for n in range(self.workers)]
+                self.threads = [
+                    threading.Thread(target=self._work, name=f"study-{n}", daemon=True) for n in range(self.workers)
+                ]
                 for thread in self.threads:
                     thread.start()
         self.waiting.put(study_id)

@@ -11,6 +11,7 @@ claims the study once the lease has run out.
 
 PUBSUB_EMULATOR_HOST points the client library at the official emulator (the tests use it).
 """
+
 import contextlib
 import json
 import logging
@@ -73,8 +74,9 @@ class PubSubQueue(StudyQueue):
             if not self._topic_checked:
                 ensure_topic(self.publisher, self.topic)
                 subscriber = _pubsub().SubscriberClient()
-                ensure_subscription(subscriber, subscription_path(self.config), self.topic,
-                                    self.config["PUBSUB_ACK_DEADLINE_S"])
+                ensure_subscription(
+                    subscriber, subscription_path(self.config), self.topic, self.config["PUBSUB_ACK_DEADLINE_S"]
+                )
                 subscriber.close()
                 self._topic_checked = True
             self.publisher.publish(self.topic, json.dumps({"study_id": study_id}).encode()).result(self.timeout_s)
@@ -135,17 +137,25 @@ class Worker:
         if outcome in (runner.DONE, runner.SKIPPED, runner.LOST):
             self.subscriber.acknowledge(subscription=self.subscription, ack_ids=[ack_id])
         else:  # BUSY: after the holder's lease (then redelivered); STOPPED: now, to another worker
-            delay = 0 if outcome == runner.STOPPED else min(MAX_ACK_EXTENSION_S, max(
-                10, int(runner.lease_left_s(doc) + 1) if doc else int(self.settings.lease_s)))
-            self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=[ack_id],
-                                                ack_deadline_seconds=delay)
+            delay = (
+                0
+                if outcome == runner.STOPPED
+                else min(
+                    MAX_ACK_EXTENSION_S,
+                    max(10, int(runner.lease_left_s(doc) + 1) if doc else int(self.settings.lease_s)),
+                )
+            )
+            self.subscriber.modify_ack_deadline(
+                subscription=self.subscription, ack_ids=[ack_id], ack_deadline_seconds=delay
+            )
 
     def _extend(self, ack_id: str, done: threading.Event):
         """While the study runs: the message's ack deadline, pushed back every third of it."""
         while not done.wait(self.ack_deadline_s / 3):
             try:
-                self.subscriber.modify_ack_deadline(subscription=self.subscription, ack_ids=[ack_id],
-                                                    ack_deadline_seconds=self.ack_deadline_s)
+                self.subscriber.modify_ack_deadline(
+                    subscription=self.subscription, ack_ids=[ack_id], ack_deadline_seconds=self.ack_deadline_s
+                )
             except exceptions.GoogleAPICallError as exc:
                 log.warning("could not extend the ack deadline: %s", exc)
 

@@ -9,6 +9,7 @@ pending, then sent or failed and why. What is sent is read back from the objects
 very instances the service serves. Their UIDs follow from the study id: a study resumed by another worker
 makes the same instances (the objects are create-only, so the first ones stay).
 """
+
 import io
 import logging
 from dataclasses import dataclass
@@ -61,20 +62,24 @@ def render(stores, doc: dict, settings: Settings) -> tuple[list[tuple[dict, byte
         keys = [key["index"] for key in view.get("key_slices", [])]
         headers = _headers(stores, doc, sorted({0, *keys}))
         sr = report.structured_report(view, headers)
-        overlays = {index: stores.images.get(objects.slice_path(doc["owner"], doc["id"], index, "heatmap.jpg"))
-                    for index in keys}
+        overlays = {
+            index: stores.images.get(objects.slice_path(doc["owner"], doc["id"], index, "heatmap.jpg"))
+            for index in keys
+        }
         images = keyimages.key_images(view, headers, {i: data for i, data in overlays.items() if data})
-        written = [(SR, encode(sr))] + [(key_image_name(rank), encode(image))
-                                        for rank, image in enumerate(images, 1)]
+        written = [(SR, encode(sr))] + [(key_image_name(rank), encode(image)) for rank, image in enumerate(images, 1)]
     except Exception:
         log.exception("study %s: its DICOM results could not be made", doc["id"])
         return [], {}
-    fields = {"dicom_results": {"sr": str(sr.SOPInstanceUID),
-                                "key_images": [str(image.SOPInstanceUID) for image in images]}}
+    fields = {
+        "dicom_results": {"sr": str(sr.SOPInstanceUID), "key_images": [str(image.SOPInstanceUID) for image in images]}
+    }
     if settings.to:
         fields["results_delivery"] = send.pending(parse_destination(settings.to)).as_dict()
-    return [({"path": objects.results_path(doc["owner"], doc["id"], name), "content_type": "application/dicom"},
-             data) for name, data in written], fields
+    return [
+        ({"path": objects.results_path(doc["owner"], doc["id"], name), "content_type": "application/dicom"}, data)
+        for name, data in written
+    ], fields
 
 
 def _headers(stores, doc: dict, indexes: list[int]) -> dict[int, pydicom.Dataset]:

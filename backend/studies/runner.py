@@ -8,6 +8,7 @@ worker died is `running` with a lease that expires, and is claimed again by the 
 study is marked `failed` (study_interrupted) instead of being tried forever. A finished study (`done` or
 `failed`) is never analysed again: a redelivered message is acknowledged and skipped.
 """
+
 import logging
 import os
 import socket
@@ -44,9 +45,16 @@ class Settings:
 
     @classmethod
     def from_config(cls, config, cores: int):
-        return cls(max(1, config["STUDY_BATCH_SIZE"]), config["STUDY_LEASE_S"], config["STUDY_MAX_ATTEMPTS"],
-                   cores, Limits.from_config(config), f"{config['FIRESTORE_COLLECTION']}-studies",
-                   config["DOC_BUDGET_BYTES"], dicom_results.Settings.from_config(config))
+        return cls(
+            max(1, config["STUDY_BATCH_SIZE"]),
+            config["STUDY_LEASE_S"],
+            config["STUDY_MAX_ATTEMPTS"],
+            cores,
+            Limits.from_config(config),
+            f"{config['FIRESTORE_COLLECTION']}-studies",
+            config["DOC_BUDGET_BYTES"],
+            dicom_results.Settings.from_config(config),
+        )
 
 
 def worker_name() -> str:
@@ -80,15 +88,31 @@ def claim(stores: Stores, study_id: str, settings: Settings, worker: str) -> tup
     read = {"status": doc["status"], "lease_owner": doc.get("lease_owner"), "attempts": doc.get("attempts", 0)}
     if doc.get("attempts", 0) >= settings.max_attempts:
         error = ServiceError("study_interrupted", attempts=doc["attempts"])
-        stores.documents.update_study(study_id, {"status": "failed", "lease_owner": None, "lease_until": None,
-                                                 "error": {"error": error.code, "message": error.message}}, read)
+        stores.documents.update_study(
+            study_id,
+            {
+                "status": "failed",
+                "lease_owner": None,
+                "lease_until": None,
+                "error": {"error": error.code, "message": error.message},
+            },
+            read,
+        )
         log.warning("study %s given up after %d attempts", study_id, doc["attempts"])
         return SKIPPED, None
     token = f"{worker}:{uuid.uuid4().hex[:8]}"
     claimed = stores.documents.update_study(
-        study_id, {"status": "running", "lease_owner": token, "lease_until": _lease(settings),
-                   "attempts": doc.get("attempts", 0) + 1, "progress": {"done": 0, "total": doc["slice_count"]},
-                   "started_at": now_iso()}, read)
+        study_id,
+        {
+            "status": "running",
+            "lease_owner": token,
+            "lease_until": _lease(settings),
+            "attempts": doc.get("attempts", 0) + 1,
+            "progress": {"done": 0, "total": doc["slice_count"]},
+            "started_at": now_iso(),
+        },
+        read,
+    )
     if claimed is None:  # another worker claimed it between the read and the write
         return BUSY, stores.documents.get_study(study_id)
     return "claimed", claimed
@@ -98,8 +122,9 @@ def _lease(settings: Settings) -> str:
     return _utc(settings.lease_s).isoformat()
 
 
-def run(stores: Stores, classifier, study_id: str, settings: Settings, worker: str,
-        stop: threading.Event | None = None) -> tuple[str, dict | None]:
+def run(
+    stores: Stores, classifier, study_id: str, settings: Settings, worker: str, stop: threading.Event | None = None
+) -> tuple[str, dict | None]:
     """Claim and analyse the study. Returns (outcome, document): DONE (done or failed), SKIPPED (finished or
     gone: nothing to do), BUSY (another worker holds it; try again after its lease), STOPPED (`stop` was set: the
     study is queued again for another worker) or LOST (its lease was taken over, or it was deleted)."""
@@ -117,9 +142,17 @@ def run(stores: Stores, classifier, study_id: str, settings: Settings, worker: s
             return _release(stores, study_id, mine)
         log.exception("study %s failed", study_id)
         error = exc if isinstance(exc, ServiceError) and exc.status < 500 else ServiceError("study_failed")
-        failed = stores.documents.update_study(study_id, {
-            "status": "failed", "lease_owner": None, "lease_until": None, "finished_at": now_iso(),
-            "error": {"error": error.code, "message": error.message}}, mine)
+        failed = stores.documents.update_study(
+            study_id,
+            {
+                "status": "failed",
+                "lease_owner": None,
+                "lease_until": None,
+                "finished_at": now_iso(),
+                "error": {"error": error.code, "message": error.message},
+            },
+            mine,
+        )
         return (DONE, failed) if failed else (LOST, None)
 
 
@@ -131,8 +164,11 @@ def _analyse(stores, classifier, doc, settings: Settings, mine: dict, stop: thre
         return stores.images.get(objects.dicom_path(owner, study_id, index)) or b""
 
     def after_batch(done, results):
-        written = [({"path": objects.slice_path(owner, study_id, outcome.index, name), "content_type": "image/jpeg"},
-                    data) for outcome, jpegs, _ in results for name, data in (jpegs or {}).items()]
+        written = [
+            ({"path": objects.slice_path(owner, study_id, outcome.index, name), "content_type": "image/jpeg"}, data)
+            for outcome, jpegs, _ in results
+            for name, data in (jpegs or {}).items()
+        ]
         progress = {"progress": {"done": done, "total": total}, "lease_until": _lease(settings)}
         if record_study_progress(stores, study_id, written, progress, mine) is None:
             log.warning("study %s: lease lost or study deleted; stopping", study_id)
@@ -144,8 +180,17 @@ def _analyse(stores, classifier, doc, settings: Settings, mine: dict, stop: thre
         return True
 
     with core_pool(settings.cores) as pool:
-        answer = analyse_series(read, total, classifier, doc["parameters"]["window"], settings.limits, pool,
-                                settings.cores, settings.batch_size, after_batch)
+        answer = analyse_series(
+            read,
+            total,
+            classifier,
+            doc["parameters"]["window"],
+            settings.limits,
+            pool,
+            settings.cores,
+            settings.batch_size,
+            after_batch,
+        )
     if answer is None:
         return ended[0]
     return DONE, _finish(stores, doc, answer, settings, mine)
@@ -156,31 +201,51 @@ def _release(stores, study_id, mine):
     doc = stores.documents.get_study(study_id)
     if doc is None:
         return LOST, None
-    released = stores.documents.update_study(study_id, {
-        "status": "queued", "lease_owner": None, "lease_until": None,
-        "attempts": max(0, doc.get("attempts", 1) - 1)}, mine)
+    released = stores.documents.update_study(
+        study_id,
+        {"status": "queued", "lease_owner": None, "lease_until": None, "attempts": max(0, doc.get("attempts", 1) - 1)},
+        mine,
+    )
     return STOPPED, released
 
 
 def _finish(stores, doc, answer: StudyAnswer, settings: Settings, mine: dict) -> dict | None:
     decoded = [o for o in answer.outcomes if o.error is None]
-    table = {**doc["slice_table"],
-             "probability": [o.probability for o in answer.outcomes],
-             "label": [o.label for o in answer.outcomes],
-             "assessable": [o.assessable for o in answer.outcomes],
-             "reason": [o.reason for o in answer.outcomes],
-             "error": [o.error for o in answer.outcomes]}
+    table = {
+        **doc["slice_table"],
+        "probability": [o.probability for o in answer.outcomes],
+        "label": [o.label for o in answer.outcomes],
+        "assessable": [o.assessable for o in answer.outcomes],
+        "reason": [o.reason for o in answer.outcomes],
+        "error": [o.error for o in answer.outcomes],
+    }
     if not decoded:
         error = ServiceError("no_decodable_slice", f"The first slice's error: {answer.outcomes[0].error}.")
-        return stores.documents.update_study(doc["id"], {
-            "status": "failed", "lease_owner": None, "lease_until": None, "finished_at": now_iso(),
-            "slice_table": table, "error": {"error": error.code, "message": error.message}}, mine)
+        return stores.documents.update_study(
+            doc["id"],
+            {
+                "status": "failed",
+                "lease_owner": None,
+                "lease_until": None,
+                "finished_at": now_iso(),
+                "slice_table": table,
+                "error": {"error": error.code, "message": error.message},
+            },
+            mine,
+        )
     prediction = answer.prediction()
     findings, recommendations = describe_study(answer, prediction, doc["slice_table"]["z"])
-    changes = {"status": "done", "lease_owner": None, "lease_until": None, "finished_at": now_iso(),
-               "progress": {"done": doc["slice_count"], "total": doc["slice_count"]},
-               "prediction": prediction, "slice_table": table, "findings": findings,
-               "recommendations": recommendations}
+    changes = {
+        "status": "done",
+        "lease_owner": None,
+        "lease_until": None,
+        "finished_at": now_iso(),
+        "progress": {"done": doc["slice_count"], "total": doc["slice_count"]},
+        "prediction": prediction,
+        "slice_table": table,
+        "findings": findings,
+        "recommendations": recommendations,
+    }
     sized = fit_key_slices({**doc, **changes}, answer.key_candidates(), settings.collection, settings.budget_bytes)
     changes["key_slices"] = sized["key_slices"]
     written, fields = dicom_results.render(stores, {**doc, **changes}, settings.dicom)  # the SR and key images

@@ -4,6 +4,7 @@
 URLs. Every image is encoded once from decoded pixels in memory; nothing is decoded and
 re-encoded to make a thumbnail.
 """
+
 import base64
 import binascii
 
