@@ -17,7 +17,9 @@ pytest_plugins = [
 
 @pytest.fixture
 def app(tmp_path):
-    return create_app({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data"), "TESTING": True})
+    app = create_app({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data"), "TESTING": True})
+    yield app
+    app.extensions["study_queue"].close()  # its threads would go on scanning a deleted store
 
 
 @pytest.fixture
