@@ -202,4 +202,6 @@ def test_sweep_keeps_a_studys_objects_and_removes_orphaned_ones(tmp_path, monkey
     assert cli.main(["sweep"]) == 0
     assert capsys.readouterr().out.splitlines() == ["studies/local/gone-study/dicom/00000.dcm"]
     kept = sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file())
-    assert len(kept) == 2 + 2 * 2 and all(study["id"] in path for path in kept)
+    answer = client.get(f"/studies/{study['id']}").get_json()
+    results = 1 + len(answer["key_slices"])  # the SR and a key image per key slice
+    assert len(kept) == 2 + 2 * 2 + results and all(study["id"] in path for path in kept)
