@@ -8,6 +8,7 @@ the slice's frame, input check); one network's Grad-CAM (forward + backward) for
 the same `predict` with the 1.x CTNet architecture (random weights: speed does not depend on them).
 Median milliseconds and ratios against the 1.x `predict`; no assertions.
 """
+
 import argparse
 from pathlib import Path
 
@@ -44,12 +45,16 @@ def main():
             index = int(network(x).argmax())  # Grad-CAM needs the class first, then a pass with gradients
         grad_cam(network, x, index)
 
-    rows = [("1.x CTNet: Classifier.predict (baseline)", median_ms(lambda: baseline.predict(gray), args.repeats)),
-            ("one network: plain forward (inference_mode)", median_ms(plain, args.repeats)),
-            ("Classifier.predict: everything served", median_ms(lambda: classifier.predict(gray), args.repeats)),
-            ("one network: Grad-CAM, forward + backward", median_ms(gradcam, args.repeats))]
-    print(f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), 512x512 slice, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    rows = [
+        ("1.x CTNet: Classifier.predict (baseline)", median_ms(lambda: baseline.predict(gray), args.repeats)),
+        ("one network: plain forward (inference_mode)", median_ms(plain, args.repeats)),
+        ("Classifier.predict: everything served", median_ms(lambda: classifier.predict(gray), args.repeats)),
+        ("one network: Grad-CAM, forward + backward", median_ms(gradcam, args.repeats)),
+    ]
+    print(
+        f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), 512x512 slice, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     base = rows[0][1]
     for name, ms in rows:
         print(f"  {name:<44} {ms:8.2f} ms  x{ms / base:.2f}")

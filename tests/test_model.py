@@ -1,5 +1,6 @@
 """The served classifier: CAM = Grad-CAM up to scale, calibrated probabilities, the threshold, the shared
 preprocessing, and the committed weights with their recorded numbers."""
+
 import io
 import json
 import re
@@ -12,13 +13,13 @@ import torch
 from PIL import Image
 
 from backend.config import DEFAULT_MODEL_PATH
+from backend.imaging import lungfield
 from backend.imaging.decode import decode_image
+from backend.imaging.marks import neutralise_colour_marks
 from backend.ml import calibration, data
 from backend.ml.classifier import NO_LUNG_FIELD, NOT_CHEST_CT, Classifier, not_assessable_reason
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
-from backend.imaging.marks import neutralise_colour_marks
-from backend.imaging import lungfield
 from backend.ml.preprocess import INPUT_SIZE, LABELS, to_input
 from backend.ml.report import out_of_fold
 from tests.fixtures.data import covid_ct_dir, sars_cov_2_ct_dir
@@ -65,8 +66,11 @@ def randomised(network):
 
 @pytest.mark.parametrize("weights", ["committed", "random lite0", "random ctnet"])
 def test_cam_equals_gradcam_up_to_scale(weights, classifier):
-    network = {"committed": lambda: classifier.members[0], "random lite0": lambda: randomised(EfficientNetLite0()),
-               "random ctnet": lambda: randomised(CTNet())}[weights]()
+    network = {
+        "committed": lambda: classifier.members[0],
+        "random lite0": lambda: randomised(EfficientNetLite0()),
+        "random ctnet": lambda: randomised(CTNet()),
+    }[weights]()
     x = torch.stack([to_input(gray)[0] for gray in slices()])
     with torch.inference_mode():
         _, features = network.forward_with_features(x)
@@ -98,7 +102,7 @@ def test_cam_averages_to_the_logit_and_sits_on_the_body(classifier):
         assert frame.shape[0] / frame.shape[1] == pytest.approx(gray.shape[0] / gray.shape[1], rel=0.05)
         s = min(1.0, 112 / max(gray.shape))  # cam_to_slice's default size
         outside = np.ones(frame.shape, bool)
-        outside[round(top * s):round(bottom * s), round(left * s):round(right * s)] = False
+        outside[round(top * s) : round(bottom * s), round(left * s) : round(right * s)] = False
         assert (frame[outside] == 0).all() and frame[~outside].std() > 0
 
 
@@ -129,9 +133,9 @@ def test_the_compiled_pass_computes_what_the_modules_do(classifier):
     check = classifier.input_check
     with torch.inference_mode():
         logits, features, embeddings = classifier.forward_pass(x)
-        tapped = classifier.members[0].features[:check.tap](x)
+        tapped = classifier.members[0].features[: check.tap](x)
         for m, member in enumerate(classifier.members):
-            assert torch.allclose(features[:, m], member.features[check.tap:](tapped), atol=1e-5)
+            assert torch.allclose(features[:, m], member.features[check.tap :](tapped), atol=1e-5)
         assert torch.allclose(logits, classifier.network(x), atol=1e-5)
         assert torch.allclose(embeddings, check.probe(tapped).mean(dim=(2, 3)), atol=1e-5)
     plain = Classifier(CTNet().eval(), "t", "1")  # no input check: no embeddings
@@ -145,7 +149,7 @@ def test_an_ensemble_answers_with_its_members_mean_logit_and_cam(classifier):
     members' means, and the CAM still averages to the (mean) logit."""
     check = classifier.input_check
     members = [classifier.members[0], fold_batchnorm(randomised(EfficientNetLite0()))]
-    members[1].features[:check.tap].load_state_dict(members[0].features[:check.tap].state_dict())
+    members[1].features[: check.tap].load_state_dict(members[0].features[: check.tap].state_dict())
     ensemble = Classifier(Ensemble(members), "t", "1", input_check=check, preprocessing=classifier.preprocessing)
     gray = slices(1)[0]
     x = to_input(gray, **classifier.preprocessing).input
@@ -168,16 +172,30 @@ def test_moving_the_threshold_moves_the_label(classifier):
     p_covid = classifier.predict(gray).probabilities["COVID"]
     network = classifier.network
     check = classifier.input_check
+
     def at(threshold):
-        return Classifier(network, "t", "1", temperature=classifier.temperature, threshold=threshold, input_check=check,
-                          preprocessing=classifier.preprocessing)
+        return Classifier(
+            network,
+            "t",
+            "1",
+            temperature=classifier.temperature,
+            threshold=threshold,
+            input_check=check,
+            preprocessing=classifier.preprocessing,
+        )
 
     low, high = at(p_covid - 1e-6), at(p_covid + 1e-6)
     assert low.predict(gray).label == "COVID" and high.predict(gray).label == "NonCOVID"
     assert low.predict(gray).probabilities == high.predict(gray).probabilities
     # A temperature above 1 pulls the probabilities towards 1/2 without changing their order.
-    soft = Classifier(network, "t", "1", temperature=classifier.temperature * 3, input_check=check,
-                      preprocessing=classifier.preprocessing)
+    soft = Classifier(
+        network,
+        "t",
+        "1",
+        temperature=classifier.temperature * 3,
+        input_check=check,
+        preprocessing=classifier.preprocessing,
+    )
     assert abs(soft.predict(gray).probabilities["COVID"] - 0.5) < abs(p_covid - 0.5)
 
 
@@ -275,9 +293,13 @@ def test_model_card_quotes_the_recorded_metrics():
     low, high = oof["ci95"]
     assert f"{oof['roc_auc']:.3f} (95 % CI {low:.3f}-{high:.3f})" in card
     point = oof["operating_point"]
-    for title, value in [("Threshold on P(COVID)", point["threshold"]), ("Sensitivity", point["sensitivity"]),
-                         ("Specificity", point["specificity"]), ("ECE before", oof["ece_before"]),
-                         ("ECE after", oof["ece_after"])]:
+    for title, value in [
+        ("Threshold on P(COVID)", point["threshold"]),
+        ("Sensitivity", point["sensitivity"]),
+        ("Specificity", point["specificity"]),
+        ("ECE before", oof["ece_before"]),
+        ("ECE after", oof["ece_after"]),
+    ]:
         assert re.search(rf"\| {re.escape(title)} \| {value:.3f} \|", card), title
     assert METRICS["command"] in card and all(command in card for command in CROSSVAL["commands"])
 
@@ -290,14 +312,16 @@ def test_cross_validation_folds_are_by_source_and_reproducible():
     for k, (_, held_out) in enumerate(folds):
         assert all(CROSSVAL["files"][items[i][0]]["fold"] == k for i in held_out)
     fold_of_source = {}
-    for group, entry in zip(groups, CROSSVAL["files"].values()):
+    for group, entry in zip(groups, CROSSVAL["files"].values(), strict=False):
         assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]  # one source, one fold
 
 
 def test_not_chest_ct_comes_before_no_lung_field():
     """The input check's verdict is the more basic one: a photo has no lung field either, but is first not CT."""
-    with_lungs, without = lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.3, None), \
-        lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.01, None)
+    with_lungs, without = (
+        lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.3, None),
+        lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.01, None),
+    )
     assert not_assessable_reason(True, with_lungs) is None
     assert not_assessable_reason(True, without) == NO_LUNG_FIELD
     assert not_assessable_reason(False, with_lungs) == not_assessable_reason(False, without) == NOT_CHEST_CT

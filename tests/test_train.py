@@ -1,6 +1,7 @@
 """Training smoke test: cross-validation (grouped and across sources) and the final training on small generated
 slices of two sources, deterministic, with loadable weights that carry their preprocessing, threshold,
 temperature and input check."""
+
 import copy
 import json
 
@@ -32,14 +33,31 @@ def make_folder(root, seed=0):
                 if label == "COVID":
                     cv2.circle(gray, (int(rng.choice([40, 88])), int(rng.integers(36, 60))), 8, 150, -1)
                 name = f"2020.0{source}.paper-p1-{k}.png" if label == "COVID" else f"{100 * source + k}.png"
-                cv2.imwrite(str(root / label / name), np.clip(gray + rng.normal(0, 6, gray.shape), 0, 255)
-                            .astype(np.uint8))
+                cv2.imwrite(
+                    str(root / label / name), np.clip(gray + rng.normal(0, 6, gray.shape), 0, 255).astype(np.uint8)
+                )
     return root
 
 
 def run_crossval(folders, out, cache, *options):
-    return crossval.main([*map(str, folders), "--out", str(out), "--folds", "2", "--epochs", "1", "--candidates",
-                          "lite0", "--threads", "2", "--cache", str(cache), *options])
+    return crossval.main(
+        [
+            *map(str, folders),
+            "--out",
+            str(out),
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--candidates",
+            "lite0",
+            "--threads",
+            "2",
+            "--cache",
+            str(cache),
+            *options,
+        ]
+    )
 
 
 def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
@@ -48,15 +66,28 @@ def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
     assert record["winner"] == "lite0" and record["candidates"]["lite0"]["folds_done"] == 2
     files = record["files"]
     fold_of_source = {}
-    for group, entry in zip(source_groups([(key, e["label"]) for key, e in files.items()]), files.values()):
+    for group, entry in zip(
+        source_groups([(key, e["label"]) for key, e in files.items()]), files.values(), strict=True
+    ):
         assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]
     assert len(record["candidates"]["lite0"]["logits"]) == len(files) == 48
 
     again = run_crossval(folders, tmp_path / "cv2.json", tmp_path / "cache2")  # no cache shared
     assert again["candidates"]["lite0"]["logits"] == record["candidates"]["lite0"]["logits"]
 
-    metrics = train.main([*map(str, folders), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
-                          "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    metrics = train.main(
+        [
+            *map(str, folders),
+            "--crossval",
+            str(tmp_path / "cv.json"),
+            "--out",
+            str(tmp_path / "w"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--threads",
+            "2",
+        ]
+    )
     on_disk = json.loads((tmp_path / "w" / "metrics.json").read_text())
     assert on_disk["out_of_fold"] == json.loads(json.dumps(metrics["out_of_fold"]))
     assert set(on_disk["out_of_fold"]["per_source"]) == {"one", "two"}
@@ -89,10 +120,36 @@ def test_cross_source_validation_trains_on_the_other_sources_and_scores_each_sou
 
 def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
     folders = [make_folder(tmp_path / "one")]
-    crossval.main([str(folders[0]), "--out", str(tmp_path / "cv.json"), "--folds", "2", "--epochs", "1",
-                   "--candidates", "v3-lungs-mix", "--threads", "2", "--cache", str(tmp_path / "cache")])
-    metrics = train.main([str(folders[0]), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
-                          "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    crossval.main(
+        [
+            str(folders[0]),
+            "--out",
+            str(tmp_path / "cv.json"),
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--candidates",
+            "v3-lungs-mix",
+            "--threads",
+            "2",
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
+    metrics = train.main(
+        [
+            str(folders[0]),
+            "--crossval",
+            str(tmp_path / "cv.json"),
+            "--out",
+            str(tmp_path / "w"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--threads",
+            "2",
+        ]
+    )
     classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert classifier.preprocessing == {"crop": "lungs", "intensity": "standard"}
     items = data.list_images(folders)
@@ -105,12 +162,38 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
 
 def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
     folder = make_folder(tmp_path / "data")
-    record = crossval.main([str(folder), "--out", str(tmp_path / "cv.json"), "--folds", "2", "--epochs", "1",
-                            "--candidates", "lite0-deep-x5", "--threads", "2", "--cache", str(tmp_path / "cache")])
+    record = crossval.main(
+        [
+            str(folder),
+            "--out",
+            str(tmp_path / "cv.json"),
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--candidates",
+            "lite0-deep-x5",
+            "--threads",
+            "2",
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     candidate = record["candidates"]["lite0-deep-x5"]
     assert [len(fold["member_roc_auc"]) for fold in candidate["per_fold"]] == [5, 5]
-    metrics = train.main([str(folder), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
-                          "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    metrics = train.main(
+        [
+            str(folder),
+            "--crossval",
+            str(tmp_path / "cv.json"),
+            "--out",
+            str(tmp_path / "w"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--threads",
+            "2",
+        ]
+    )
     assert metrics["recipe"] == "lite0-deep-x5" and len(metrics["history"]) == 5
     classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert isinstance(classifier.network, Ensemble) and len(classifier.members) == 5
@@ -127,8 +210,10 @@ def test_a_recipe_decides_how_many_augmented_views_it_trains_on_and_the_plain_vi
     see) must be the same slice for every count, and the extra views must be distinct copies."""
     folders = [make_folder(tmp_path / "data")]
     items = data.list_images(folders)
-    counts = {name: train.option(train.recipe_namespace(train.RECIPES[name]), "views")
-              for name in ("lite0-deep-x5", "lite0-deep-x5-v16", "lite0-deep-x5-v3")}
+    counts = {
+        name: train.option(train.recipe_namespace(train.RECIPES[name]), "views")
+        for name in ("lite0-deep-x5", "lite0-deep-x5-v16", "lite0-deep-x5-v3")
+    }
     assert counts == {"lite0-deep-x5": train.VIEWS, "lite0-deep-x5-v16": 16, "lite0-deep-x5-v3": 3}
     cached = {n: train.cached_views(folders, items, tmp_path / "cache", n) for n in set(counts.values())}
     for n, views in cached.items():
@@ -150,10 +235,10 @@ def test_stochastic_depth_skips_residual_branches_in_training_and_never_in_evalu
     with torch.inference_mode():
         assert torch.equal(network.eval()(image), plain.eval()(image))
 
-    block = next(b for b in network.features[recipe.freeze:] if getattr(b, "residual", False)).train()
+    block = next(b for b in network.features[recipe.freeze :] if getattr(b, "residual", False)).train()
     x = torch.randn(64, block.project[0].out_channels, 14, 14)
     with torch.no_grad():
-        skipped = torch.tensor([torch.equal(o, i) for o, i in zip(block(x), x)])
+        skipped = torch.tensor([torch.equal(o, i) for o, i in zip(block(x), x, strict=False)])
     assert 0 < skipped.sum() < len(x)  # some samples skip the branch, others go through it
 
 

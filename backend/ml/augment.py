@@ -9,6 +9,7 @@ crop and the intensity anchors are measured on the perturbed slice as serving me
 It adds what separates the sources from each other: framing, other windows (contrast and gamma),
 resolution, scanner noise and JPEG.
 """
+
 import cv2
 import numpy as np
 
@@ -70,14 +71,15 @@ def _random_crop(gray, rng, scale, ratio):
     ch = int(min(h, max(8, round(np.sqrt(area / aspect)))))
     cw = int(min(w, max(8, round(np.sqrt(area * aspect)))))
     top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    return gray[top:top + ch, left:left + cw]
+    return gray[top : top + ch, left : left + cw]
 
 
 def _rotate(gray, degrees):
     h, w = gray.shape
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    return cv2.warpAffine(np.ascontiguousarray(gray), matrix, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        np.ascontiguousarray(gray), matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _intensity(gray, rng, contrast=(0.8, 1.25), gamma=(0.8, 1.25)):

@@ -1,4 +1,5 @@
 """Operating point and calibration from out-of-fold logits: threshold, temperature, ECE, bootstrap intervals."""
+
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
@@ -42,10 +43,15 @@ def at_threshold(p, positive, threshold):
     fp, tn = int((predicted & ~positive).sum()), int((~predicted & ~positive).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     sensitivity = tp / (tp + fn)
-    return {"threshold": float(threshold), "sensitivity": sensitivity, "specificity": tn / (tn + fp),
-            "precision": precision, "accuracy": (tp + tn) / len(positive),
-            "f1": 2 * precision * sensitivity / (precision + sensitivity) if precision + sensitivity else 0.0,
-            "confusion_matrix": {"rows_true_cols_predicted": ["COVID", "NonCOVID"], "matrix": [[tp, fn], [fp, tn]]}}
+    return {
+        "threshold": float(threshold),
+        "sensitivity": sensitivity,
+        "specificity": tn / (tn + fp),
+        "precision": precision,
+        "accuracy": (tp + tn) / len(positive),
+        "f1": 2 * precision * sensitivity / (precision + sensitivity) if precision + sensitivity else 0.0,
+        "confusion_matrix": {"rows_true_cols_predicted": ["COVID", "NonCOVID"], "matrix": [[tp, fn], [fp, tn]]},
+    }
 
 
 def reliability(p, positive, bins=ECE_BINS):
@@ -61,8 +67,15 @@ def reliability(p, positive, bins=ECE_BINS):
         if inside.any():
             gap = abs(confidence[inside].mean() - correct[inside].mean())
             ece += inside.mean() * gap
-            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(inside.sum()),
-                         "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
+            rows.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "n": int(inside.sum()),
+                    "confidence": float(confidence[inside].mean()),
+                    "accuracy": float(correct[inside].mean()),
+                }
+            )
     return float(ece), rows
 
 
@@ -78,8 +91,12 @@ def bootstrap_auc(p, positive, groups, resamples=2000, seed=0):
         if 0 < positive[index].sum() < len(index):
             values.append(roc_auc_score(positive[index], p[index]))
     low, high = np.percentile(values, [2.5, 97.5])
-    return {"roc_auc": float(roc_auc_score(positive, p)), "ci95": [float(low), float(high)],
-            "resamples": len(values), "unit": "source"}
+    return {
+        "roc_auc": float(roc_auc_score(positive, p)),
+        "ci95": [float(low), float(high)],
+        "resamples": len(values),
+        "unit": "source",
+    }
 
 
 def operating_point(logits, positive, sources=None):
@@ -88,9 +105,12 @@ def operating_point(logits, positive, sources=None):
     temperature = fit_temperature(logits, positive)
     p, positive = p_covid(logits, temperature), np.asarray(positive, bool)
     sources = np.asarray(sources if sources is not None else np.zeros(len(p)))
-    return {"temperature": temperature,
-            "threshold": min(threshold_for_sensitivity(p[sources == s], positive[sources == s])
-                             for s in np.unique(sources))}
+    return {
+        "temperature": temperature,
+        "threshold": min(
+            threshold_for_sensitivity(p[sources == s], positive[sources == s]) for s in np.unique(sources)
+        ),
+    }
 
 
 def cross_fitted_ece(logits, positive, folds, bins=ECE_BINS):

@@ -12,6 +12,7 @@ ENSEMBLE_MARGIN (exact tie: the earlier in train.RECIPES). `python -m backend.ml
 threshold and the temperature on crossval.json's out-of-fold results, and the input check's limit on
 the same folds.
 """
+
 import argparse
 import json
 import shlex
@@ -33,10 +34,19 @@ SCORES = {"groups": "pooled out-of-fold ROC AUC", "sources": "mean of the held-o
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
-                        help="folders with COVID/ and NonCOVID/ subfolders, one per source")
-    parser.add_argument("--split", choices=SPLITS, default="groups",
-                        help="groups: grouped K-fold over all slices; sources: train on the other folders, test on each")
+    parser.add_argument(
+        "folders",
+        type=Path,
+        nargs="+",
+        metavar="folder",
+        help="folders with COVID/ and NonCOVID/ subfolders, one per source",
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="groups",
+        help="groups: grouped K-fold over all slices; sources: train on the other folders, test on each",
+    )
     parser.add_argument("--out", type=Path, help="default: crossval.json (groups) or crosssource.json (sources)")
     parser.add_argument("--candidates", nargs="+", default=list(train.RECIPES), choices=list(train.RECIPES))
     parser.add_argument("--folds", type=int, default=5, help="with --split groups")
@@ -63,15 +73,23 @@ def main(argv=None):
 
     override = {"epochs": args.epochs} if args.epochs else {}
     recipes = {name: train.recipe_namespace({**train.RECIPES[name], **override}) for name in args.candidates}
-    record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
-              "folders": [str(f) for f in args.folders], "split": args.split, "folds": len(folds),
-              "seed": args.seed, "device": str(device), "torch": torch.__version__,
-              "rule": f"the highest {SCORES[args.split]} among candidates with all folds done wins, an "
-                      f"ensemble's less {ENSEMBLE_MARGIN} (it costs its members' time); exact tie: the earlier in "
-                      "train.RECIPES",
-              "files": {rel: {"label": label, "source": g, "fold": int(f)}
-                        for (rel, label), g, f in zip(items, groups, fold_of)},
-              "candidates": {}}
+    record = {
+        "commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
+        "folders": [str(f) for f in args.folders],
+        "split": args.split,
+        "folds": len(folds),
+        "seed": args.seed,
+        "device": str(device),
+        "torch": torch.__version__,
+        "rule": f"the highest {SCORES[args.split]} among candidates with all folds done wins, an "
+        f"ensemble's less {ENSEMBLE_MARGIN} (it costs its members' time); exact tie: the earlier in "
+        "train.RECIPES",
+        "files": {
+            rel: {"label": label, "source": g, "fold": int(f)}
+            for (rel, label), g, f in zip(items, groups, fold_of, strict=True)
+        },
+        "candidates": {},
+    }
     mine = {}  # this call's candidates; others in args.out (earlier rounds, a parallel call) are kept
 
     def write():
@@ -107,28 +125,45 @@ def main(argv=None):
             held_logits = torch.stack(member_logits).mean(0)
             logits[te] = held_logits
             p = torch.softmax(held_logits, 1)[:, 0].numpy()
-            fold_records.append({"fold": k, "train": len(tr), "held_out": len(te),
-                                 **({"source": data.source_of(items[te[0]][0])} if args.split == "sources" else {}),
-                                 "held_out_covid": int(positive[te].sum()),
-                                 "roc_auc": float(roc_auc_score(positive[te], p)),
-                                 "wall_time_s": round(time.time() - fold_started, 1),
-                                 "history": history[0] if members == 1 else history})
+            fold_records.append(
+                {
+                    "fold": k,
+                    "train": len(tr),
+                    "held_out": len(te),
+                    **({"source": data.source_of(items[te[0]][0])} if args.split == "sources" else {}),
+                    "held_out_covid": int(positive[te].sum()),
+                    "roc_auc": float(roc_auc_score(positive[te], p)),
+                    "wall_time_s": round(time.time() - fold_started, 1),
+                    "history": history[0] if members == 1 else history,
+                }
+            )
             if members > 1:
                 fold_records[-1]["member_roc_auc"] = [
-                    float(roc_auc_score(positive[te], torch.softmax(m, 1)[:, 0].numpy())) for m in member_logits]
-            print(f"{name} fold {k}: AUC {fold_records[-1]['roc_auc']:.3f} "
-                  f"({fold_records[-1]['wall_time_s']} s)", flush=True)
+                    float(roc_auc_score(positive[te], torch.softmax(m, 1)[:, 0].numpy())) for m in member_logits
+                ]
+            print(
+                f"{name} fold {k}: AUC {fold_records[-1]['roc_auc']:.3f} ({fold_records[-1]['wall_time_s']} s)",
+                flush=True,
+            )
             mine[name] = {
-                "recipe": vars(recipe), "folds_done": k + 1, "per_fold": fold_records,
-                "logits": {rel: [round(v, 6) for v in row] for (rel, _), row, done in
-                           zip(items, logits.tolist(), np.isin(fold_of, range(k + 1))) if done},
+                "recipe": vars(recipe),
+                "folds_done": k + 1,
+                "per_fold": fold_records,
+                "logits": {
+                    rel: [round(v, 6) for v in row]
+                    for (rel, _), row, done in zip(items, logits.tolist(), np.isin(fold_of, range(k + 1)), strict=False)
+                    if done
+                },
             }
             write()
         p = torch.softmax(logits, 1)[:, 0].numpy()
         mine[name]["out_of_fold_roc_auc"] = float(roc_auc_score(positive, p))
         mine[name]["score"] = score(args.split, mine[name])
-        print(f"{name}: out-of-fold ROC AUC {mine[name]['out_of_fold_roc_auc']:.3f}, "
-              f"{SCORES[args.split]} {mine[name]['score']:.3f}", flush=True)
+        print(
+            f"{name}: out-of-fold ROC AUC {mine[name]['out_of_fold_roc_auc']:.3f}, "
+            f"{SCORES[args.split]} {mine[name]['score']:.3f}",
+            flush=True,
+        )
 
     out = write()
     print("winner:", out.get("winner"), {n: c.get("score") for n, c in out["candidates"].items()})
@@ -147,11 +182,15 @@ def winner(candidates: dict) -> str | None:
     """The rule: the highest score among candidates with all folds done, an ensemble's less ENSEMBLE_MARGIN;
     exact tie: the earlier in train.RECIPES. None before any candidate is complete. (Before round 9 the score
     was the pooled out-of-fold ROC AUC, which `score` gives for the groups split.)"""
+
     def margin(recipe):
         return ENSEMBLE_MARGIN if train.option(train.recipe_namespace(recipe), "members") > 1 else 0
 
-    scores = {n: c.get("score", c.get("out_of_fold_roc_auc")) - margin(c["recipe"]) for n, c in candidates.items()
-              if "out_of_fold_roc_auc" in c}
+    scores = {
+        n: c.get("score", c.get("out_of_fold_roc_auc")) - margin(c["recipe"])
+        for n, c in candidates.items()
+        if "out_of_fold_roc_auc" in c
+    }
     return max(scores, key=lambda n: (scores[n], -list(train.RECIPES).index(n))) if scores else None
 
 

@@ -4,6 +4,7 @@ through the service's decoder.
 An item is (key, label) with key '<source>/<label>/<file name>': <source> is the folder's name, so every
 item knows where it came from, and keys from different folders never collide.
 """
+
 import re
 from pathlib import Path
 
@@ -31,9 +32,12 @@ def list_images(folders) -> list:
     if len(set(names)) != len(names):
         raise SystemExit(f"two source folders share a name: {names}")
     for folder in map(Path, folders):
-        found = [(f"{folder.name}/{label}/{path.name}", label)
-                 for label in LABELS for path in sorted((folder / label).iterdir())
-                 if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES]
+        found = [
+            (f"{folder.name}/{label}/{path.name}", label)
+            for label in LABELS
+            for path in sorted((folder / label).iterdir())
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        ]
         if not found:
             raise SystemExit(f"no images in {folder}/{{{','.join(LABELS)}}}")
         items += found

@@ -5,6 +5,7 @@ positive), and writes a ROC PNG. Meant for slices the model was not trained on: 
 weights were trained on all of ../shared/data/covid-ct (their honest estimate is the out-of-fold
 one in metrics.json).
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -35,8 +36,10 @@ def main(argv=None):
     what = str(args.folder)
     positive = [label == POSITIVE for label in labels]
     plot_roc({"": (positive, list(predictions.values()))}, args.roc, f"{classifier.name} {classifier.version}: {what}")
-    print(f"{classifier.name} {classifier.version} on {what} ({metrics['n']} images, COVID positive, "
-          f"threshold P(COVID) >= {classifier.threshold:.3f})")
+    print(
+        f"{classifier.name} {classifier.version} on {what} ({metrics['n']} images, COVID positive, "
+        f"threshold P(COVID) >= {classifier.threshold:.3f})"
+    )
     for key in ("roc_auc", "accuracy", "sensitivity", "specificity", "f1"):
         print(f"  {key:<12} {metrics[key]:.4f}")
     (tp, fn), (fp, tn) = metrics["confusion_matrix"]["matrix"]

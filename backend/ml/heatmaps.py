@@ -7,6 +7,7 @@ other source. heatmap-*.png: a slice beside the service's own heatmap overlay (t
 POST /analyze), per class and source. All downscaled derived images, never copies of dataset files.
 The served weights were trained on every slice of the folders, so the heatmap examples are training slices.
 """
+
 import argparse
 import io
 from pathlib import Path
@@ -42,8 +43,13 @@ def before_after(path, gray, preprocessing):
     pixels, (top, bottom, left, right), _ = prepare(gray, **preprocessing)
     boxed = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     cv2.rectangle(boxed, (left, top), (right - 1, bottom - 1), (0, 200, 255), max(1, gray.shape[1] // 150))
-    return np.hstack([_square(Image.fromarray(rgb)), _square(Image.fromarray(boxed)),
-                      np.repeat(cv2.resize(resize(pixels), (SIDE, SIDE))[..., None], 3, axis=2)])
+    return np.hstack(
+        [
+            _square(Image.fromarray(rgb)),
+            _square(Image.fromarray(boxed)),
+            np.repeat(cv2.resize(resize(pixels), (SIDE, SIDE))[..., None], 3, axis=2),
+        ]
+    )
 
 
 def _square(image):
@@ -51,7 +57,7 @@ def _square(image):
     fitted = np.asarray(fit_to_box(image, (SIDE, SIDE)))
     out = np.zeros((SIDE, SIDE, 3), np.uint8)
     top, left = (SIDE - fitted.shape[0]) // 2, (SIDE - fitted.shape[1]) // 2
-    out[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
+    out[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
     return out
 
 
@@ -76,26 +82,32 @@ def main(argv=None):
 
     shares = {key: colour_share(data.path_of(args.folders, key)) for key, _ in items}
     best_per_group = {}
-    for (key, _), group in zip(items, data.source_groups(items)):  # one example per paper or patient
+    for (key, _), group in zip(items, data.source_groups(items), strict=False):  # one example per paper or patient
         if shares[key] > shares.get(best_per_group.get(group), -1):
             best_per_group[group] = key
-    marked = sorted(best_per_group.values(), key=lambda key: -shares[key])[:args.marked]
-    marked += [next(key for key, _ in items[::7] if data.source_of(key) == s)
-               for s in sources if s not in {data.source_of(key) for key in marked}]
+    marked = sorted(best_per_group.values(), key=lambda key: -shares[key])[: args.marked]
+    marked += [
+        next(key for key, _ in items[::7] if data.source_of(key) == s)
+        for s in sources
+        if s not in {data.source_of(key) for key in marked}
+    ]
     for n, key in enumerate(marked):
-        picture = before_after(data.path_of(args.folders, key), data.load_gray(args.folders, key),
-                               classifier.preprocessing)
+        picture = before_after(
+            data.path_of(args.folders, key), data.load_gray(args.folders, key), classifier.preprocessing
+        )
         Image.fromarray(picture).save(args.out / f"preprocess-{n}.png", optimize=True)
         print(f"{key} -> {args.out / f'preprocess-{n}.png'}")
     for source in sources:
         for label in classifier.labels:
             chosen = [key for key, lab in items if lab == label and data.source_of(key) == source]
             step = max(1, len(chosen) // max(1, args.per_class))
-            for n, key in enumerate(chosen[step // 2::step][:args.per_class]):
+            for n, key in enumerate(chosen[step // 2 :: step][: args.per_class]):
                 gray = data.load_gray(args.folders, key)
                 prediction = classifier.predict(gray)
-                name = (f"heatmap-{source}-{label.lower()}-{n}-pred-{prediction.label.lower()}-"
-                        f"{prediction.confidence:.2f}.png")
+                name = (
+                    f"heatmap-{source}-{label.lower()}-{n}-pred-{prediction.label.lower()}-"
+                    f"{prediction.confidence:.2f}.png"
+                )
                 Image.fromarray(side_by_side(gray, prediction.cam)).save(args.out / name, optimize=True)
                 print(f"{key} -> {args.out / name}")
 

@@ -10,6 +10,7 @@ vectors) is small for slices like the training data and large for other pictures
 "Out-of-distribution detection with deep nearest neighbors", ICML 2022). The limit is a high
 percentile of held-out CT slices' distances: each slice against the slices of the other folds.
 """
+
 import numpy as np
 import torch
 
@@ -63,13 +64,18 @@ class InputCheck:
         return bool(distance <= self.limit), float(share)
 
     def state(self):
-        return {"probe": self.probe.state_dict(), "tap": self.tap, "reference": self.reference.half(),
-                "limit": self.limit, "held_out": torch.from_numpy(self.held_out)}
+        return {
+            "probe": self.probe.state_dict(),
+            "tap": self.tap,
+            "reference": self.reference.half(),
+            "limit": self.limit,
+            "held_out": torch.from_numpy(self.held_out),
+        }
 
     @classmethod
     def from_state(cls, state):
         """For serving: the probe's BatchNorm folded into its convolutions, channels-last as the network."""
-        probe = EfficientNetLite0().features[state["tap"]:PROBE_END]
+        probe = EfficientNetLite0().features[state["tap"] : PROBE_END]
         probe.load_state_dict(state["probe"])
         probe = fold_batchnorm(probe.eval()).to(memory_format=torch.channels_last)
         return cls(probe, state["tap"], state["reference"].float(), state["limit"], state["held_out"].numpy())

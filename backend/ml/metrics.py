@@ -1,4 +1,5 @@
 """Scoring labelled slices with the served classifier, and the binary metrics (COVID is positive)."""
+
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
@@ -24,11 +25,17 @@ def binary_metrics(labels, p_positive, threshold=0.5):
     precision = tp / (tp + fp) if tp + fp else 0.0
     f1 = 2 * precision * sensitivity / (precision + sensitivity) if precision + sensitivity else 0.0
     return {
-        "n": int(len(y)), "threshold": float(threshold), "roc_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
-        "accuracy": float((pred == y).mean()), "sensitivity": float(sensitivity),
-        "specificity": float(specificity), "f1": float(f1),
-        "confusion_matrix": {"rows_true_cols_predicted": [POSITIVE, LABELS[1]],
-                             "matrix": [[int(tp), int(fn)], [int(fp), int(tn)]]},
+        "n": int(len(y)),
+        "threshold": float(threshold),
+        "roc_auc": float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan"),
+        "accuracy": float((pred == y).mean()),
+        "sensitivity": float(sensitivity),
+        "specificity": float(specificity),
+        "f1": float(f1),
+        "confusion_matrix": {
+            "rows_true_cols_predicted": [POSITIVE, LABELS[1]],
+            "matrix": [[int(tp), int(fn)], [int(fp), int(tn)]],
+        },
     }
 
 

@@ -4,6 +4,7 @@ Both end in global average pooling and one linear layer. That ending makes the c
 map (the class's linear weights applied to the last feature maps) available from the same forward
 pass, and equal to Grad-CAM up to scale. Both take one grayscale channel.
 """
+
 import re
 
 import torch
@@ -42,11 +43,17 @@ class _Residual(nn.Module):
     def __init__(self, c_in, c_out, stride):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out),
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
         )
-        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
-            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
@@ -61,7 +68,7 @@ class CTNet(_CamHead):
         stem, *stages = widths
         layers = [nn.Conv2d(1, stem, 3, strides[0], 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True)]
         c_in = stem
-        for width, stride in zip(stages, strides[1:]):
+        for width, stride in zip(stages, strides[1:], strict=False):
             layers.append(_Residual(c_in, width, stride))
             c_in = width
         self.features = nn.Sequential(*layers)
@@ -72,14 +79,23 @@ class CTNet(_CamHead):
 # EfficientNet-Lite0 (Tan & Le 2019; the TensorFlow "lite" variant: no squeeze-excitation, ReLU6,
 # fixed 32-channel stem and 1280-channel head). One row per stage:
 # (repeats, kernel, stride of the first block, expansion, output channels).
-LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-                (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+LITE0_STAGES = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
 BN_EPS = 1e-3  # TensorFlow's, which the ImageNet statistics were trained with
 
 
 def _conv_bn(c_in, c_out, kernel, stride=1, groups=1, act=True):
-    layers = [nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-              nn.BatchNorm2d(c_out, eps=BN_EPS)]
+    layers = [
+        nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out, eps=BN_EPS),
+    ]
     if act:
         layers.append(nn.ReLU6(inplace=True))
     return nn.Sequential(*layers)
@@ -162,8 +178,14 @@ def imagenet_lite0_state(wheel_state: dict) -> dict:
     The 1000-class layer is dropped. Training only; serving loads the fine-tuned weights.
     """
     n_blocks = sum(stage[0] for stage in LITE0_STAGES)
-    parts = {"expand_conv": "expand.0", "bn0": "expand.1", "depthwise_conv": "depthwise.0",
-             "bn1": "depthwise.1", "project_conv": "project.0", "bn2": "project.1"}
+    parts = {
+        "expand_conv": "expand.0",
+        "bn0": "expand.1",
+        "depthwise_conv": "depthwise.0",
+        "bn1": "depthwise.1",
+        "project_conv": "project.0",
+        "bn2": "project.1",
+    }
     out = {}
     for key, value in wheel_state.items():
         if key.startswith("_fc."):

@@ -10,6 +10,7 @@ the weights (`Classifier.load` passes them back here):
 - intensity "standard": aerated lung and soft tissue moved to the lung window's levels
   (`backend.imaging.intensity`); "raw": the decoded gray levels (models before 3.0.0).
 """
+
 from typing import NamedTuple
 
 import cv2
@@ -72,6 +73,7 @@ def cam_to_slice(cam: np.ndarray, box: tuple, shape: tuple, side: int = 112) -> 
     top, bottom, left, right = (round(v * scale) for v in box)
     bottom, right = max(bottom, top + 1), max(right, left + 1)
     frame = np.zeros((out_h, out_w), np.float32)
-    frame[top:bottom, left:right] = cv2.resize(cam.astype(np.float32), (right - left, bottom - top),
-                                               interpolation=cv2.INTER_LINEAR)
+    frame[top:bottom, left:right] = cv2.resize(
+        cam.astype(np.float32), (right - left, bottom - top), interpolation=cv2.INTER_LINEAR
+    )
     return frame

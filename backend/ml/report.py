@@ -1,5 +1,6 @@
 """The numbers and plots of the model card: crossval.json's out-of-fold results (pooled and per source),
 crosssource.json's cross-source results and the final weights."""
+
 import json
 from pathlib import Path
 
@@ -33,11 +34,17 @@ def candidate_summary(cv, name):
     positive = np.array([cv["files"][key]["label"] == POSITIVE for key in files])
     groups = np.array([cv["files"][key]["source"] for key in files])
     sources = np.array([source_of(key) for key in files])
-    per_source = {s: calibration.bootstrap_auc(p[sources == s], positive[sources == s], groups[sources == s])
-                  for s in dict.fromkeys(sources)}
-    return {**calibration.bootstrap_auc(p, positive, groups), "per_source": per_source,
-            "per_fold": [round(f["roc_auc"], 4) for f in candidate["per_fold"]],
-            "folds_done": candidate["folds_done"], "images": len(files)}
+    per_source = {
+        s: calibration.bootstrap_auc(p[sources == s], positive[sources == s], groups[sources == s])
+        for s in dict.fromkeys(sources)
+    }
+    return {
+        **calibration.bootstrap_auc(p, positive, groups),
+        "per_source": per_source,
+        "per_fold": [round(f["roc_auc"], 4) for f in candidate["per_fold"]],
+        "folds_done": candidate["folds_done"],
+        "images": len(files),
+    }
 
 
 def _pyplot():
@@ -56,8 +63,9 @@ def plot_reliability(p_before, p_after, positive, path, title):
     for p, name in ((p_before, "before"), (p_after, "after temperature scaling")):
         ece, rows = calibration.reliability(p, positive)
         ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", label=f"{name} (ECE {ece:.3f})")
-    ax.set(xlabel="confidence of the predicted class", ylabel="share correct", xlim=(0.5, 1), ylim=(0.3, 1.01),
-           title=title)
+    ax.set(
+        xlabel="confidence of the predicted class", ylabel="share correct", xlim=(0.5, 1), ylim=(0.3, 1.01), title=title
+    )
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -67,12 +75,14 @@ def plot_reliability(p_before, p_after, positive, path, title):
 def _calibration(logits, positive, folds, groups, temperature, threshold):
     """AUC with its interval, the operating point, P >= 0.5 and ECE before and after of one set of held-out logits."""
     p_before, p_after = calibration.p_covid(logits), calibration.p_covid(logits, temperature)
-    return {**calibration.bootstrap_auc(p_after, positive, groups),
-            "operating_point": calibration.at_threshold(p_after, positive, threshold),
-            "at_0.5": calibration.at_threshold(p_after, positive, 0.5),
-            "ece_before": calibration.reliability(p_before, positive)[0],
-            "ece_after": calibration.reliability(p_after, positive)[0],
-            "ece_after_cross_fitted": calibration.cross_fitted_ece(logits, positive, folds)}
+    return {
+        **calibration.bootstrap_auc(p_after, positive, groups),
+        "operating_point": calibration.at_threshold(p_after, positive, threshold),
+        "at_0.5": calibration.at_threshold(p_after, positive, 0.5),
+        "ece_before": calibration.reliability(p_before, positive)[0],
+        "ece_after": calibration.reliability(p_after, positive)[0],
+        "ece_after_cross_fitted": calibration.cross_fitted_ece(logits, positive, folds),
+    }
 
 
 def final_metrics(weights, folders, items, cv, chosen, operating, crosssource=None):
@@ -86,13 +96,22 @@ def final_metrics(weights, folders, items, cv, chosen, operating, crosssource=No
     per_source = {}
     for s in dict.fromkeys(sources):
         inside = sources == s
-        per_source[s] = _calibration(logits[inside], positive[inside], folds[inside], groups[inside], temperature,
-                                     threshold)
-        plot_reliability(calibration.p_covid(logits[inside]), calibration.p_covid(logits[inside], temperature),
-                         positive[inside], out_dir / f"reliability-{s}.png", f"Reliability, out-of-fold: {s}")
+        per_source[s] = _calibration(
+            logits[inside], positive[inside], folds[inside], groups[inside], temperature, threshold
+        )
+        plot_reliability(
+            calibration.p_covid(logits[inside]),
+            calibration.p_covid(logits[inside], temperature),
+            positive[inside],
+            out_dir / f"reliability-{s}.png",
+            f"Reliability, out-of-fold: {s}",
+        )
     p_after = calibration.p_covid(logits, temperature)
-    plot_roc({**{s: (positive[sources == s], p_after[sources == s]) for s in per_source}, "pooled": (positive, p_after)},
-             out_dir / "roc.png", f"out-of-fold ROC ({cv['folds']} grouped folds)")
+    plot_roc(
+        {**{s: (positive[sources == s], p_after[sources == s]) for s in per_source}, "pooled": (positive, p_after)},
+        out_dir / "roc.png",
+        f"out-of-fold ROC ({cv['folds']} grouped folds)",
+    )
 
     classifier = Classifier.load(weights)
     check = classifier.input_check
@@ -104,24 +123,39 @@ def final_metrics(weights, folders, items, cv, chosen, operating, crosssource=No
     for s in per_source:
         for label in ("COVID", "NonCOVID"):
             chosen_items = [key for key, lab in items if lab == label and source_of(key) == s]
-            for key in chosen_items[::len(chosen_items) // REFERENCE_PER_CLASS][:REFERENCE_PER_CLASS]:
+            for key in chosen_items[:: len(chosen_items) // REFERENCE_PER_CLASS][:REFERENCE_PER_CLASS]:
                 prediction = classifier.predict(load_gray(folders, key))
-                reference[key] = {"p_covid": prediction.probabilities[POSITIVE], "label": prediction.label,
-                                  "in_distribution": prediction.in_distribution,
-                                  "distribution_score": prediction.distribution_score,
-                                  "assessable": prediction.assessable}
+                reference[key] = {
+                    "p_covid": prediction.probabilities[POSITIVE],
+                    "label": prediction.label,
+                    "in_distribution": prediction.in_distribution,
+                    "distribution_score": prediction.distribution_score,
+                    "assessable": prediction.assessable,
+                }
     cross = json.loads(Path(crosssource).read_text()) if crosssource and Path(crosssource).is_file() else None
     return {
         "out_of_fold": {
-            "recipe": chosen, "folds": cv["folds"], "images": len(files), "temperature": temperature,
-            **_calibration(logits, positive, folds, groups, temperature, threshold), "per_source": per_source,
+            "recipe": chosen,
+            "folds": cv["folds"],
+            "images": len(files),
+            "temperature": temperature,
+            **_calibration(logits, positive, folds, groups, temperature, threshold),
+            "per_source": per_source,
         },
-        "candidates": {name: candidate_summary(cv, name) for name in cv["candidates"]
-                       if cv["candidates"][name]["folds_done"]},
-        "cross_source": {name: candidate_summary(cross, name) for name in cross["candidates"]
-                         if cross["candidates"][name]["folds_done"] == cross["folds"]} if cross else {},
+        "candidates": {
+            name: candidate_summary(cv, name) for name in cv["candidates"] if cv["candidates"][name]["folds_done"]
+        },
+        "cross_source": {
+            name: candidate_summary(cross, name)
+            for name in cross["candidates"]
+            if cross["candidates"][name]["folds_done"] == cross["folds"]
+        }
+        if cross
+        else {},
         "input_check": {
-            "k": K, "features": f"ImageNet EfficientNet-Lite0 features[:{PROBE_END}], pooled", "limit": check.limit,
+            "k": K,
+            "features": f"ImageNet EfficientNet-Lite0 features[:{PROBE_END}], pooled",
+            "limit": check.limit,
             "flagged_out_of_fold_ct": float((check.held_out > check.limit).mean()),
             "flagged_non_ct": float(np.mean([not v["in_distribution"] for v in non_ct.values()])),
             "non_ct": non_ct,

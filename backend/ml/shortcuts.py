@@ -1,4 +1,6 @@
-"""Shortcut audit: how well the frame alone predicts the label, per source: `python -m backend.ml.shortcuts <folder>...`.
+"""Shortcut audit: how well the frame alone predicts the label, per source.
+
+Run `python -m backend.ml.shortcuts <folder>...`.
 
 A model can learn how a class's images were made (their size, framing, brightness, file format) instead
 of the lungs. Before any training this measures how much of the label such frame-level features give

@@ -7,6 +7,7 @@ This trains the chosen recipe once on all slices for its fixed number of epochs 
 recipe: each of its networks, with the seeds the cross-validation used) and writes the weights and
 metrics.json (with the cross-source results of crosssource.json, when there are any).
 """
+
 import argparse
 import hashlib
 import json
@@ -34,8 +35,17 @@ WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
 # Candidate recipes. Fixed before the cross-validation ran (SELECTION.md). The later ImageNet Lite0 candidates
 # differ from `lite0-deep` only where they say so.
-_DEEP = {"arch": "effnet-lite0", "pretrained": True, "freeze": 9, "epochs": 10, "batch_size": 32,
-         "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "dropout": 0.3}
+_DEEP = {
+    "arch": "effnet-lite0",
+    "pretrained": True,
+    "freeze": 9,
+    "epochs": 10,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 0.05,
+    "label_smoothing": 0.1,
+    "dropout": 0.3,
+}
 RECIPES = {
     "lite0": {**_DEEP, "freeze": 16, "weight_decay": 0.01, "dropout": 0.2},
     "lite0-deep": _DEEP,
@@ -58,8 +68,15 @@ VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; ea
 # recipes recorded in crossval.json by earlier rounds must stay equal to the ones trained from them.
 # crop, intensity: preprocess.prepare's (stored with the weights); augment: "crop" augments the crop
 # (augment.augment), "slice" the whole slice before the crop is found (augment.augment_slice).
-OPTIONAL = {"members": 1, "views": VIEWS, "drop_path": 0.0, "mixup": 0.0, "crop": "body", "intensity": "raw",
-            "augment": "crop"}
+OPTIONAL = {
+    "members": 1,
+    "views": VIEWS,
+    "drop_path": 0.0,
+    "mixup": 0.0,
+    "crop": "body",
+    "intensity": "raw",
+    "augment": "crop",
+}
 
 
 def option(recipe, name):
@@ -81,14 +98,14 @@ def seed_everything(seed):
 def build(recipe):
     """(a fresh network for the recipe, the config that rebuilds it for `Classifier.load`)."""
     if recipe.arch == "ctnet":
-        config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][:len(recipe.widths)]}
+        config = {"widths": list(recipe.widths), "strides": [2, 2, 2, 2, 1][: len(recipe.widths)]}
     else:
         config = {}
     network = nets.ARCHITECTURES[recipe.arch](**config, dropout=recipe.dropout)
     if recipe.arch == "effnet-lite0" and recipe.pretrained:
         load_imagenet(network)
     nets.set_drop_path(network, option(recipe, "drop_path"))
-    for parameter in network.features[:recipe.freeze].parameters():
+    for parameter in network.features[: recipe.freeze].parameters():
         parameter.requires_grad_(False)
     return network, config
 
@@ -128,14 +145,26 @@ def preprocessing(recipe) -> dict:
     return {"crop": option(recipe, "crop"), "intensity": option(recipe, "intensity")}
 
 
-def cached_views(folders, items, cache_dir=RUNS_DIR / "cache", views=VIEWS, seed=0, crop="body", intensity="raw",
-                 augmentation="crop"):
+def cached_views(
+    folders, items, cache_dir=RUNS_DIR / "cache", views=VIEWS, seed=0, crop="body", intensity="raw", augmentation="crop"
+):
     """(N, views, INPUT_SIZE, INPUT_SIZE) uint8: each slice decoded by the service's decoder and prepared as
     `to_input` does (view 0), then `views - 1` augmented copies: of the crop ("crop"), or of the whole slice,
     prepared after ("slice"). Computed once, kept on disk; the file name covers the file list, the options
     and the preprocessing code."""
-    path = _cache_path(cache_dir, "views", [str(f) for f in folders], items, INPUT_SIZE, views, seed, crop, intensity,
-                       augmentation, _code_key())
+    path = _cache_path(
+        cache_dir,
+        "views",
+        [str(f) for f in folders],
+        items,
+        INPUT_SIZE,
+        views,
+        seed,
+        crop,
+        intensity,
+        augmentation,
+        _code_key(),
+    )
     if path.is_file():
         return torch.load(path, weights_only=True)
     rng = np.random.default_rng(seed)
@@ -164,7 +193,7 @@ def frozen_inputs(recipe, views, cache_dir=RUNS_DIR / "cache", key=None):
     if path and path.is_file():
         return torch.load(path, weights_only=True)
     network, _ = build(recipe)
-    prefix = network.features[:recipe.freeze].eval()
+    prefix = network.features[: recipe.freeze].eval()
     flat = views.reshape(-1, *views.shape[2:])
     with torch.inference_mode():
         out = torch.cat([prefix(scale(chunk)) for chunk in tqdm(flat.split(64), desc="frozen layers", mininterval=10)])
@@ -179,8 +208,7 @@ def recipe_inputs(recipe, folders, items, cache_dir=RUNS_DIR / "cache"):
     same caches through the same keys."""
     options = [option(recipe, "views"), *preprocessing(recipe).values(), option(recipe, "augment")]
     views = cached_views(folders, items, cache_dir, options[0], 0, *options[1:])
-    return views, frozen_inputs(recipe, views, cache_dir, key=[[str(f) for f in folders], items, *options,
-                                                                _code_key()])
+    return views, frozen_inputs(recipe, views, cache_dir, key=[[str(f) for f in folders], items, *options, _code_key()])
 
 
 def _inputs(x):
@@ -190,7 +218,7 @@ def _inputs(x):
 
 def forward_rest(network, recipe, x):
     """(logits, last feature maps) of the trainable layers on their cached input (frozen output or uint8 pixels)."""
-    features = network.features[recipe.freeze:](_inputs(x))
+    features = network.features[recipe.freeze :](_inputs(x))
     return network.fc(network.dropout(network.embed(features))), features
 
 
@@ -202,8 +230,9 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps = max(1, len(inputs) // recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps,
-                                                   pct_start=0.2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, recipe.lr, total_steps=recipe.epochs * steps, pct_start=0.2
+    )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     mixup = option(recipe, "mixup")
     history = []
@@ -213,7 +242,7 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
         view = torch.from_numpy(rng.integers(0, inputs.shape[1], len(inputs)))
         losses = []
         for step in range(steps):
-            batch = torch.from_numpy(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
+            batch = torch.from_numpy(order[step * recipe.batch_size : (step + 1) * recipe.batch_size])
             x, target = inputs[batch, view[batch]].to(device), y[batch].to(device)
             if mixup:  # the batch mixed with a shuffled copy of itself, the loss with the same weight
                 weight, partner = float(rng.beta(mixup, mixup)), torch.from_numpy(rng.permutation(len(batch)))
@@ -236,8 +265,9 @@ def fit(recipe, inputs, y, rng, device, desc="train"):
 def plain_view_logits(network, recipe, inputs, device, batch=64):
     """Logits (N, 2) of the plain view (view 0) of each slice, as serving computes them."""
     network.eval()
-    return torch.cat([forward_rest(network, recipe, chunk.to(device))[0].cpu()
-                      for chunk in inputs[:, 0].split(batch)]).double()
+    return torch.cat(
+        [forward_rest(network, recipe, chunk.to(device))[0].cpu() for chunk in inputs[:, 0].split(batch)]
+    ).double()
 
 
 def _stored(state, members):
@@ -254,14 +284,26 @@ def main(argv=None):
     from backend.ml import calibration, report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
-                        help="folders with COVID/ and NonCOVID/ subfolders, one per source")
-    parser.add_argument("--crossval", type=Path, default=WEIGHTS_DIR / "crossval.json",
-                        help="written by backend.ml.crossval: the candidates' out-of-fold results")
-    parser.add_argument("--crosssource", type=Path, default=WEIGHTS_DIR / "crosssource.json",
-                        help="written by backend.ml.crossval --split sources: reported in metrics.json when present")
-    parser.add_argument("--recipe", choices=list(RECIPES),
-                        help="default: crossval.json's winner")
+    parser.add_argument(
+        "folders",
+        type=Path,
+        nargs="+",
+        metavar="folder",
+        help="folders with COVID/ and NonCOVID/ subfolders, one per source",
+    )
+    parser.add_argument(
+        "--crossval",
+        type=Path,
+        default=WEIGHTS_DIR / "crossval.json",
+        help="written by backend.ml.crossval: the candidates' out-of-fold results",
+    )
+    parser.add_argument(
+        "--crosssource",
+        type=Path,
+        default=WEIGHTS_DIR / "crosssource.json",
+        help="written by backend.ml.crossval --split sources: reported in metrics.json when present",
+    )
+    parser.add_argument("--recipe", choices=list(RECIPES), help="default: crossval.json's winner")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and metrics.json go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -287,34 +329,58 @@ def main(argv=None):
     networks, history = [], []
     for member in range(members):  # seeds as in the cross-validation: seed..seed+members-1
         rng = seed_everything(args.seed + member)
-        network, config, member_history = fit(recipe, inputs, labels_tensor(items), rng, device,
-                                              desc="final" + (f" member {member}" if members > 1 else ""))
+        network, config, member_history = fit(
+            recipe,
+            inputs,
+            labels_tensor(items),
+            rng,
+            device,
+            desc="final" + (f" member {member}" if members > 1 else ""),
+        )
         networks.append(network.cpu())
         history.append(member_history)
     network, history = (nets.Ensemble(networks), history) if members > 1 else (networks[0], history[0])
 
     # The operating point needs every fold; a cross-validation started alongside may still be running.
-    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) \
-            < cv["folds"]:
+    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) < cv[
+        "folds"
+    ]:
         print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
         time.sleep(30)
     assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
     files, oof_logits, positive, _, _ = report.out_of_fold(cv, chosen)
     operating = calibration.operating_point(oof_logits, positive, [data.source_of(key) for key in files])
     check = fit_input_check(recipe, views, [cv["files"][key]["fold"] for key, _ in items])
-    checkpoint = {"name": args.name, "version": args.version, "labels": list(LABELS), "arch": recipe.arch,
-                  "config": config, "members": members, "state_dict": _stored(network.state_dict(), members),
-                  "preprocessing": preprocessing(recipe), "temperature": operating["temperature"],
-                  "threshold": operating["threshold"], "input_check": check.state()}
+    checkpoint = {
+        "name": args.name,
+        "version": args.version,
+        "labels": list(LABELS),
+        "arch": recipe.arch,
+        "config": config,
+        "members": members,
+        "state_dict": _stored(network.state_dict(), members),
+        "preprocessing": preprocessing(recipe),
+        "temperature": operating["temperature"],
+        "threshold": operating["threshold"],
+        "input_check": check.state(),
+    }
     weights = args.out / WEIGHTS_FILE
     torch.save(checkpoint, weights)
 
-    metrics = {"name": args.name, "version": args.version,
-               "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
-               "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-               "recipe": chosen, "recipe_options": vars(recipe), "train_images": len(items), "history": history,
-               **report.final_metrics(weights, args.folders, items, cv, chosen, operating, args.crosssource),
-               "wall_time_s": round(time.time() - started, 1)}
+    metrics = {
+        "name": args.name,
+        "version": args.version,
+        "command": "python -m backend.ml.train " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "recipe": chosen,
+        "recipe_options": vars(recipe),
+        "train_images": len(items),
+        "history": history,
+        **report.final_metrics(weights, args.folders, items, cv, chosen, operating, args.crosssource),
+        "wall_time_s": round(time.time() - started, 1),
+    }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(json.dumps({k: metrics[k] for k in ("wall_time_s", "out_of_fold", "candidates")}, indent=1))
     print("input check:", {k: v for k, v in metrics["input_check"].items() if k != "non_ct"})
