@@ -30,7 +30,7 @@ def client(app):
 # Tests that start a browser, an emulator, a PACS or a service process are slow by definition:
 # `pytest -m "not slow"` is then the in-process suite (Flask's test client, the model, imaging, stores).
 PROCESS_MARKERS = {"browser", "firestore", "gcs", "pubsub", "orthanc"}
-PROCESS_FIXTURES = {"service", "live_server", "auth_emulator", "auth_env", "orthanc_server"}
+PROCESS_FIXTURES = {"service", "live_server", "server", "auth_emulator", "auth_env", "orthanc_server"}
 
 
 def pytest_collection_modifyitems(items):

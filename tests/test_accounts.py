@@ -385,6 +385,7 @@ NO_GOOGLE_CREDENTIAL = {
         ),
     ],
 )
+@pytest.mark.slow
 def test_the_service_refuses_to_start_in_one_line(tmp_path, env, words):
     """`python backend/app.py` as users start it: one clear line and exit code 1, before listening."""
     started = subprocess.run(

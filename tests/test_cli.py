@@ -18,6 +18,8 @@ from backend.app import create_app
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.data import REPO, covid_ct_image
 
+pytestmark = pytest.mark.slow  # starts processes or trains
+
 SLICES = [("COVID", i) for i in range(4)] + [("NonCOVID", i) for i in range(4)]
 
 MODEL = json.loads((REPO / "backend" / "ml" / "weights" / "metrics.json").read_text())

@@ -13,6 +13,8 @@ from tests.fixtures.http import multipart, request
 from tests.fixtures.metrics import samples, value
 from tests.fixtures.server import GUNICORN, started_server
 
+pytestmark = pytest.mark.slow  # starts processes or trains
+
 
 @pytest.fixture(scope="module")
 def gunicorn_server(tmp_path_factory):

@@ -27,6 +27,7 @@ def loaded(statement: str, modules) -> list[str]:
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_decoding_loads_neither_the_model_nor_the_web_framework():
     assert loaded("import backend.imaging.decode", ("torch", "flask", "backend.ml")) == []
 
@@ -56,6 +57,7 @@ def test_the_dicom_package_knows_nothing_of_the_web_framework():
     assert loaded(f"import {modules}", ("flask", "werkzeug", "backend.api", "torch")) == []
 
 
+@pytest.mark.slow
 def test_serving_loads_no_training_code(tmp_path):
     """The service imports the model's serving code only; training stays importable for its commands."""
     started = f"from backend.app import create_app; create_app({{'DATA_DIR': {str(tmp_path)!r}}})"

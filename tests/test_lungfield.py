@@ -102,6 +102,7 @@ def test_standardise_moves_the_anchors_to_fixed_levels():
     assert intensity.standardise(gray, None) is gray
 
 
+@pytest.mark.slow
 def test_imaging_loads_no_model_code():
     """Imaging is below the model: its modules (and the decoder) must not import torch, Flask or backend.ml."""
     modules = "backend.imaging.lungfield, backend.imaging.intensity, backend.imaging.anatomy"

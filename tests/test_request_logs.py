@@ -48,6 +48,7 @@ def test_an_unknown_log_format_stops_the_service_with_a_clear_error(tmp_path, mo
         create_app({"DATA_DIR": str(tmp_path)})
 
 
+@pytest.mark.slow
 def test_json_logs_are_one_object_per_line_with_the_request_id(tmp_path):
     env = {"DATA_DIR": str(tmp_path / "data"), "LOG_FORMAT": "json"}
     with started_server(env, log_path=tmp_path / "server.log") as server:

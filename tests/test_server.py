@@ -2,9 +2,13 @@
 
 import json
 
+import pytest
+
 from tests.fixtures.data import REPO, dicom_file
 from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
+
+pytestmark = pytest.mark.slow  # starts processes or trains
 
 
 def test_curl_workflow_against_the_real_server(live_server):

@@ -37,6 +37,7 @@ def test_the_readme_settings_table_is_made_from_the_settings():
     assert table.split("\n<!-- end of settings table -->", 1)[0] == config.markdown_table()
 
 
+@pytest.mark.slow
 def test_help_lists_every_setting():
     out = subprocess.run(
         [sys.executable, "backend/app.py", "--help"], cwd=REPO, capture_output=True, text=True, check=True

@@ -17,6 +17,8 @@ from backend.ml.data import load_gray, source_groups
 from backend.ml.network import Ensemble
 from backend.ml.preprocess import prepare, resize
 
+pytestmark = pytest.mark.slow  # starts processes or trains
+
 
 def make_folder(root, seed=0):
     """12 COVID slices from 6 'papers' (a bright blob in the lungs) and 12 NonCOVID from 6 'patients' (none): a body
