@@ -8,13 +8,17 @@ WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 # The CPU-only torch build first, so requirements.txt's torch==2.13.0 is already satisfied
-# and no CUDA packages are pulled in.
+# and no CUDA packages are pulled in; the pinned dependencies in their own layer (without the
+# project's own `-e .` line), so a code change does not reinstall them.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install -r requirements.txt
+ && grep -v '^-e ' requirements.txt > /tmp/pins.txt && pip install -r /tmp/pins.txt
 
+COPY pyproject.toml README.md ./
 COPY backend/ backend/
 COPY frontend/ frontend/
 COPY .env.example .
+# The project itself, editable: it runs from /app, beside its frontend/ and weights.
+RUN pip install --no-deps -e .
 
 RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 USER app

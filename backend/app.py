@@ -2,25 +2,25 @@
 import argparse
 import signal
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (python backend/app.py, or cd backend && python app.py)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from flask import Flask
+from flask_cors import CORS
 
-from flask import Flask  # noqa: E402
-from flask_cors import CORS  # noqa: E402
-
-from backend import auth, config, errors, images, logs, memory, metrics, ratelimit, store  # noqa: E402
-from backend.analysis import capacity  # noqa: E402
-from backend.api import analyses, analyze, health, openapi, signin, web  # noqa: E402
-from backend.ml import classifier  # noqa: E402
+from backend import auth, config, images, logs, memory, metrics, ratelimit, store, studies
+from backend.analysis import capacity
+from backend.api import analyses, analyze, errors, health, openapi, signin, web
+from backend.api import studies as study_routes
+from backend.ml import classifier
 
 
 def create_app(test_config=None):
+    """The app with the settings from the environment; `test_config` overrides settings by name (validated as
+    they are) and sets Flask's own keys (TESTING)."""
+    test_config = test_config or {}
+    settings = config.load({k: v for k, v in test_config.items() if k in config.Settings.model_fields})
     app = Flask(__name__, static_folder=None)
-    app.config.from_mapping(config.from_env())
-    if test_config:
-        app.config.from_mapping(test_config)
+    app.config.from_mapping(config.flask_config(settings))
+    app.config.from_mapping({k: v for k, v in test_config.items() if k not in config.Settings.model_fields})
     logs.init_app(app)
     metrics.init_app(app)
     if app.config["CORS_ORIGINS"]:
@@ -33,7 +33,8 @@ def create_app(test_config=None):
     images.init_app(app)
     classifier.init_app(app)
     capacity.init_app(app)
-    for module in (analyze, analyses, health, openapi, signin, web):
+    studies.init_app(app)
+    for module in (analyze, analyses, study_routes, health, openapi, signin, web):
         app.register_blueprint(module.bp)
     return app
 
@@ -44,7 +45,7 @@ def main(argv=None):
         description="Serve the CT slice analysis API and dashboard (default http://127.0.0.1:5000/). "
                     "Stop it with Ctrl+C (or SIGTERM).",
         epilog="Settings come from environment variables, or from a .env file in the working directory "
-               "or above it (variables already set win):\n\n" + config.settings_help())
+               "or above it (variables already set win):\n\n" + config.env_example())
     parser.parse_args(argv)
     config.load_dotenv_file()
     memory.return_freed_buffers()
@@ -58,8 +59,10 @@ def main(argv=None):
     host, port = app.config["HOST"], app.config["PORT"]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # docker stop: finish, then exit like Ctrl+C
     try:
-        # The server's own body cap sits above MAX_UPLOAD_MB so that oversized uploads get Flask's 413.
-        serve(app, host, port, max_body_bytes=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
+        # The server's own body cap sits above MAX_UPLOAD_MB (and a study's STUDY_MAX_UPLOAD_MB) so that oversized
+        # uploads get the service's own 413.
+        largest = max(app.config["MAX_CONTENT_LENGTH"], app.config["STUDY_MAX_UPLOAD_MB"] * 2**20)
+        serve(app, host, port, max_body_bytes=2 * largest + 2**20)
     except OSError as exc:
         sys.exit(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} (set PORT or HOST)")
 

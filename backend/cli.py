@@ -1,5 +1,7 @@
-"""`python -m backend analyze PATH...`: analyse files and folders of slices in one command.
-`python -m backend sweep`: remove stored images that no analysis references.
+"""`python -m backend analyze PATH...`: analyse files and folders of slices in one command;
+`python -m backend analyze --studies DIR...`: each folder or ZIP of DICOM files as one study.
+`python -m backend sweep`: remove stored images that no analysis or study references.
+`python -m backend worker`: run studies from Pub/Sub (STUDY_QUEUE=pubsub).
 
 Slices go through the model in batches, through the same pipeline as POST /analyze. Each batch
 is split into one part per core, analysed in parallel with one PyTorch thread each: one
@@ -13,9 +15,8 @@ import hashlib
 import json
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import torch
@@ -23,15 +24,18 @@ from tqdm import tqdm
 
 from backend import config
 from backend.analysis import document, objects
+from backend.analysis.batches import core_pool, on_cores, split  # noqa: F401 (split: tests call cli.split)
 from backend.analysis.pipeline import describe_slice, predict_slices
+from backend.analysis.record import Stores, record_slice
+from backend.analysis.study import analyse_series
 from backend.app import create_app
-from backend.errors import ApiError
-from backend.images.base import ImageStoreUnavailable
-from backend.imaging import formats
+from backend.errors import ImageStoreUnavailable, InvalidInput, StoreUnavailable
+from backend.imaging import archive, formats
 from backend.imaging.dicom import WINDOWS
 from backend.imaging.limits import Limits
+from backend.imaging.series import plan
 from backend.ml.classifier import Classifier
-from backend.store.base import LOCAL_OWNER, StoreUnavailable
+from backend.store.base import LOCAL_OWNER
 from backend.utils.helpers import encode_jpeg
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
@@ -92,6 +96,13 @@ def parse_args(argv):
     analyze.add_argument("--owner", default=LOCAL_OWNER, metavar="UID",
                          help=f"whose analyses they are, with --store (default: {LOCAL_OWNER!r}, the one owner of "
                               "AUTH_MODE=none; with firebase, a user's uid)")
+    analyze.add_argument("--studies", action="store_true",
+                         help="series mode: each PATH (a folder, searched recursively, or a ZIP) is one study of DICOM "
+                              "files; one record per study: study and series UIDs, slice count, score, label, key "
+                              "slice indexes")
+    analyze.add_argument("--slices-out", metavar="FILE",
+                         help="with --studies: write one row per slice to FILE (.jsonl or .csv): path, index, "
+                              "instance_number, sop_instance_uid, z, probability, label, assessable")
     analyze.add_argument("--batch-size", type=int, default=16, metavar="N",
                          help="slices per step, split into one forward pass per core (TORCH_THREADS, default: "
                               "all); 1 analyses one slice at a time with every core on it (default: 16)")
@@ -103,9 +114,19 @@ def parse_args(argv):
     sweep.add_argument("--older-than-minutes", type=int, default=60, metavar="N",
                        help="only objects created at least N minutes ago (default: 60), so that requests in "
                             "flight keep theirs")
+    commands.add_parser(
+        "worker", help="run studies from Pub/Sub (STUDY_QUEUE=pubsub)",
+        description="Pull studies from the Pub/Sub subscription PUBSUB_SUBSCRIPTION (on PUBSUB_TOPIC, both made "
+                    "when missing) and analyse them one at a time, with the stores the service uses (STORE, "
+                    "IMAGE_STORE, ...). Run any number, on any machine. SIGTERM: the study in progress goes back "
+                    "to the queue after its current batch.")
     args = parser.parse_args(argv)
-    if args.command == "sweep":
+    if args.command in ("sweep", "worker"):
         return args
+    if args.slices_out and not args.studies:
+        parser.error("--slices-out needs --studies")
+    if args.slices_out and not args.slices_out.lower().endswith((".jsonl", ".csv")):
+        parser.error("--slices-out must name a .jsonl or a .csv file")
     if args.out and not args.out.lower().endswith((".jsonl", ".csv")):
         parser.error("--out must name a .jsonl or a .csv file")
     if args.batch_size < 1:
@@ -145,49 +166,32 @@ class Recorder:
 
 
 def run(args) -> int:
-    settings = config.from_env()
+    settings = config.flask_config(config.load())
     classifier, stores = _open(settings, args.store)
     items = find_slices(args.paths)
     recorder = Recorder(args.out, classifier.labels)
     cores = torch.get_num_threads()
-    if args.batch_size > 1:
-        torch.set_num_threads(1)  # before the pool's threads start: each part gets one
     failed = 0
     try:
-        with ThreadPoolExecutor(cores) as pool, \
+        with core_pool(cores, batched=args.batch_size > 1) as pool, \
                 tqdm(total=len(items), unit="slice", file=sys.stderr, disable=None) as progress:
             for start in range(0, len(items), args.batch_size):
                 batch = items[start:start + args.batch_size]
-                for record in _analyse_on_cores(pool, split(batch, cores), classifier, stores, args, settings):
+                for record in on_cores(pool, batch, cores,
+                                       lambda part: analyse_batch(part, classifier, stores, args, settings)):
                     failed += "error" in record
                     recorder.write(record)
                 progress.update(len(batch))
     finally:
         recorder.close()
-        torch.set_num_threads(cores)
     return EXIT_SOME_FAILED if failed else 0
-
-
-def split(batch: list, parts: int) -> list[list]:
-    """`batch` in at most `parts` contiguous, non-empty parts of nearly equal size, in order."""
-    bounds = [i * len(batch) // parts for i in range(parts + 1)]
-    return [batch[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
-def _analyse_on_cores(pool, parts, classifier, stores, args, settings) -> list[dict]:
-    """The records of every part, in order: parts side by side in the pool, a single part here."""
-    def analyse(part):
-        return analyse_batch(part, classifier, stores, args, settings)
-
-    results = pool.map(analyse, parts) if len(parts) > 1 else map(analyse, parts)
-    return [record for records in results for record in records]
 
 
 def _open(settings: dict, with_store: bool):
     """The classifier, and the configured stores when --store asks for them (through the app's factory)."""
     if with_store:
         app = create_app({"METRICS": False})
-        return app.extensions["classifier"], app.extensions
+        return app.extensions["classifier"], Stores.of(app)
     if settings["TORCH_THREADS"]:
         torch.set_num_threads(settings["TORCH_THREADS"])
     return Classifier.load(settings["MODEL_PATH"]), None
@@ -211,7 +215,7 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
     answers = predict_slices([sources[i] for i in readable], classifier, args.window, Limits.from_config(settings))
     for index, answer in zip(readable, answers):
         record, item = records[index], batch[index]
-        if isinstance(answer, ApiError):
+        if isinstance(answer, InvalidInput):
             record.update(error=answer.code, message=answer.message)
             continue
         gray, prediction = answer
@@ -225,7 +229,9 @@ def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list
                 if args.heatmaps:
                     record["heatmap"] = str(_save_heatmap(result.overlay_400, Path(args.heatmaps), item.heatmap_name))
                 if stores is not None:
-                    record["id"] = _store(result, item, sources[index], classifier, stores, settings, args)
+                    fields = document.new_fields(uuid.uuid4().hex, args.owner, item.path.name, record["sha256"],
+                                                 result, classifier, window=args.window)
+                    record["id"] = record_slice(stores, fields, result, sources[index])[0]["id"]
             except (StoreUnavailable, ImageStoreUnavailable) as exc:
                 record.update(error="store_unavailable", message=str(exc))
             except OSError as exc:
@@ -240,31 +246,13 @@ def _save_heatmap(overlay, folder: Path, name: Path) -> Path:
     return path
 
 
-def _store(result, item: Item, data: bytes, classifier, stores: dict, settings, args) -> str:
-    """As POST /analyze stores: the objects (IMAGE_STORE), then the document (STORE)."""
-    fields = document.new_fields(uuid.uuid4().hex, args.owner, item.path.name, hashlib.sha256(data).hexdigest(),
-                                 result, classifier, window=args.window)
-    image_store = stores["image_store"]
-    if image_store is not None:
-        fields["images"] = objects.write(image_store, objects.render(args.owner, fields["id"], data, result.jpegs))
-    _, stored = document.build(fields, result.images)
-    stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
-                                    settings["FIRESTORE_COLLECTION"], settings["DOC_BUDGET_BYTES"])
-    try:
-        return stores["store"].create(stored)["id"]
-    except BaseException:
-        if image_store is not None:
-            objects.remove(image_store, fields["images"])
-        raise
-
-
 def sweep(args) -> int:
     app = create_app({"METRICS": False})
     image_store = app.extensions["image_store"]
     if image_store is None:
         print("IMAGE_STORE=none: no images are kept, nothing to sweep", file=sys.stderr)
         return 0
-    cutoff = datetime.now(timezone.utc) - timedelta(minutes=args.older_than_minutes)
+    cutoff = datetime.now(UTC) - timedelta(minutes=args.older_than_minutes)
     removed = objects.sweep(image_store, app.extensions["store"], cutoff)
     for path in removed:
         print(path)
@@ -273,6 +261,114 @@ def sweep(args) -> int:
     return 0
 
 
+def worker(args) -> int:
+    settings = config.flask_config(config.load())
+    if settings["STUDY_QUEUE"] != "pubsub":
+        print("error: the worker runs studies from Pub/Sub: set STUDY_QUEUE=pubsub (and PUBSUB_PROJECT); with "
+              "STUDY_QUEUE=local the service runs its studies itself", file=sys.stderr)
+        return 1
+    from backend.studies import settings_of
+    from backend.studies.pubsub import Worker
+
+    app = create_app({"METRICS": False})
+    runner = Worker(Stores.of(app), app.extensions["classifier"], app.config, settings_of(app))
+    try:
+        runner.serve()
+    finally:
+        runner.close()
+    return 0
+
+
+STUDY_RECORD_FIELDS = ["path", "study_uid", "series_uid", "series_description", "slice_count", "assessable_slices",
+                       "score", "label", "threshold", "key_slices", "model_name", "model_version", "error", "message"]
+SLICE_ROW_FIELDS = ["path", "index", "instance_number", "sop_instance_uid", "z", "probability", "label", "assessable",
+                    "reason", "error"]
+
+
+class RowWriter:
+    """JSON lines, or CSV rows with `fields` (lists joined by spaces), to FILE or standard output."""
+
+    def __init__(self, out: str | None, fields: list[str]):
+        self.file = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115 (closed by close())
+        self.csv = csv.DictWriter(self.file, fields) if out and out.lower().endswith(".csv") else None
+        if self.csv:
+            self.csv.writeheader()
+
+    def write(self, row: dict):
+        if self.csv:
+            self.csv.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})
+        else:
+            self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+
+    def close(self):
+        if self.file is not sys.stdout:
+            self.file.close()
+
+
+def study_members(path: Path, limits) -> "archive.Upload":
+    """A folder's files (recursively, in name order; the order of slices comes from their headers) or a ZIP's."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        upload = archive.Upload([archive.Member(str(p.relative_to(path)), p.read_bytes) for p in files])
+        if len(files) > limits.max_entries:
+            raise InvalidInput("too_many_slices", maximum=limits.max_slices)
+        return upload
+    with path.open("rb") as file:
+        head = file.read(4)
+    if head in archive.ZIP_MAGIC:
+        return archive.collect([(path.name, path.open("rb"))], limits)
+    return archive.Upload([archive.Member(path.name, path.read_bytes)])
+
+
+def run_studies(args) -> int:
+    """Series mode: each PATH one study, analysed as POST /studies analyses it (without storing)."""
+    settings = config.flask_config(config.load())
+    classifier, _ = _open(settings, False)
+    limits = archive.StudyLimits.from_config(settings)
+    out = RowWriter(args.out, STUDY_RECORD_FIELDS)
+    slices_out = RowWriter(args.slices_out, SLICE_ROW_FIELDS) if args.slices_out else None
+    cores = torch.get_num_threads()
+    failed = 0
+    try:
+        with core_pool(cores, batched=args.batch_size > 1) as pool:
+            for path in args.paths:
+                record = {"path": path}
+                try:
+                    series = plan(study_members(Path(path), limits), limits)
+                    slices = series.slices
+                    answer = analyse_series(lambda i, slices=slices: slices[i].member.read(), len(slices), classifier,
+                                            args.window, Limits.from_config(settings), pool, cores, args.batch_size)
+                except (InvalidInput, OSError) as exc:
+                    failed += 1
+                    code = exc.code if isinstance(exc, InvalidInput) else "unreadable_file"
+                    out.write({**record, "error": code, "message": getattr(exc, "message", str(exc))})
+                    continue
+                prediction = answer.prediction()
+                record.update(study_uid=series.study_uid, series_uid=series.series_uid,
+                              series_description=series.description, slice_count=len(series.slices),
+                              assessable_slices=prediction["assessable_slices"], score=prediction["score"],
+                              label=prediction["label"], threshold=prediction["threshold"],
+                              key_slices=[c.index for c in answer.key_candidates()],
+                              model_name=classifier.name, model_version=classifier.version)
+                out.write(record)
+                for slice_, outcome in zip(series.slices, answer.outcomes, strict=True) if slices_out else ():
+                    row = {"path": path, "index": outcome.index, "instance_number": slice_.header.instance_number,
+                           "sop_instance_uid": slice_.header.sop_uid, "z": slice_.z,
+                           "probability": outcome.probability, "label": outcome.label,
+                           "assessable": outcome.assessable, "reason": outcome.reason}
+                    slices_out.write({**row, "error": outcome.error} if outcome.error else row)
+    finally:
+        out.close()
+        if slices_out:
+            slices_out.close()
+    return EXIT_SOME_FAILED if failed else 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return sweep(args) if args.command == "sweep" else run(args)
+    if args.command == "sweep":
+        return sweep(args)
+    if args.command == "worker":
+        return worker(args)
+    return run_studies(args) if args.studies else run(args)

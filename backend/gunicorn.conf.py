@@ -11,24 +11,22 @@ import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `backend` importable from any cwd
 
 # Imported under names that are not gunicorn settings: every module-level name here is read as one.
-from backend.auth import check_settings as check_auth_settings  # noqa: E402
-from backend.config import ConfigError, from_env  # noqa: E402
-from backend.config import load_dotenv_file as read_dotenv  # noqa: E402
-from backend.images import check_settings as check_image_store_settings  # noqa: E402
-from backend.logs import configure as configure_logging  # noqa: E402
-from backend.memory import return_freed_buffers  # noqa: E402
-from backend.store import check_settings as check_store_settings  # noqa: E402
+from backend.auth import check_settings as check_auth_settings
+from backend.config import ConfigError, flask_config, load
+from backend.config import load_dotenv_file as read_dotenv
+from backend.images import check_settings as check_image_store_settings
+from backend.logs import configure as configure_logging
+from backend.memory import return_freed_buffers
+from backend.store import check_settings as check_store_settings
+from backend.studies import check_settings as check_study_settings
 
 read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
-    settings = from_env()
-    for check in (check_auth_settings, check_store_settings, check_image_store_settings):
+    settings = flask_config(load())
+    for check in (check_auth_settings, check_store_settings, check_image_store_settings, check_study_settings):
         check(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")
@@ -75,7 +73,7 @@ def _fresh_metrics_dir():
     The folder must be empty at start (stale files would add old counts), so it is made here,
     before any worker imports prometheus_client.
     """
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = settings["PROMETHEUS_MULTIPROC_DIR"]
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path)

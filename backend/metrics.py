@@ -9,10 +9,9 @@ Stages of an analysis are timed with `stage`:
     with metrics.stage("model"):
         prediction = classifier.predict(gray)
 """
-import os
 import time
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
 
@@ -38,7 +37,7 @@ def stage(name: str):
 
 @bp.get("/metrics")
 def metrics():
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if current_app.config["PROMETHEUS_MULTIPROC_DIR"]:  # set by gunicorn.conf.py for its workers
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

@@ -12,23 +12,22 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
+from backend.errors import CATALOGUE
+
 THREADS = 8
 CONNECTION_LIMIT = 1000  # open sockets (idle, trickling or busy) before new ones wait in the backlog
 IDLE_TIMEOUT_S = 30  # a connection with no bytes moving for this long is closed
 HEADER_TIMEOUT_S = 10  # a request's headers must be complete this long after its first byte
 MAX_HEADER_BYTES = 64 * 1024
-MESSAGES = {
-    400: "The request could not be read as HTTP.",
-    413: "The upload is larger than this service accepts (MAX_UPLOAD_MB).",
-    431: "The request's headers are larger than this service accepts.",
-}
+# waitress's refusals by status -> catalogue code
+CODES = {400: "bad_request", 413: "request_entity_too_large", 431: "request_header_fields_too_large"}
 
 
 class JsonErrorTask(ErrorTask):
     def execute(self):
         error = self.request.error
-        body = json.dumps({"error": error.reason.lower().replace(" ", "_"),
-                           "message": MESSAGES.get(error.code, "The request could not be handled.")}).encode()
+        code = CODES.get(error.code, CODES[400])
+        body = json.dumps({"error": code, "message": CATALOGUE[code].message}).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.extend([("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")])
         self.set_close_on_finish()

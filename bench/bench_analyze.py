@@ -1,7 +1,7 @@
 """Benchmark POST /analyze against the bare model forward pass, and draft-mode JPEG decoding.
 
 Prints figures and ratios measured in this one run; asserts nothing.
-    python bench/bench_analyze.py [--repeat 30]
+    python -m bench.bench_analyze [--repeat 30]
 """
 import argparse
 import io
@@ -10,16 +10,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from bench.timing import median_ms  # noqa: E402
-from backend.app import create_app  # noqa: E402
-from backend.imaging.decode import decode_image  # noqa: E402
-from backend.ml.classifier import get_classifier  # noqa: E402
-from tests.fixtures.data import dicom_file  # noqa: E402
+from backend.app import create_app
+from backend.imaging.decode import decode_image
+from backend.ml.classifier import get_classifier
+from bench.timing import median_ms
+from tests.fixtures.data import dicom_file
 
 
 def peak_rss_mb(code):

@@ -1,6 +1,6 @@
 """Time everything the model does for one 512x512 slice, against the 1.x network in the same run.
 
-    python bench/bench_cam.py [--weights PATH] [--repeats 50] [--threads 2]
+    python -m bench.bench_cam [--weights PATH] [--repeats 50] [--threads 2]
 
 Rows: one network's plain forward pass (for an ensemble: one member's); `Classifier.predict` (crop
 to the body, forward of every member, calibrated probabilities, thresholded label, CAM mapped into
@@ -9,20 +9,17 @@ the same `predict` with the 1.x CTNet architecture (random weights: speed does n
 Median milliseconds and ratios against the 1.x `predict`; no assertions.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.timing import median_ms  # noqa: E402
-from backend.config import DEFAULT_MODEL_PATH  # noqa: E402
-from backend.ml.classifier import Classifier  # noqa: E402
-from backend.ml.gradcam import grad_cam  # noqa: E402
-from backend.ml.network import CTNet  # noqa: E402
-from backend.ml.preprocess import to_input  # noqa: E402
+from backend.config import DEFAULT_MODEL_PATH
+from backend.ml.classifier import Classifier
+from backend.ml.gradcam import grad_cam
+from backend.ml.network import CTNet
+from backend.ml.preprocess import to_input
+from bench.timing import median_ms
 
 
 def main():

@@ -4,24 +4,20 @@ Starts `python backend/app.py`, times both requests with no other connection (th
 then again with IDLE idle sockets and TRICKLE sockets sending a header byte every half second,
 and prints the medians and their ratios to the baseline; asserts nothing. Loopback only,
 bounded in connections and time.
-    python bench/bench_connections.py [--idle 200] [--trickle 50] [--repeat 10]
+    python -m bench.bench_connections [--idle 200] [--trickle 50] [--repeat 10]
 """
 import argparse
 import contextlib
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.fixtures.data import dicom_file  # noqa: E402
-from tests.fixtures.http import multipart, request  # noqa: E402
-from tests.fixtures.server import running_server  # noqa: E402
+from tests.fixtures.data import dicom_file
+from tests.fixtures.http import multipart, request
+from tests.fixtures.server import running_server
 
 TRICKLE_INTERVAL_S = 0.5
 

@@ -4,12 +4,11 @@ Prints throughput and p50/p95 latency per level, each as a ratio to one client i
 the 1-client median against the in-process floor (decode + forward with CAM + the four JPEG
 encodes); the batch command's throughput batched vs one slice at a time; memory per worker.
 Asserts nothing. Clients run in this process, so they share the machine's cores with the server.
-    python bench/bench_load.py [--seconds 10] [--clients 1 4 8 16] [--cli-slices 256]
+    python -m bench.bench_load [--seconds 10] [--clients 1 4 8 16] [--cli-slices 256]
 """
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -17,20 +16,18 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from bench.timing import median_ms  # noqa: E402
-from backend import cli  # noqa: E402
-from backend.analysis.pipeline import analyze_slice  # noqa: E402
-from backend.ml.classifier import Classifier  # noqa: E402
-from backend.config import DEFAULT_MODEL_PATH  # noqa: E402
-from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage  # noqa: E402
-from tests.fixtures.data import covid_ct_dir  # noqa: E402
-from tests.fixtures.http import multipart  # noqa: E402
-from tests.fixtures.metrics import samples, value  # noqa: E402
-from tests.fixtures.server import GUNICORN, started_server  # noqa: E402
+from backend import cli
+from backend.analysis.pipeline import analyze_slice
+from backend.config import DEFAULT_MODEL_PATH
+from backend.ml.classifier import Classifier
+from backend.utils.helpers import create_thumbnail, download_image, fit_to_box, upload_to_storage
+from bench.timing import median_ms
+from tests.fixtures.data import covid_ct_dir
+from tests.fixtures.http import multipart
+from tests.fixtures.metrics import samples, value
+from tests.fixtures.server import GUNICORN, started_server
 
 CORES = len(os.sched_getaffinity(0))
 DEFAULT_TORCH_THREADS = torch.get_num_threads()  # what the batch command uses unless TORCH_THREADS is set

@@ -6,28 +6,24 @@ repeatedly, the worst cases: a 4096 x 4096 RGBA PNG, a 4096 x 4096 JPEG, an unco
 DICOM just under the upload limit, a deflated 4096 x 4096 16-bit DICOM (32 MiB inflated), and
 a 14 MB DICOM as base64 JSON. Prints the idle baseline, the peak (VmHWM) and their ratio; asserts
 nothing. The goal is a peak under 1.5 GiB.
-    python bench/bench_memory.py [--clients 6] [--rounds 3]
+    python -m bench.bench_memory [--clients 6] [--rounds 3]
 """
 import argparse
 import base64
 import collections
 import io
 import json
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
-import numpy as np  # noqa: E402
-import pydicom  # noqa: E402
-from PIL import Image  # noqa: E402
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian  # noqa: E402
-
-from tests.fixtures.data import dicom_file  # noqa: E402
-from tests.fixtures.http import multipart, request  # noqa: E402
-from tests.fixtures.server import started_server  # noqa: E402
+from tests.fixtures.data import dicom_file
+from tests.fixtures.http import multipart, request
+from tests.fixtures.server import started_server
 
 SIDE = 4096  # MAX_PIXELS' default is 4096 x 4096
 GOAL_MIB = 1536

@@ -4,26 +4,22 @@ Two apps in one process (both with the embedded SQLite store), the same uploads 
 alternation, so background load hits both alike. Prints medians and their ratio, and the objects
 step alone (render the three objects, write them in parallel), which is what the ratio measures
 without the noise of a whole request on a busy machine. Asserts nothing.
-    python bench/bench_objects.py [--repeat 40]
+    python -m bench.bench_objects [--repeat 40]
 """
 import argparse
 import io
 import statistics
-import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from backend.analysis import objects  # noqa: E402
-from backend.analysis.pipeline import analyze_slice  # noqa: E402
-from backend.app import create_app  # noqa: E402
-from backend.images import get_image_store  # noqa: E402
-from backend.ml.classifier import get_classifier  # noqa: E402
-from bench.timing import median_ms  # noqa: E402
-from tests.fixtures.data import covid_ct_image, dicom_file  # noqa: E402
+from backend.analysis import objects
+from backend.analysis.pipeline import analyze_slice
+from backend.app import create_app
+from backend.images import get_image_store
+from backend.ml.classifier import get_classifier
+from bench.timing import median_ms
+from tests.fixtures.data import covid_ct_image, dicom_file
 
 UPLOADS = {"512x512 CT DICOM (526 KB)": lambda: (dicom_file("693_UNCR.dcm").read_bytes(), "s.dcm"),
            "COVID-CT PNG": lambda: (covid_ct_image("COVID", 0).read_bytes(), "s.png")}

@@ -4,6 +4,7 @@ import pytest
 from backend.app import create_app
 
 pytest_plugins = ["tests.fixtures.server", "tests.fixtures.firestore_emulator", "tests.fixtures.gcs_emulator",
+                  "tests.fixtures.pubsub_emulator",
                   "tests.fixtures.auth_emulator", "tests.fixtures.browser"]
 
 

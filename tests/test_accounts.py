@@ -103,6 +103,14 @@ def test_rate_limit_per_owner_answers_429_with_retry_after(tmp_path):
     assert len(client.get("/analyses").get_json()["items"]) == 2
 
 
+def test_the_one_local_user_is_not_limited_by_default(tmp_path, monkeypatch):
+    """AUTH_MODE=none: a loop over a folder of slices is not stopped at the 61st (the default limit is for accounts)."""
+    monkeypatch.delenv("RATE_LIMIT", raising=False)
+    client = create_app({"DATA_DIR": str(tmp_path), "TESTING": True}).test_client()
+    answers = {client.post("/analyze", data={}).status_code for _ in range(70)}  # counted before the form is read
+    assert answers == {400}
+
+
 # --- AUTH_MODE=firebase, on the Auth emulator ----------------------------------------------------
 
 
@@ -356,3 +364,37 @@ def test_the_csp_allows_only_firebase_auth_in_production(tmp_path, monkeypatch, 
         assert app.test_client().get("/auth/config").get_json()["google_sign_in"] is (google == "1")
     finally:
         app.extensions["auth"].close()
+
+
+def test_studies_follow_the_owner_rule_of_analyses(api, auth_env):
+    """A study belongs to who uploaded it: every study route needs a token, another user's id answers 404 as an
+    unknown one does (its slices and its re-analysis too), an administrator reads and deletes it."""
+    from tests.fixtures.data import ct_series_files
+    from tests.fixtures.series import files_form
+
+    for method, path in [("POST", "/studies"), ("GET", "/studies"), ("GET", "/studies/abc"),
+                         ("DELETE", "/studies/abc"), ("GET", "/studies/abc/slices/0/slice.jpg")]:
+        assert_401(api.open(path, method=method), "sign_in_required")
+    alice, bob = auth_env.sign_up("alice@example.com"), auth_env.sign_up("bob@example.com")
+    slices = {path.name: path.read_bytes() for path in ct_series_files()[14:16]}
+    study = api.post("/studies", data=files_form(slices), headers=bearer(alice.id_token))
+    assert study.status_code == 202 and study.get_json()["owner"] == alice.uid
+    study_id = study.get_json()["id"]
+    deadline = time.monotonic() + 120
+    while api.get(f"/studies/{study_id}", headers=bearer(alice.id_token)).get_json()["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    for method, path in [("GET", f"/studies/{study_id}"), ("GET", f"/studies/{study_id}/slices/0/slice.jpg"),
+                         ("POST", f"/studies/{study_id}/reanalyze"), ("DELETE", f"/studies/{study_id}")]:
+        foreign = api.open(path, method=method, headers=bearer(bob.id_token))
+        assert (foreign.status_code, foreign.get_json()["error"]) == (404, "not_found"), path
+    assert api.get("/studies", headers=bearer(bob.id_token)).get_json()["items"] == []
+    assert ids(api.get("/studies", headers=bearer(alice.id_token))) == [study_id]
+    assert api.get(f"/studies/{study_id}/slices/1/heatmap.jpg", headers=bearer(alice.id_token)).status_code == 200
+
+    carol = auth_env.sign_up("carol@example.com")
+    auth_env.update(carol.uid, customAttributes=json.dumps({"admin": True}))
+    admin = auth_env.sign_in("carol@example.com")
+    assert ids(api.get("/studies?owner=all", headers=bearer(admin))) == [study_id]
+    assert api.delete(f"/studies/{study_id}", headers=bearer(admin)).status_code == 204
+    assert api.get(f"/studies/{study_id}", headers=bearer(alice.id_token)).status_code == 404

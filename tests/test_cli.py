@@ -70,6 +70,7 @@ def test_csv_and_store_like_the_api(folder, tmp_path, monkeypatch):
         stored = store.get(row["id"])
         assert stored["sha256"] == row["sha256"] and stored["prediction"]["label"] == row["label"]
         assert stored["prediction"]["probabilities"]["COVID"] == pytest.approx(float(row["probability_COVID"]))
+        assert str(stored["prediction"]["in_distribution"]) == row["in_distribution"]
         assert stored["file_thumbnail"].startswith("data:image/jpeg;base64,") and stored["findings"]
         original = next(entry for entry in stored["images"] if entry["name"] == "original")
         assert (tmp_path / "data" / "images" / original["path"]).read_bytes() == open(row["path"], "rb").read()
@@ -81,6 +82,7 @@ def test_batched_answers_match_the_api(client, folder, capsys):
         data = open(record["path"], "rb").read()
         answer = client.post("/analyze", data={"file": (io.BytesIO(data), "s.png")}).get_json()
         assert answer["prediction"]["label"] == record["label"]
+        assert answer["prediction"]["in_distribution"] == record["in_distribution"]
         for label, probability in answer["prediction"]["probabilities"].items():
             assert record["probabilities"][label] == pytest.approx(probability, abs=1e-6)
 
@@ -130,3 +132,51 @@ def test_sweep_removes_old_objects_no_analysis_references_and_says_which(tmp_pat
     assert sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file()) == sorted(
         ["analyses/local/in-flight/heatmap.jpg", *(entry["path"] for entry in kept.get_json()["images"])])
     assert client.get(f"/analyses/{kept.get_json()['id']}/images/slice.jpg").status_code == 200
+
+
+def test_series_mode_gives_one_record_per_study_and_a_row_per_slice(tmp_path):
+    """A folder and a ZIP of the real series: the same study twice, as POST /studies would answer it."""
+    from tests.fixtures.data import ct_series_dir
+    from tests.fixtures.series import make_zip, series_bytes
+
+    (tmp_path / "a0002.zip").write_bytes(make_zip(series_bytes()))
+    done = analyze("--studies", ct_series_dir(), tmp_path / "a0002.zip", tmp_path / "missing",
+                   "--out", tmp_path / "studies.jsonl", "--slices-out", tmp_path / "slices.csv")
+    assert done.returncode == 2, done.stderr  # the missing folder is the one failure
+    folder, archive, missing = map(json.loads, (tmp_path / "studies.jsonl").read_text().splitlines())
+    assert missing["error"] == "unreadable_file"
+    for record in (folder, archive):
+        assert record["slice_count"] == 30 and record["label"] in ("COVID", "NonCOVID")
+        assert record["study_uid"].startswith("1.3.6.1.4.1.14519") and record["series_uid"]
+        assert 1 <= len(record["key_slices"]) <= 8 and record["model_version"] == MODEL["version"]
+    assert archive["score"] == pytest.approx(folder["score"], abs=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "slices.csv")))
+    assert len(rows) == 60
+    zs = [float(r["z"]) for r in rows if r["path"] == str(ct_series_dir())]
+    assert zs == sorted(zs) and len(zs) == 30
+    assert {r["index"] for r in rows} == {str(i) for i in range(30)}
+
+
+def test_sweep_keeps_a_studys_objects_and_removes_orphaned_ones(tmp_path, monkeypatch, capsys):
+    from tests.fixtures.series import files_form, series_bytes
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    app = create_app({"TESTING": True})
+    client = app.test_client()
+    real = series_bytes()
+    study = client.post("/studies", data=files_form({n: real[n] for n in list(real)[12:14]})).get_json()
+    deadline = time.monotonic() + 120
+    while client.get(f"/studies/{study['id']}").get_json()["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    images = tmp_path / "data" / "images"
+    orphan = images / "studies/local/gone-study/dicom/00000.dcm"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by a crash")
+    for path in images.rglob("*"):
+        if path.is_file():
+            os.utime(path, (time.time() - 7200, time.time() - 7200))
+    assert cli.main(["sweep"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["studies/local/gone-study/dicom/00000.dcm"]
+    kept = sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file())
+    assert len(kept) == 2 + 2 * 2 and all(study["id"] in path for path in kept)

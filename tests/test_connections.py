@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 
 from tests.fixtures.data import dicom_file
 from tests.fixtures.http import multipart
-from tests.fixtures.server import running_server
 
 IDLE, TRICKLING = 200, 50
 TRICKLE_INTERVAL_S = 0.3
@@ -54,33 +53,32 @@ def _timed_request(port, method, path, body=b"", headers=None):
         connection.close()
 
 
-def test_health_and_analyze_answer_with_250_idle_and_trickling_connections_open(tmp_path):
+def test_health_and_analyze_answer_with_250_idle_and_trickling_connections_open(live_server):
     data = dicom_file("693_UNCR.dcm").read_bytes()
     body, headers = multipart("file", "slice.dcm", data)
-    with running_server({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data")}) as base_url:
-        port = urlsplit(base_url).port
-        # warm up: the first analysis loads what it needs
-        _timed_request(port, "POST", "/analyze", body, headers)
+    port = urlsplit(live_server).port
+    # warm up: the first analysis loads what it needs
+    _timed_request(port, "POST", "/analyze", body, headers)
 
-        stop = threading.Event()
-        with contextlib.ExitStack() as cleanup:
-            idle = [cleanup.enter_context(_connect(port)) for _ in range(IDLE)]
-            trickling = [cleanup.enter_context(_connect(port)) for _ in range(TRICKLING)]
-            trickler = threading.Thread(target=_trickle, args=(list(trickling), stop), daemon=True)
-            trickler.start()
-            cleanup.callback(trickler.join, 10)
-            cleanup.callback(stop.set)
-            time.sleep(2)  # let the trickle start and the server see every connection
+    stop = threading.Event()
+    with contextlib.ExitStack() as cleanup:
+        idle = [cleanup.enter_context(_connect(port)) for _ in range(IDLE)]
+        trickling = [cleanup.enter_context(_connect(port)) for _ in range(TRICKLING)]
+        trickler = threading.Thread(target=_trickle, args=(list(trickling), stop), daemon=True)
+        trickler.start()
+        cleanup.callback(trickler.join, 10)
+        cleanup.callback(stop.set)
+        time.sleep(2)  # let the trickle start and the server see every connection
 
-            for _ in range(3):
-                seconds, status, answer = _timed_request(port, "GET", "/health")
-                assert status == 200 and answer["status"] == "ok"
-                assert seconds < ANSWER_WITHIN_S
-                seconds, status, answer = _timed_request(port, "POST", "/analyze", body, headers)
-                assert status == 201, answer
-                assert seconds < ANSWER_WITHIN_S
-            assert len(idle) == IDLE
+        for _ in range(3):
+            seconds, status, answer = _timed_request(port, "GET", "/health")
+            assert status == 200 and answer["status"] == "ok"
+            assert seconds < ANSWER_WITHIN_S
+            seconds, status, answer = _timed_request(port, "POST", "/analyze", body, headers)
+            assert status == 201, answer
+            assert seconds < ANSWER_WITHIN_S
+        assert len(idle) == IDLE
 
-        # everything closed: the service is still there for the next client
-        seconds, status, _ = _timed_request(port, "GET", "/health")
-        assert status == 200
+    # everything closed: the service is still there for the next client
+    seconds, status, _ = _timed_request(port, "GET", "/health")
+    assert status == 200

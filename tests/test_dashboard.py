@@ -2,6 +2,7 @@
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -104,12 +105,12 @@ def test_upload_reload_open_and_delete(page, live_server, request):
     assert stored_ids(live_server) == [rerun_id]
 
 
-def test_an_analysis_whose_images_are_not_kept_shows_its_thumbnails(page, page_errors, live_server, tmp_path):
+def test_an_analysis_whose_images_are_not_kept_shows_its_thumbnails(page, page_errors, live_server, service):
     page.goto(live_server + "/")
     page.set_input_files("#file-input", covid_ct_image("NonCOVID", 0))
     expect(page.locator("#result")).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
     card = page.locator("#history-list .card")
-    for path in (tmp_path / "data" / "images").rglob("*.jpg"):  # as for an analysis made before they were kept
+    for path in (Path(service.data_dir) / "images").rglob("*.jpg"):  # as for an analysis made before they were kept
         path.unlink()
     page_errors.expect(FAILED_RESOURCE + r".*\b404\b")  # image_missing, as the test arranged
     card.locator(".card-open").click()

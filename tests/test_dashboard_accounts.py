@@ -76,3 +76,34 @@ def test_sign_in_upload_reload_and_keep_users_apart(page, page_errors, firebase_
     # Every request went to the service itself or to the Auth emulator; sign-in really used the emulator.
     assert [url for url in requested if not url.startswith((firebase_server + "/", emulator, "data:"))] == []
     assert any(url.startswith(emulator + "identitytoolkit.googleapis.com/") for url in requested)
+
+
+def test_an_unreachable_service_is_waited_for_never_taken_for_one_without_accounts(page, page_errors, firebase_server):
+    page_errors.expect(FAILED_RESOURCE)  # the requests the test cuts off
+    page.route("**/auth/config", lambda route: route.abort())
+    page.route("**/health", lambda route: route.abort())
+    page.goto(firebase_server + "/")
+    expect(page.locator("#service-status")).to_have_text("Service unavailable: trying again…")
+    page.wait_for_timeout(4000)  # past a retry
+    for panel in ("#upload-panel", "#history-panel", "#sign-in"):
+        expect(page.locator(panel)).to_be_hidden()
+    page.unroute("**/auth/config")
+    page.unroute("**/health")
+    expect(page.locator("#sign-in-form")).to_be_visible(timeout=10_000)
+    expect(page.locator("#service-status")).to_have_text("Service available")
+    expect(page.locator("#upload-panel")).to_be_hidden()
+
+
+def test_a_session_the_service_no_longer_accepts_returns_to_sign_in(page, page_errors, firebase_server, auth_emulator):
+    page_errors.expect(FAILED_RESOURCE + r".*\b(400|401)\b")  # the refused upload and token renewal
+    alice = auth_emulator.sign_up("alice@example.com")
+    page.goto(firebase_server + "/")
+    sign_in(page, "alice@example.com")
+    expect(page.locator("#history-status")).to_contain_text("No analyses yet")
+
+    auth_emulator.update(alice.uid, disableUser=True)  # mid-session: the service refuses alice's token now
+    page.set_input_files("#file-input", covid_ct_image("COVID", 0))
+    expect(page.locator("#sign-in-form")).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    expect(page.locator("#sign-in-error")).to_have_text("Your session has ended: sign in again.")
+    expect(page.locator("#upload-panel")).to_be_hidden()
+    expect(page.locator("#account")).to_be_hidden()

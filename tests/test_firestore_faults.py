@@ -1,15 +1,16 @@
 """Firestore going away and coming back: bounded 503s meanwhile, working again after, no restart."""
 import json
+import os
 import time
 
 import pytest
 
-from backend.store.base import StoreUnavailable
+from backend.errors import StoreUnavailable
 from backend.store.firestore import FirestoreStore
 from tests.fixtures.data import dicom_file
 from tests.fixtures.firestore_emulator import PROJECT
-from tests.fixtures.server import running_server
 from tests.fixtures.http import multipart, request
+from tests.fixtures.server import running_server
 
 pytestmark = pytest.mark.firestore
 
@@ -43,7 +44,7 @@ def emulator(own_firestore_emulator, monkeypatch):
 
 
 def test_the_store_fails_fast_while_firestore_is_down_and_recovers_without_restart(emulator):
-    store = FirestoreStore(PROJECT, timeout_s=TIMEOUT_S)
+    store = FirestoreStore(PROJECT, timeout_s=TIMEOUT_S, emulator=os.environ["FIRESTORE_EMULATOR_HOST"])
     try:
         store.create({"id": "before", "created_at": "2026-11-24T10:00:00.000000Z"})
         emulator.stop()

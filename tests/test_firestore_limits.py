@@ -1,12 +1,17 @@
 """backend/store/docsize.py measured against the emulator: at 1,048,576 bytes a document is
 accepted, one byte more is rejected; and the store never sends a document over its budget."""
+import os
 from datetime import datetime, timezone
 
 import pytest
 from google.api_core.exceptions import InvalidArgument
 from google.cloud import firestore
 
-from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, document_size
+from backend.store.docsize import (
+    FIRESTORE_MAX_DOC_BYTES,
+    DocumentTooLarge,
+    document_size,
+)
 from backend.store.firestore import FirestoreStore
 from tests.fixtures.firestore_emulator import PROJECT
 
@@ -59,7 +64,7 @@ def analysis_of_size(size: int, doc_id: str) -> dict:
 
 @pytest.mark.parametrize("budget", [64 * 1024, FIRESTORE_MAX_DOC_BYTES])
 def test_the_store_writes_up_to_its_budget_and_refuses_more_without_sending(firestore_env, budget):
-    store = FirestoreStore(PROJECT, budget_bytes=budget)
+    store = FirestoreStore(PROJECT, budget_bytes=budget, emulator=os.environ["FIRESTORE_EMULATOR_HOST"])
     try:
         assert store.create(analysis_of_size(budget, "fits")) == store.get("fits")
         with pytest.raises(DocumentTooLarge):
@@ -70,7 +75,8 @@ def test_the_store_writes_up_to_its_budget_and_refuses_more_without_sending(fire
 
 
 def test_a_budget_above_firestores_limit_is_held_to_the_limit(firestore_env):
-    store = FirestoreStore(PROJECT, budget_bytes=4 * FIRESTORE_MAX_DOC_BYTES)
+    store = FirestoreStore(PROJECT, budget_bytes=4 * FIRESTORE_MAX_DOC_BYTES,
+                           emulator=os.environ["FIRESTORE_EMULATOR_HOST"])
     try:
         with pytest.raises(DocumentTooLarge):
             store.create(analysis_of_size(FIRESTORE_MAX_DOC_BYTES + 1, "over"))

@@ -1,4 +1,5 @@
 """The object store contract, run against both backends: local files and Cloud Storage (fake-gcs-server)."""
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -16,7 +17,8 @@ def store(request, tmp_path):
     if request.param == "local":
         store = LocalImageStore(tmp_path / "data")
     else:
-        store = GcsImageStore(request.getfixturevalue("gcs_bucket"), PROJECT, timeout_s=5)
+        store = GcsImageStore(request.getfixturevalue("gcs_bucket"), PROJECT, timeout_s=5,
+                              emulator=os.environ["STORAGE_EMULATOR_HOST"])
     yield store
     store.close()
 

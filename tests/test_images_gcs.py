@@ -85,15 +85,3 @@ def test_cloud_storage_down_gives_503s_that_change_nothing_and_up_again_works(tm
     assert client.delete(f"/analyses/{kept['id']}").status_code == 204  # the retry finishes
     assert client.get(f"/analyses/{kept['id']}").status_code == 404
     assert not any(path.startswith(f"analyses/local/{kept['id']}/") for path in objects_in(app))
-
-
-def test_a_failed_document_write_removes_the_objects_it_followed(tmp_path, own_firestore_emulator, gcs_bucket,
-                                                                 monkeypatch):
-    for name, value in own_firestore_emulator.env().items():
-        monkeypatch.setenv(name, value)
-    app = service(tmp_path, gcs_bucket)
-    client = app.test_client()
-    own_firestore_emulator.stop()
-    response = post(client, covid_ct_image("COVID", 0).read_bytes(), "s.png")
-    assert response.status_code == 503 and response.get_json()["error"] == "store_unavailable"
-    assert objects_in(app) == []

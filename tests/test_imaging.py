@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import RLELossless
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging.decode import decode_image
 from backend.imaging.limits import Limits
 from tests.fixtures.data import covid_ct_image, dicom_file
@@ -83,6 +83,17 @@ def test_dicom_without_preamble():
     assert np.array_equal(decode_image(data[132:]), ct_slice())
 
 
+@pytest.mark.parametrize("implicit", [True, False])
+def test_a_bare_data_set_without_the_part_10_header(implicit):
+    """No preamble, no file meta, as older systems write: read in the encoding it is in, and decoded."""
+    part10 = pydicom.dcmread(dicom_file("693_UNCR.dcm"))
+    bare = pydicom.filebase.DicomBytesIO()
+    bare.is_little_endian, bare.is_implicit_VR = True, implicit
+    pydicom.filewriter.write_dataset(bare, pydicom.Dataset(part10))
+    assert bare.getvalue()[:4] == b"\x08\x00\x05\x00"  # the first element of the data set itself
+    assert np.array_equal(decode_image(bare.getvalue()), ct_slice())
+
+
 def test_png_variants_of_a_real_slice():
     gray = ct_slice()
     as16 = Image.fromarray(gray.astype(np.uint16) * 257)  # 16-bit grey PNG
@@ -138,7 +149,7 @@ def test_real_dataset_slice():
     (b"GIF89a" + bytes(100), 415, "unsupported_format"),
 ])
 def test_not_an_image(data, status, code):
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(InvalidInput) as error:
         decode_image(data)
     assert (error.value.status, error.value.code) == (status, code)
 
@@ -146,19 +157,20 @@ def test_not_an_image(data, status, code):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_truncated_image(fmt):
     data = encode(Image.fromarray(ct_slice()), fmt)
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(InvalidInput) as error:
         decode_image(data[: len(data) // 2])
     assert (error.value.status, error.value.code) == (400, "corrupt_image")
 
 
 def test_dicom_without_pixel_data():
-    with pytest.raises(ApiError) as error:
+    with pytest.raises(InvalidInput) as error:
         decode_image(dicom_file("rtplan.dcm").read_bytes())
     assert (error.value.status, error.value.code) == (400, "no_pixel_data")
 
 
 def test_too_many_pixels():
     for data in (encode(Image.fromarray(ct_slice()), "PNG"), dicom_file("693_UNCR.dcm").read_bytes()):
-        with pytest.raises(ApiError) as error:
+        with pytest.raises(InvalidInput) as error:
             decode_image(data, limits=Limits(max_pixels=512 * 511))
         assert (error.value.status, error.value.code) == (413, "too_many_pixels")
+

@@ -39,7 +39,7 @@ def test_ready_names_an_image_folder_it_cannot_write_to(tmp_path):
 def test_ready_follows_firestore_going_away_and_coming_back(own_firestore_emulator, monkeypatch):
     for name, setting in own_firestore_emulator.env().items():
         monkeypatch.setenv(name, setting)
-    app = create_app({"STORE": "firestore", "FIRESTORE_PROJECT": PROJECT, "STORE_TIMEOUT_S": 3})
+    app = create_app({"STORE": "firestore", "GOOGLE_CLOUD_PROJECT": PROJECT, "STORE_TIMEOUT_S": 3})
     client = app.test_client()
     try:
         assert client.get("/ready").status_code == 200

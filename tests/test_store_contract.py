@@ -1,9 +1,10 @@
 """The store contract, run against every backend: SQLite and Firestore (the official emulator)."""
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.store.base import IdempotencyConflict, IdempotencyKey, encode_cursor
 from backend.store.firestore import FirestoreStore
 from backend.store.sqlite import SQLiteStore
@@ -16,7 +17,7 @@ def store(request, tmp_path):
         store = SQLiteStore(tmp_path / "data")
     else:
         request.getfixturevalue("firestore_env")
-        store = FirestoreStore(PROJECT, timeout_s=10)
+        store = FirestoreStore(PROJECT, timeout_s=10, emulator=os.environ["FIRESTORE_EMULATOR_HOST"])
     yield store
     store.close()
 
@@ -129,7 +130,7 @@ def test_a_cursor_after_a_deleted_document_still_pages_on(store):
 
 def test_a_cursor_that_is_not_ours_is_a_400(store):
     for cursor in ["not-a-cursor", encode_cursor({"created_at": "yesterday", "id": "a"})]:
-        with pytest.raises(ApiError) as raised:
+        with pytest.raises(InvalidInput) as raised:
             store.list(10, cursor)
         assert raised.value.status == 400
 
@@ -158,3 +159,67 @@ def test_each_owner_lists_gets_and_deletes_only_its_own(store):
     assert store.delete("b1", owner="alice") is False
     assert store.get("b1") is not None
     assert store.delete("b1", owner="bob") is True and store.get("b1") is None
+
+
+def study(study_id, created_at, owner="alice", study_uid="1.2.3", **extra):
+    """A study document shaped like the service's, job state included."""
+    return {"id": study_id, "owner": owner, "created_at": created_at, "status": "queued",
+            "progress": {"done": 0, "total": 3}, "study_uid": study_uid, "series_uid": "1.2.3.4", "slice_count": 3,
+            "attempts": 0, "lease_owner": None, "lease_until": None,
+            "slice_table": {"z": [-10.5, 0.0, 10.5], "sop_instance_uid": ["", "", ""],
+                            "instance_number": [3, 2, None]}, **extra}
+
+
+def test_a_study_round_trips_exactly(store):
+    doc = study("s1", "2026-12-06T10:00:00.123456Z")
+    assert store.create_study(doc) == doc
+    assert store.get_study("s1") == doc and store.get_study("s1", owner="bob") is None
+    assert store.get("s1") is None  # studies and analyses are apart
+
+
+def test_studies_list_newest_first_per_owner_and_dicom_study_with_a_cursor(store):
+    for i in range(5):
+        store.create_study(study(f"s{i}", f"2026-12-06T10:00:0{i}.000000Z", study_uid="1.2.3" if i % 2 else "9.9"))
+    store.create_study(study("b0", "2026-12-06T10:00:09.000000Z", owner="bob"))
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.list_studies(2, cursor, owner="alice")
+        seen += ids(page)
+        if cursor is None:
+            break
+    assert seen == ["s4", "s3", "s2", "s1", "s0"]
+    assert ids(store.list_studies(10, owner="alice", study_uid="1.2.3")[0]) == ["s3", "s1"]
+    assert ids(store.list_studies(10, study_uid="1.2.3")[0]) == ["b0", "s3", "s1"]
+    assert ids(store.list_studies(10)[0])[0] == "b0"
+
+
+def test_a_conditional_update_lets_one_of_two_claims_win(store):
+    store.create_study(study("s1", "2026-12-06T10:00:00.000000Z"))
+    read = {"status": "queued", "lease_owner": None}
+
+    def claim(worker):
+        return store.update_study("s1", {"status": "running", "lease_owner": worker}, read)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(claim, ["w1", "w2", "w3", "w4"]))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    stored = store.get_study("s1")
+    assert stored["lease_owner"] == winners[0]["lease_owner"] and stored["status"] == "running"
+    assert stored["slice_table"] == study("s1", "")["slice_table"]  # fields not named are kept
+    assert store.update_study("s1", {"status": "done"}, {"lease_owner": "someone else"}) is None
+    assert store.update_study("s1", {"status": "done"}, {"lease_owner": stored["lease_owner"]})["status"] == "done"
+    assert store.update_study("missing", {"status": "done"}) is None
+
+
+def test_unfinished_studies_are_the_queued_and_running_ones_oldest_first(store):
+    for i, status in enumerate(["done", "running", "queued", "failed", "queued"]):
+        store.create_study(study(f"s{i}", f"2026-12-06T10:00:0{i}.000000Z", status=status))
+    assert ids(store.unfinished_studies()) == ["s1", "s2", "s4"]
+
+
+def test_deleting_a_study_once(store):
+    store.create_study(study("s1", "2026-12-06T10:00:00.000000Z"))
+    assert store.delete_study("s1", owner="bob") is False
+    assert store.delete_study("s1", owner="alice") is True
+    assert store.get_study("s1") is None and store.delete_study("s1") is False

@@ -9,7 +9,7 @@ import threading
 
 from flask import current_app
 
-from backend.errors import ApiError
+from backend.errors import Unavailable
 
 
 def init_app(app):
@@ -21,8 +21,7 @@ def init_app(app):
 def heavy_work_slot():
     semaphore, wait_s = current_app.extensions["heavy_work"], current_app.config["HEAVY_WORK_WAIT_S"]
     if not semaphore.acquire(timeout=wait_s):
-        raise ApiError(503, "busy", "The service is analysing as many slices as it can; try again in a few seconds.",
-                       headers={"Retry-After": str(max(1, round(wait_s)))})
+        raise Unavailable("busy", headers={"Retry-After": str(max(1, round(wait_s)))})
     try:
         yield
     finally:

@@ -11,7 +11,7 @@ from PIL import Image
 from backend import metrics
 from backend.background import POOL
 from backend.analysis.findings import describe
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging import anatomy, heatmap
 from backend.imaging.limits import Limits
 from backend.ml.classifier import Classifier, Prediction
@@ -45,7 +45,7 @@ def analyze_slice(source, classifier: Classifier, window="lung", frame=None, lim
 
 def predict_slices(sources: list, classifier: Classifier, window="lung", limits=Limits()) -> list:
     """Several slices decoded, then one forward pass for all: per source (gray, Prediction), or the
-    ApiError that rejected it. `describe_slice` turns a (gray, Prediction) into what analyze_slice gives.
+    InvalidInput that rejected it. `describe_slice` turns a (gray, Prediction) into what analyze_slice gives.
     """
     decoded = {}
     answers = [None] * len(sources)
@@ -53,7 +53,7 @@ def predict_slices(sources: list, classifier: Classifier, window="lung", limits=
         try:
             with metrics.stage("decode"):
                 decoded[index] = download_image(source, window=window, limits=limits)
-        except ApiError as exc:
+        except InvalidInput as exc:
             answers[index] = exc
     if decoded:
         with metrics.stage("model"):

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from backend.analysis import objects
 from backend.auth import authenticate
-from backend.errors import ApiError
+from backend.errors import InvalidInput, NotAllowed, NotFound
 from backend.images import get_image_store
 from backend.store import get_store
 
@@ -34,7 +34,7 @@ def get_image(analysis_id, name):
     """One object of the analysis, its sha256 as ETag: a browser asks again only with If-None-Match."""
     doc = _stored(analysis_id)
     if name not in objects.NAMES:
-        raise ApiError(404, "not_found", f"An analysis's images are {', '.join(objects.NAMES)}.")
+        raise NotFound("not_found", f"An analysis's images are {', '.join(objects.NAMES)}.")
     entry = objects.entry(doc, name)
     store = get_image_store()
     if entry is None or store is None:
@@ -78,23 +78,22 @@ def _listed_owner(caller):
     if wanted is None:
         return caller.uid
     if wanted != "all":
-        raise ApiError(400, "invalid_owner", "owner may only be 'all' (everyone's analyses, for administrators).")
+        raise InvalidInput("invalid_owner")
     if not caller.admin:
-        raise ApiError(403, "forbidden", "Only administrators may list everyone's analyses.")
+        raise NotAllowed("forbidden")
     return None
 
 
 def _limit():
     raw = request.args.get("limit", str(DEFAULT_LIMIT))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LIMIT):
-        raise ApiError(400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+        raise InvalidInput("invalid_limit", maximum=MAX_LIMIT)
     return int(raw)
 
 
 def not_found(analysis_id):
-    return ApiError(404, "not_found", f"There is no analysis with id '{analysis_id}'.")
+    return NotFound("not_found", f"There is no analysis with id '{analysis_id}'.")
 
 
 def image_missing(analysis_id, name):
-    return ApiError(404, "image_missing", f"Analysis '{analysis_id}' has no stored {name} (it was made before "
-                                          "images were kept, or the object is gone); its thumbnails remain.")
+    return NotFound("image_missing", name=name)

@@ -1,21 +1,22 @@
-"""POST /analyze and POST /analyses/<id>/reanalyze: authenticate, read the slice, analyse, store, answer.
+"""POST /analyze and POST /analyses/<id>/reanalyze: authenticate, read the slice, analyse, record, answer.
 
-Storing is the same for both: the objects (full-size slice and heatmap, the original) first,
-then the document; a failed or superseded document write removes the objects it wrote.
+Both record through `backend.analysis.record`: the objects (full-size slice and heatmap, the
+original) first, then the document.
 """
 import json
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from backend import metrics, ratelimit
+from backend import ratelimit
 from backend.analysis import document, objects
 from backend.analysis.capacity import heavy_work_slot
 from backend.analysis.pipeline import analyze_slice
+from backend.analysis.record import Stores, record_slice
 from backend.api.analyses import image_missing, not_found, owner_scope
 from backend.api.upload import Upload, read_upload
 from backend.auth import authenticate
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.images import get_image_store
 from backend.imaging.limits import Limits
 from backend.ml.classifier import get_classifier
@@ -66,28 +67,8 @@ def _analyse_and_store(upload: Upload, owner: str, key: IdempotencyKey | None, *
 
     fields = document.new_fields(uuid.uuid4().hex, owner, upload.filename, upload.sha256, result, classifier,
                                  window=upload.window, frame=upload.frame)
-    fields.update(extra)
-    store = get_image_store()
-    if store is not None:
-        with metrics.stage("objects"):
-            fields["images"] = objects.write(store, objects.render(owner, fields["id"], upload.data, result.jpegs))
-    response, stored = document.build(fields, result.images)
-    stored = document.fit_to_budget(stored, result.slice_400, result.overlay_400,
-                                    config["FIRESTORE_COLLECTION"], config["DOC_BUDGET_BYTES"])
-
-    with metrics.stage("store"):
-        try:
-            saved = get_store().create(stored, key)
-        except BaseException:
-            if store is not None:
-                objects.remove(store, fields["images"])
-            raise
-    if saved["id"] != fields["id"]:  # an identical request with this key was stored first: keep its objects only
-        if store is not None:
-            objects.remove(store, fields["images"])
-        return _answer(saved, replayed=True)
-    metrics.ANALYSES.labels(label=result.prediction.label).inc()
-    return _answer(response)
+    body, replayed = record_slice(Stores.of(current_app), {**fields, **extra}, result, upload.data, key)
+    return _answer(body, replayed)
 
 
 def _idempotency_key(request_fingerprint: str, owner: str) -> IdempotencyKey | None:
@@ -96,7 +77,7 @@ def _idempotency_key(request_fingerprint: str, owner: str) -> IdempotencyKey | N
     if key is None:
         return None
     if not 1 <= len(key) <= 255 or not (key.isascii() and key.isprintable()):
-        raise ApiError(400, "invalid_idempotency_key", "The Idempotency-Key header must be 1 to 255 printable characters.")
+        raise InvalidInput("invalid_idempotency_key")
     return IdempotencyKey(owner, key, request_fingerprint)
 
 

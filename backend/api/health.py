@@ -2,7 +2,7 @@
 document store and the image store answer)."""
 from flask import Blueprint, current_app, jsonify
 
-from backend.errors import error_response
+from backend.errors import Unavailable
 from backend.images import get_image_store
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
@@ -35,6 +35,5 @@ def ready():
             current_app.logger.warning("readiness: the %s %s did not answer: %s", store.name, check, exc)
             not_ready[check] = f"the {store.name} {check.replace('_', ' ')} did not answer within {READY_TIMEOUT_S} s"
     if not_ready:
-        return error_response(503, "not_ready", "Not ready: " + "; ".join(not_ready.values()) + ".",
-                              not_ready=not_ready)
+        raise Unavailable("not_ready", reasons="; ".join(not_ready.values()), extra={"not_ready": not_ready})
     return jsonify(status="ready", checks={"model": "ok", **{check: "ok" for check, store in checks.items() if store}})

@@ -1,31 +1,71 @@
 """GET /openapi.json: the API described in OpenAPI 3.1, for clients, code generators and docs.
 
-tests/test_openapi.py validates real responses of every route against it, and fails for a
-route this document does not describe, so it cannot drift from the code.
+Every error response is made from the error catalogue (`backend/errors.py`): a route names the codes it
+can answer, and each status lists them with when they happen. tests/test_openapi.py validates real
+responses of every route against this document, and Schemathesis (tests/test_schemathesis.py) checks
+that the service does what it says, so it cannot drift from the code.
 """
 from flask import Blueprint, jsonify
 
+from backend.api.web import FRONTEND_DIR
+from backend.errors import CATALOGUE
+
 bp = Blueprint("openapi", __name__)
+
+REQUEST_ID = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+# Headers some errors carry, by status: who must sign in, and when to try again.
+ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True,
+                               "description": "Bearer, with the reason (RFC 6750)"}},
+    429: {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True,
+                          "description": "seconds"}},
+    503: {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                          "description": "seconds, with `busy`"}},
+}
 
 
 def _ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema, description):
-    return {"description": description, "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
-            "content": {"application/json": {"schema": schema}}}
+def _json(schema, description, links=None):
+    response = {"description": description, "headers": dict(REQUEST_ID), "content": {"application/json": {
+        "schema": schema}}}
+    if links:
+        response["links"] = links
+    return response
 
 
-def _error(description):
-    return _json(_ref("Error"), description)
+def errors(*codes) -> dict:
+    """The error responses of a route that can answer `codes`: one per status, its `error` one of them."""
+    by_status = {}
+    for code in codes:
+        by_status.setdefault(CATALOGUE[code].status, []).append(code)
+    return {str(status): {"description": "; ".join(f"`{code}`: {CATALOGUE[code].when}" for code in group),
+                          "headers": {**REQUEST_ID, **ERROR_HEADERS.get(status, {})},
+                          "content": {"application/json": {"schema": {
+                              "allOf": [_ref("Error")], "properties": {"error": {"enum": group}}}}}}
+            for status, group in sorted(by_status.items())}
 
 
 def _other(mimetypes, description, schema=None):
     """A non-JSON response (HTML, JavaScript, Prometheus text) in any of `mimetypes`."""
-    return {"description": description, "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+    return {"description": description, "headers": dict(REQUEST_ID),
             "content": {m: {"schema": schema or {"type": "string"}} for m in mimetypes}}
 
+
+# Codes by what a route does. Every route may fail unexpectedly (internal_error).
+SIGNED_IN = ("sign_in_required", "invalid_token", "token_expired", "token_revoked", "user_disabled",
+             "auth_unavailable", "internal_error")
+CHANGES = ("cross_origin_refused",)  # a POST or DELETE from another site's page (AUTH_MODE=none)
+STORED = ("store_unavailable",)
+IMAGES = ("image_store_unavailable",)
+IMAGE_CONTENT = ("corrupt_image", "invalid_dicom", "no_pixel_data", "invalid_dicom_header", "undecodable_dicom",
+                 "too_many_pixels", "decoded_too_large", "unsupported_format", "unsupported_transfer_syntax",
+                 "image_too_small", "blank_image", "invalid_frame")
+ANALYSING = ("rate_limited", "busy", "invalid_idempotency_key", "idempotency_key_reused")
+UPLOAD = ("bad_request", "missing_file", "missing_image", "invalid_json", "invalid_field", "invalid_base64",
+          "invalid_data_url", "empty_file", "too_many_form_fields", "invalid_window", "request_entity_too_large")
 
 JPEG_DATA_URL = {"type": "string", "pattern": "^data:image/jpeg;base64,[A-Za-z0-9+/]+={0,2}$",
                  "contentMediaType": "image/jpeg"}
@@ -60,42 +100,128 @@ ANALYSIS_EXTRA = {
                    "description": "the request's window and frame, which a re-analysis repeats"},
     "reanalysis_of": {"type": "string", "description": "the analysis whose stored original this one re-ran"},
 }
-STORE_ERRORS = {"503": _error("The store did not answer within STORE_TIMEOUT_S; nothing was written."),
-                "500": _error("An unexpected failure, logged with the request id.")}
-# Every /analyze and /analyses route: who is calling (AUTH_MODE), and whether it may.
-AUTH_ERRORS = {
-    "401": {**_error("AUTH_MODE=firebase: no valid Firebase ID token (missing, malformed, expired, revoked, "
-                     "of another project, or of a disabled user)."),
-            "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
-                        "WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}},
-    "403": _error("AUTH_MODE=none: a POST or DELETE from another site's page (its Origin is neither this "
-                  "service nor in CORS_ORIGINS); or owner=all without the admin claim."),
-}
-IMAGE_STORE_ERRORS = {
-    "503": _error("The document store or the image store (IMAGE_STORE) did not answer within STORE_TIMEOUT_S; "
-                  "nothing was changed."),
-    "500": STORE_ERRORS["500"]}
 FRAME = "0-based frame of a multi-frame DICOM; default the middle one"
 ANALYSIS_ID = {"name": "analysis_id", "in": "path", "required": True, "schema": {"type": "string"}}
+STUDY_ID = {"name": "study_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# A study's id, wherever a response carries one, leads to the routes that take it.
+STUDY_LINKS = {
+    "GetStudy": {"operationId": "getStudy", "parameters": {"study_id": "$response.body#/id"}},
+    "GetStudySlice": {"operationId": "getStudySlice", "parameters": {"study_id": "$response.body#/id"}},
+    "ReanalyzeStudy": {"operationId": "reanalyzeStudy", "parameters": {"study_id": "$response.body#/id"}},
+    "DeleteStudy": {"operationId": "deleteStudy", "parameters": {"study_id": "$response.body#/id"}},
+}
+LISTED_STUDY_LINKS = {name: {**link, "parameters": {"study_id": "$response.body#/items/0/id"}}
+                      for name, link in STUDY_LINKS.items()}
+LISTED_STUDY_LINKS["NextPage"] = {"operationId": "listStudies", "parameters": {"cursor": "$response.body#/next_cursor"}}
+# What a study upload (or a re-analysis of its kept files) can be refused for.
+STUDY_UPLOAD = ("bad_request", "missing_file", "invalid_window", "invalid_series_uid", "invalid_archive",
+                "study_too_large")
+STUDY_CONTENT = ("too_many_slices", "no_dicom", "unknown_series", "not_ct", "mixed_slice_sizes", "unordered_series")
+NUMBER_0_1 = {"type": "number", "minimum": 0, "maximum": 1}
+BINARY_FILE = {"type": "string", "contentMediaType": "application/octet-stream"}
+STUDY = {"type": "object", "additionalProperties": False, "properties": {
+    "id": {"type": "string", "description": "the study id"},
+    "owner": ANALYSIS_TEXT["owner"],
+    "created_at": ANALYSIS_TEXT["created_at"],
+    "started_at": {"type": "string", "format": "date-time", "description": "when a worker last claimed it"},
+    "finished_at": {"type": "string", "format": "date-time"},
+    "status": {"enum": ["queued", "running", "done", "failed"]},
+    "progress": {"type": "object", "additionalProperties": False, "required": ["done", "total"],
+                 "properties": {"done": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 1}},
+                 "description": "slices analysed so far, of the series' slices"},
+    "error": {"type": "object", "required": ["error", "message"], "additionalProperties": False,
+              "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+              "description": "why it failed (status failed): a catalogue code and its sentence"},
+    "filename": {"type": "string", "description": "the ZIP's name, the folder the files share, or 'N files'"},
+    "study_uid": {"type": "string", "description": "StudyInstanceUID (empty when the files have none)"},
+    "series_uid": {"type": "string", "description": "SeriesInstanceUID of the series analysed"},
+    "series_description": {"type": "string"},
+    "modality": {"type": "string"},
+    "slice_count": {"type": "integer", "minimum": 1},
+    "ordered_by": {"enum": ["position", "slice_location", "instance_number"],
+                   "description": "ImagePositionPatient along the slice normal, SliceLocation, or InstanceNumber"},
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["window"],
+                   "properties": {"window": _ref("Window")}},
+    "model": ANALYSIS_TEXT["model"],
+    "skipped_series": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["series_uid", "modality", "slices", "reason"],
+        "properties": {"series_uid": {"type": "string"}, "modality": {"type": "string"},
+                       "slices": {"type": "integer"}, "reason": {"type": "string"}}}},
+    "skipped_files": {"type": "array", "items": {
+        "type": "object", "additionalProperties": False, "required": ["name", "reason"],
+        "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}},
+        "description": "files of the upload left out (not DICOM, unsafe names, links, nested archives): the "
+                       "first 50"},
+    "skipped_file_count": {"type": "integer", "minimum": 0},
+    "reanalysis_of": {"type": "string", "description": "the study whose kept DICOM files this one re-ran"},
+    "prediction": {"type": "object", "additionalProperties": False,
+                   "required": ["label", "score", "threshold", "assessable_slices", "aggregation"], "properties": {
+                       "label": {"enum": ["COVID", "NonCOVID"], "description": "COVID when score >= threshold"},
+                       "score": {**NUMBER_0_1, "description": "the study's P(COVID)"},
+                       "threshold": NUMBER_0_1,
+                       "assessable_slices": {"type": "integer", "minimum": 0},
+                       "aggregation": {"type": "string", "description": "the rule, in words"}}},
+    "slices": {"type": "array", "description": "every slice, in position order (done studies)", "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["index", "instance_number", "sop_instance_uid", "z", "probability", "label", "assessable"],
+        "properties": {"index": {"type": "integer", "minimum": 0},
+                       "instance_number": {"type": ["integer", "null"]},
+                       "sop_instance_uid": {"type": "string", "description": "empty when the file has none"},
+                       "z": {"type": ["number", "null"], "description": "position along the slice normal, mm"},
+                       "probability": {"anyOf": [NUMBER_0_1, {"type": "null"}],
+                                       "description": "calibrated P(COVID); null when it could not be decoded"},
+                       "label": {"type": ["string", "null"]},
+                       "assessable": {"type": "boolean", "description": "counts toward the study answer"},
+                       "reason": {"enum": ["no_lung_field", "not_chest_ct"],
+                                  "description": "why the slice is not assessable (absent when it is)"},
+                       "error": {"type": "string", "description": "why the slice could not be decoded"}}}},
+    "key_slices": {"type": "array", "maxItems": 8, "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["index", "probability", "file_thumbnail", "heatmap_thumbnail"],
+        "properties": {"index": {"type": "integer", "minimum": 0}, "probability": NUMBER_0_1,
+                       "file_thumbnail": {"anyOf": [JPEG_DATA_URL, {"const": ""}]},
+                       "heatmap_thumbnail": {"anyOf": [JPEG_DATA_URL, {"const": ""}]}}},
+        "description": "the slices that drive the answer, highest first: 200 px JPEG-50 data URLs"},
+    "findings": {"type": "array", "items": {"type": "string"}},
+    "recommendations": {"type": "array", "items": {"type": "string"}},
+}, "required": ["id", "owner", "created_at", "status", "progress", "filename", "study_uid", "series_uid",
+                "series_description", "modality", "slice_count", "parameters", "model", "skipped_series"]}
+# An analysis's id, wherever a response carries one, leads to the routes that take it.
+ANALYSIS_LINKS = {
+    "GetAnalysis": {"operationId": "getAnalysis", "parameters": {"analysis_id": "$response.body#/id"}},
+    "GetImage": {"operationId": "getImage", "parameters": {"analysis_id": "$response.body#/id"}},
+    "Reanalyze": {"operationId": "reanalyze", "parameters": {"analysis_id": "$response.body#/id"}},
+    "DeleteAnalysis": {"operationId": "deleteAnalysis", "parameters": {"analysis_id": "$response.body#/id"}},
+}
+LISTED_LINKS = {name: {**link, "parameters": {"analysis_id": "$response.body#/items/0/id"}}
+                for name, link in ANALYSIS_LINKS.items()}
+LISTED_LINKS["NextPage"] = {"operationId": "listAnalyses", "parameters": {"cursor": "$response.body#/next_cursor"}}
+PRINTABLE = "^[ -~]{1,255}$"  # printable ASCII
 
 
 def _idempotency_key(request):
     return {"name": "Idempotency-Key", "in": "header", "required": False,
             "description": f"The same key with the same request {request} answers with the stored analysis; "
-                           "stored once.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+                           "stored once. 1 to 255 printable ASCII characters.",
+            "schema": {"type": "string", "pattern": PRINTABLE}}
 
 
 def _created(what):
     """201 of a new analysis; an Idempotency-Key replay answers the same way with the stored analysis."""
     return {**_json({"oneOf": [_ref("Analysis"), _ref("StoredAnalysis")]},
                     f"{what}; a replay of an Idempotency-Key answers with the stored analysis and "
-                    "Idempotent-Replayed: true."),
-            "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                    "Idempotent-Replayed: true.", ANALYSIS_LINKS),
+            "headers": {**REQUEST_ID,
                         "Location": {"schema": {"type": "string"}, "required": True,
                                      "description": "/analyses/<id of the new analysis>"},
                         "Idempotent-Replayed": {"schema": {"const": "true"},
                                                 "description": "present when this is a replay"}}}
+
+
+def _static_files() -> list[str]:
+    """The dashboard's files, as /static/{path} serves them."""
+    return sorted(p.relative_to(FRONTEND_DIR).as_posix() for p in FRONTEND_DIR.rglob("*")
+                  if p.is_file() and p.name != "index.html")
 
 
 SPEC = {
@@ -104,13 +230,16 @@ SPEC = {
         "title": "CT slice analysis",
         "version": "1.0.0",
         "description": "Classify one chest CT slice (PNG, JPEG or DICOM) as COVID or NonCOVID, with a class-"
-                       "activation heatmap, findings and recommendations; keep a history of analyses. Research "
+                       "activation heatmap, findings and recommendations, or a whole CT series as a study; keep a "
+                       "history of analyses and studies. Research "
                        "use only. Every response carries X-Request-ID; every error is "
-                       '{"error": code, "message": sentence}.',
+                       '{"error": code, "message": sentence}. A method a route does not take answers 405 with '
+                       "Allow.",
     },
     "security": [{}, {"firebase": []}],
     "paths": {
         "/analyze": {"post": {
+            "operationId": "analyze",
             "summary": "Analyse one slice and store the analysis",
             "parameters": [_idempotency_key("(file, window, frame, file name)")],
             "requestBody": {"required": True, "content": {
@@ -119,66 +248,52 @@ SPEC = {
                         "file": {"type": "string", "contentMediaType": "application/octet-stream",
                                  "description": "PNG, JPEG or DICOM bytes; the format is read from the bytes"},
                         "window": _ref("Window"),
-                        "frame": {"type": "string", "pattern": "^[0-9]+$", "description": FRAME}}},
+                        "frame": {"type": "string", "pattern": "^[0-9]{1,20}$", "description": FRAME}}},
                 },
                 "application/json": {
                     "schema": {"type": "object", "required": ["image"], "properties": {
-                        "image": {"type": "string", "description": "a data URL (data:<type>;base64,...) or bare "
-                                                                   "base64 of PNG, JPEG or DICOM bytes"},
+                        "image": {"type": "string", "minLength": 1,
+                                  "description": "a data URL (data:<type>;base64,...) or bare base64 of PNG, "
+                                                 "JPEG or DICOM bytes"},
                         "filename": {"type": "string"},
                         "window": _ref("Window"),
                         "frame": {"type": "integer", "minimum": 0, "description": FRAME}}},
                 },
             }},
-            "responses": {
-                "201": _created("The analysis (also stored)"),
-                "400": _error("No file, an empty, truncated or damaged image, a DICOM header that does not "
-                              "fit its pixels, bad JSON or base64, an unknown window or frame, too many form "
-                              "fields, or a bad Idempotency-Key."),
-                "413": _error("Larger than MAX_UPLOAD_MB, more pixels than MAX_PIXELS, or a decoded size over "
-                              "DECODE_BUDGET_MB."),
-                "415": _error("Not PNG, JPEG or DICOM, or a DICOM pixel encoding no installed decoder reads."),
-                "422": _error("Too small (a side under 24 px), blank (one value everywhere), or an "
-                              "Idempotency-Key used before for a different request."),
-                **AUTH_ERRORS,
-                "429": _error("Over RATE_LIMIT for this owner; Retry-After says when to try again."),
-                **STORE_ERRORS,
-                "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or the "
-                              "document or image store did not answer within STORE_TIMEOUT_S; nothing was "
-                              "written."),
-            },
+            "responses": {"201": _created("The analysis (also stored)"),
+                          **errors(*UPLOAD, *IMAGE_CONTENT, *ANALYSING, *SIGNED_IN, *CHANGES, *STORED, *IMAGES)},
         }},
         "/analyses": {"get": {
+            "operationId": "listAnalyses",
             "summary": "The caller's stored analyses, newest first",
             "parameters": [
                 {"name": "owner", "in": "query", "schema": {"const": "all"},
                  "description": "everyone's analyses (the admin claim only)"},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20},
-                 "description": "at most 100 are returned"},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"},
-                 "description": "next_cursor of the previous page"}],
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                            "default": 20}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,200}$"},
+                 "description": "next_cursor of the previous page (opaque: any other value answers invalid_cursor); "
+                                "empty: the first page"}],
             "responses": {
                 "200": _json({"type": "object", "additionalProperties": False, "required": ["items", "next_cursor"],
                               "properties": {"items": {"type": "array", "items": _ref("StoredAnalysis")},
-                                             "next_cursor": {"type": ["string", "null"]}}}, "A page."),
-                "400": _error("A limit that is not a whole number from 1 to 100, or a cursor not issued here."),
-                **AUTH_ERRORS,
-                **STORE_ERRORS,
+                                             "next_cursor": {"type": ["string", "null"]}}}, "A page.", LISTED_LINKS),
+                **errors("invalid_limit", "invalid_cursor", "invalid_owner", "forbidden", *SIGNED_IN, *STORED),
             },
         }},
         "/analyses/{analysis_id}": {
-            "get": {"summary": "One stored analysis", "parameters": [ANALYSIS_ID],
-                    "responses": {"200": _json(_ref("StoredAnalysis"), "The stored analysis."),
-                                  "404": _error("No analysis of the caller's has this id."),
-                                  **AUTH_ERRORS, **STORE_ERRORS}},
-            "delete": {"summary": "Delete one stored analysis: its images, then its document",
+            "get": {"operationId": "getAnalysis", "summary": "One stored analysis", "parameters": [ANALYSIS_ID],
+                    "responses": {"200": _json(_ref("StoredAnalysis"), "The stored analysis.", ANALYSIS_LINKS),
+                                  **errors("not_found", *SIGNED_IN, *STORED)}},
+            "delete": {"operationId": "deleteAnalysis",
+                       "summary": "Delete one stored analysis: its images, then its document",
                        "parameters": [ANALYSIS_ID],
-                       "responses": {"204": {"description": "Deleted, images and document.", "headers": {
-                                         "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}},
-                                     "404": _error("No analysis of the caller's has this id."),
-                                     **AUTH_ERRORS, **IMAGE_STORE_ERRORS}},
+                       "responses": {"204": {"description": "Deleted, images and document.",
+                                             "headers": dict(REQUEST_ID)},
+                                     **errors("not_found", *SIGNED_IN, *CHANGES, *STORED, *IMAGES)}},
         },
         "/analyses/{analysis_id}/images/{name}": {"get": {
+            "operationId": "getImage",
             "summary": "One kept image of an analysis: the 400 px slice or heatmap JPEG, or the original upload",
             "parameters": [ANALYSIS_ID,
                            {"name": "name", "in": "path", "required": True,
@@ -189,35 +304,111 @@ SPEC = {
                 "200": {**_other(["image/jpeg", "image/png", "application/dicom", "application/octet-stream"],
                                  "The object as stored (the original with the type sniffed from its bytes).",
                                  {"type": "string", "contentEncoding": "binary"}),
-                        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                        "headers": {**REQUEST_ID,
                                     "ETag": {"schema": {"type": "string"}, "required": True,
                                              "description": "the object's sha256, quoted"},
                                     "Cache-Control": {"schema": {"const": "private, max-age=31536000, immutable"},
                                                       "required": True}}},
                 "304": {"description": "Not modified: If-None-Match named this object's ETag.",
                         "headers": {"ETag": {"schema": {"type": "string"}, "required": True}}},
-                "404": _error("No analysis of the caller's has this id (not_found), another name, or the analysis "
-                              "has no such image: made before images were kept, or the object is gone "
-                              "(image_missing)."),
-                **AUTH_ERRORS, **IMAGE_STORE_ERRORS}}},
+                **errors("not_found", "image_missing", *SIGNED_IN, *STORED, *IMAGES)}}},
         "/analyses/{analysis_id}/reanalyze": {"post": {
+            "operationId": "reanalyze",
             "summary": "Run the current model on an analysis's stored original, with its window and frame",
             "parameters": [ANALYSIS_ID, _idempotency_key("(the same analysis id)")],
             "responses": {
                 "201": _created("The new analysis (also stored), with reanalysis_of"),
-                "400": _error("A bad Idempotency-Key."),
-                "404": _error("No analysis of the caller's has this id (not_found), or its original is not kept "
-                              "(image_missing)."),
-                "413": _error("The stored original is over MAX_PIXELS or DECODE_BUDGET_MB as configured now."),
-                "415": _error("The stored original is in an encoding no installed decoder reads."),
-                "422": _error("The stored original cannot be analysed (too small or blank), or an "
-                              "Idempotency-Key used before for a different request."),
-                **AUTH_ERRORS,
-                "429": _error("Over RATE_LIMIT for this owner; Retry-After says when to try again."),
-                **IMAGE_STORE_ERRORS,
-                "503": _error("No analysis slot free within HEAVY_WORK_WAIT_S (with Retry-After), or a store did "
-                              "not answer within STORE_TIMEOUT_S; nothing was written.")}}},
+                **errors("not_found", "image_missing", *IMAGE_CONTENT, *ANALYSING, *SIGNED_IN, *CHANGES, *STORED,
+                         *IMAGES)}}},
+        "/studies": {
+            "post": {
+                "operationId": "createStudy",
+                "summary": "Upload a series (a ZIP, or the DICOM files) as a study; it is analysed in the background",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"], "properties": {
+                        "file": {"oneOf": [BINARY_FILE, {"type": "array", "items": BINARY_FILE}],
+                                 "description": "one ZIP of DICOM files, or the DICOM files (the field repeated)"},
+                        "window": _ref("Window"),
+                        "series_uid": {"type": "string", "maxLength": 64,
+                                       "description": "the series to analyse; empty: the CT series with the most "
+                                                      "slices"}}}}}},
+                "responses": {
+                    "202": {**_json(_ref("Study"), "The study, queued (also stored).", STUDY_LINKS),
+                            "headers": {**REQUEST_ID,
+                                        "Location": {"schema": {"type": "string"}, "required": True,
+                                                     "description": "/studies/<id of the new study>"}}},
+                    **errors(*STUDY_UPLOAD, *STUDY_CONTENT, "rate_limited", *SIGNED_IN, *CHANGES, *STORED, *IMAGES,
+                             "studies_need_image_store", "queue_unavailable"),
+                },
+            },
+            "get": {
+                "operationId": "listStudies",
+                "summary": "The caller's studies, newest first (without their per-slice rows)",
+                "parameters": [
+                    {"name": "owner", "in": "query", "schema": {"const": "all"},
+                     "description": "everyone's studies (the admin claim only)"},
+                    {"name": "study_uid", "in": "query", "schema": {"type": "string"},
+                     "description": "only the studies of this DICOM StudyInstanceUID; empty: all"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                                "default": 20}},
+                    {"name": "cursor", "in": "query",
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,200}$"},
+                     "description": "next_cursor of the previous page (opaque: any other value answers "
+                                    "invalid_cursor); empty: the first page"}],
+                "responses": {
+                    "200": _json({"type": "object", "additionalProperties": False,
+                                  "required": ["items", "next_cursor"],
+                                  "properties": {"items": {"type": "array", "items": _ref("Study")},
+                                                 "next_cursor": {"type": ["string", "null"]}}}, "A page.",
+                                 LISTED_STUDY_LINKS),
+                    **errors("invalid_limit", "invalid_cursor", "invalid_owner", "forbidden", *SIGNED_IN, *STORED)},
+            },
+        },
+        "/studies/{study_id}": {
+            "get": {"operationId": "getStudy", "summary": "One study: its progress, then its answer, slices and key "
+                                                          "slices",
+                    "parameters": [STUDY_ID],
+                    "responses": {"200": _json(_ref("Study"), "The study.", STUDY_LINKS),
+                                  **errors("not_found", *SIGNED_IN, *STORED)}},
+            "delete": {"operationId": "deleteStudy",
+                       "summary": "Delete a study (a running one is cancelled): its objects, then its document",
+                       "parameters": [STUDY_ID],
+                       "responses": {"204": {"description": "Deleted, objects and document.",
+                                             "headers": dict(REQUEST_ID)},
+                                     **errors("not_found", *SIGNED_IN, *CHANGES, *STORED, *IMAGES)}},
+        },
+        "/studies/{study_id}/slices/{index}/{name}": {"get": {
+            "operationId": "getStudySlice",
+            "summary": "A slice of a done study: its 400 px JPEG (JPEG-70) or its heatmap overlay",
+            "parameters": [STUDY_ID,
+                           {"name": "index", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 99999},
+                            "description": "the slice's index"},
+                           {"name": "name", "in": "path", "required": True,
+                            "schema": {"enum": ["slice.jpg", "heatmap.jpg"]}},
+                           {"name": "If-None-Match", "in": "header", "required": False,
+                            "schema": {"type": "string"}, "description": "the ETag the caller has"}],
+            "responses": {
+                "200": {**_other(["image/jpeg"], "The image.", {"type": "string", "contentEncoding": "binary"}),
+                        "headers": {**REQUEST_ID,
+                                    "ETag": {"schema": {"type": "string"}, "required": True,
+                                             "description": "the image's sha256, quoted"},
+                                    "Cache-Control": {"schema": {"const": "private, max-age=31536000, immutable"},
+                                                      "required": True}}},
+                "304": {"description": "Not modified: If-None-Match named this image's ETag.",
+                        "headers": {"ETag": {"schema": {"type": "string"}, "required": True}}},
+                **errors("not_found", "image_missing", "study_not_done", *SIGNED_IN, *STORED, *IMAGES)}}},
+        "/studies/{study_id}/reanalyze": {"post": {
+            "operationId": "reanalyzeStudy",
+            "summary": "Run the current model on a study's kept DICOM files, with its window: a new study",
+            "parameters": [STUDY_ID],
+            "responses": {
+                "202": {**_json(_ref("Study"), "The new study, queued, with reanalysis_of.", STUDY_LINKS),
+                        "headers": {**REQUEST_ID, "Location": {"schema": {"type": "string"}, "required": True}}},
+                **errors("not_found", "image_missing", *STUDY_CONTENT, "invalid_window", "rate_limited", *SIGNED_IN,
+                         *CHANGES, *STORED, *IMAGES, "studies_need_image_store", "queue_unavailable")}}},
         "/health": {"get": {
+            "operationId": "health",
             "summary": "Liveness: the process answers (no dependency is checked)",
             "responses": {"200": _json({"type": "object", "additionalProperties": False,
                                         "required": ["status", "store", "model"],
@@ -225,6 +416,7 @@ SPEC = {
                                                        "model": ANALYSIS_TEXT["model"]}}, "Alive.")},
         }},
         "/ready": {"get": {
+            "operationId": "ready",
             "summary": "Readiness: the model is loaded, the document store and the image store answer",
             "responses": {
                 "200": _json({"type": "object", "additionalProperties": False, "required": ["status", "checks"],
@@ -232,12 +424,14 @@ SPEC = {
                                              "checks": {"type": "object",
                                                         "additionalProperties": {"const": "ok"}}}}, "Ready."),
                 "503": _json({"allOf": [_ref("Error")], "required": ["not_ready"], "properties": {
+                    "error": {"const": "not_ready"},
                     "not_ready": {"type": "object", "additionalProperties": {"type": "string"},
                                   "description": "what is not ready (model, store, image_store) and why"}}},
-                    "Not ready; the body names what is not."),
+                    CATALOGUE["not_ready"].when),
             },
         }},
         "/auth/config": {"get": {
+            "operationId": "authConfig",
             "summary": "How the dashboard signs in: AUTH_MODE and the Firebase web config (public values)",
             "responses": {"200": _json({"type": "object", "required": ["mode"], "properties": {
                 "mode": {"enum": ["none", "firebase"]},
@@ -248,30 +442,36 @@ SPEC = {
                 "google_sign_in": {"type": "boolean"}}}, "The sign-in configuration.")},
         }},
         "/metrics": {"get": {
+            "operationId": "metrics",
             "summary": "Prometheus metrics (absent when METRICS=0)",
             "responses": {"200": _other(["text/plain"], "Prometheus text exposition format 0.0.4.")},
         }},
         "/openapi.json": {"get": {
+            "operationId": "openapi",
             "summary": "This document",
             "responses": {"200": _json({"type": "object", "required": ["openapi", "info", "paths"]},
                                        "OpenAPI 3.1.")},
         }},
         "/": {"get": {
+            "operationId": "dashboard",
             "summary": "The web dashboard",
             "responses": {"200": _other(["text/html"], "The dashboard page.")},
         }},
         "/static/{path}": {"get": {
+            "operationId": "dashboardFile",
             "summary": "The dashboard's scripts, styles and icons",
-            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "path", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": _static_files()},
+                            "description": "one of the dashboard's files; any other path answers not_found"}],
             "responses": {"200": _other(["text/javascript", "text/css", "image/svg+xml", "text/html"], "A file."),
                           "304": {"description": "Not modified since the ETag or date the browser sent."},
-                          "404": _error("No such file.")},
+                          **errors("not_found")},
         }},
     },
     "components": {
         "schemas": {
             "Error": {"type": "object", "required": ["error", "message"], "properties": {
-                "error": {"type": "string", "pattern": "^[a-z0-9_]+$", "description": "a short code"},
+                "error": {"enum": sorted(CATALOGUE), "description": "a code of the catalogue (README: Errors)"},
                 "message": {"type": "string", "description": "a sentence for a person"}}},
             "Window": {"type": "string", "enum": ["lung", "mediastinal", "bone", "dicom"], "default": "lung",
                        "description": "DICOM display window; PNG and JPEG ignore it"},
@@ -286,11 +486,19 @@ SPEC = {
                                                    "description": "false when the image does not look like "
                                                                   "an axial chest CT slice"},
                                "distribution_score": {"type": "number", "minimum": 0, "maximum": 1},
+                               "assessable": {"type": "boolean",
+                                              "description": "false when the model did not judge the slice: it "
+                                                             "shows too little lung, or is not chest CT (`label` is "
+                                                             "still given; the findings say it was not assessed); "
+                                                             "absent in analyses stored before model 3"},
+                               "reason": {"enum": ["no_lung_field", "not_chest_ct", None],
+                                          "description": "why the slice was not assessed; null when it was"},
                                "confidence": {"type": "number", "minimum": 0, "maximum": 1,
                                               "description": "probabilities[label]"},
                                "probabilities": {"type": "object", "additionalProperties": {
                                    "type": "number", "minimum": 0, "maximum": 1},
                                    "description": "calibrated (temperature scaling); sum to 1"}}},
+            "Study": STUDY,
             "Analysis": {"type": "object", "additionalProperties": False, "properties": {
                 **ANALYSIS_TEXT, **ANALYSIS_EXTRA,
                 "file_url": {**JPEG_DATA_URL, "description": "the slice as the model saw it, longer side 400 px, "
@@ -311,9 +519,11 @@ SPEC = {
                                          "description": "AUTH_MODE=firebase; AUTH_MODE=none needs none"}},
         "headers": {"X-Request-ID": {"required": True, "schema": {"type": "string"},
                                      "description": "the caller's X-Request-ID if sane, else a new id"}},
-        "parameters": {"X-Request-ID": {"name": "X-Request-ID", "in": "header", "required": False,
-                                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@/+=-]{1,128}$"},
-                                        "description": "an id to follow this request through logs"}},
+        # Any value is accepted: one that is not 1 to 128 of these characters is replaced by a new id.
+        "parameters": {"X-Request-ID": {"name": "X-Request-ID", "in": "header", "required": False, "schema": {},
+                                        "description": "an id to follow this request through logs; kept when it "
+                                                       "is 1 to 128 characters of A-Z a-z 0-9 . _ : @ / + = -, "
+                                                       "else replaced by a new one"}},
     },
 }
 

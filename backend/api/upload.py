@@ -14,13 +14,11 @@ from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.utils.helpers import base64_payload
 
 MAX_FILENAME = 255
 MAX_FRAME_DIGITS = 20
-# The lines that head each multipart part, up to the blank line that ends them.
-_PART_HEADERS = re.compile(rb"(\r\n\r\n|\A)(--[^\r\n]*\r\n)(.*?)(\r\n\r\n)", re.DOTALL)
 
 
 @dataclass
@@ -51,17 +49,16 @@ def _from_json():
     try:
         body = json.loads(request.get_data(cache=False))
     except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON (or is nested too deeply).") from exc
+        raise InvalidInput("invalid_json") from exc
     if not isinstance(body, dict) or not isinstance(body.get("image"), str) or not body["image"]:
-        raise ApiError(400, "missing_image", 'Send JSON like {"image": "data:image/png;base64,...", '
-                                             '"filename": "slice.png"}: the image as a data URL or base64.')
+        raise InvalidInput("missing_image")
     if body.get("window") is not None and not isinstance(body["window"], str):
-        raise ApiError(400, "invalid_window", "'window' must be one of: lung, mediastinal, bone, dicom.")
+        raise InvalidInput("invalid_window")
     if body.get("filename") is not None and not isinstance(body["filename"], str):
-        raise ApiError(400, "invalid_field", "'filename' must be a string.")
+        raise InvalidInput("invalid_field", field="filename", expected="a string")
     frame = body.get("frame")
     if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
-        raise ApiError(400, "invalid_frame", "'frame' must be a whole number (the frame index, from 0).")
+        raise InvalidInput("invalid_frame")
     return Upload(base64_payload(body["image"]), _clean_filename(body.get("filename")),
                   body.get("window") or "lung", frame)
 
@@ -73,11 +70,10 @@ def _from_form():
         if "file" not in files and request.mimetype == "multipart/form-data":
             form, files = _reparse_tolerantly()
     except RequestEntityTooLarge as exc:  # under MAX_UPLOAD_MB, so it is werkzeug's limit on form parts
-        raise ApiError(400, "too_many_form_fields", "The form has more fields than this service reads: "
-                                                    "send 'file' and, if needed, 'window' and 'frame'.") from exc
+        raise InvalidInput("too_many_form_fields") from exc
     upload = files.get("file")
     if upload is None:
-        raise ApiError(400, "missing_file", "Send the image in a multipart form field named 'file'.")
+        raise InvalidInput("missing_file")
     return Upload(upload.read(), _clean_filename(upload.filename), form.get("window") or "lung",
                   _frame(form.get("frame")))
 
@@ -86,8 +82,7 @@ def _reparse_tolerantly():
     """Werkzeug drops the whole form when a part's headers are not UTF-8 (a filename in a legacy
     encoding); parse again with those header bytes replaced, keeping the file itself as sent."""
     boundary = request.mimetype_params.get("boundary", "")
-    fixed = _PART_HEADERS.sub(lambda m: m[1] + m[2] + m[3].decode("utf-8", "replace").encode() + m[4],
-                              request.get_data(cache=True))
+    fixed = utf8_part_headers(request.get_data(cache=True), boundary.encode("latin-1", "replace"))
     config = current_app.config
     parser = FormDataParser(max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"],
                             max_form_parts=config["MAX_FORM_PARTS"])
@@ -95,11 +90,30 @@ def _reparse_tolerantly():
     return form, files
 
 
+def utf8_part_headers(body: bytes, boundary: bytes) -> bytes:
+    """`body` with each part's header lines made valid UTF-8 and every other byte as it was.
+
+    A part starts after a delimiter (CRLF, or the start of the body, then `--boundary`) and its headers end at
+    the first blank line. The delimiter never occurs inside a part's content (RFC 2046), so content that merely
+    looks like headers is never touched.
+    """
+    separator = b"\r\n--" + boundary
+    preamble, *parts = (b"\r\n" + body).split(separator)
+    fixed = []
+    for part in parts:
+        end = part.find(b"\r\n\r\n")
+        if part.startswith(b"--") or end < 0:  # the closing delimiter, or a part without headers
+            fixed.append(part)
+        else:
+            fixed.append(part[:end].decode("utf-8", "replace").encode() + part[end:])
+    return separator.join([preamble, *fixed])[2:]
+
+
 def _frame(raw) -> int | None:
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_FRAME_DIGITS):
-        raise ApiError(400, "invalid_frame", "frame must be a whole number (the frame index, from 0).")
+        raise InvalidInput("invalid_frame")
     return int(raw)
 
 

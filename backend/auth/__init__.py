@@ -49,7 +49,7 @@ def get_auth() -> AuthMode:
 
 
 def authenticate() -> User:
-    """The caller of this request; ApiError 401 (or 403) when it may not call."""
+    """The caller of this request; NotAllowed (401, 403) when it may not call."""
     if "caller" not in g:
         g.caller = get_auth().authenticate(request)
     return g.caller

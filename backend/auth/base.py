@@ -1,7 +1,7 @@
 """The contract every auth mode keeps: say who is calling, and what the dashboard needs to sign in."""
 from dataclasses import dataclass
 
-from backend.errors import ApiError
+from backend.errors import NotAllowed
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class AuthMode:
     name = "base"
 
     def authenticate(self, request) -> User:
-        """The caller of `request`; raise ApiError (401, 403) when it may not call at all."""
+        """The caller of `request`; raise NotAllowed when it may not call at all."""
         raise NotImplementedError
 
     def web_config(self) -> dict:
@@ -31,7 +31,7 @@ class AuthMode:
         """Release what the mode holds (tests open and close many apps)."""
 
 
-def unauthorized(code: str, message: str, error: str | None = "invalid_token") -> ApiError:
-    """A 401 that tells the client, as RFC 6750 asks, to send a Bearer token."""
+def unauthorized(code: str, error: str | None = "invalid_token") -> NotAllowed:
+    """Not signed in (a 401), with the challenge that tells the client, as RFC 6750 asks, to send a Bearer token."""
     challenge = f'Bearer error="{error}"' if error else "Bearer"
-    return ApiError(401, code, message, {"WWW-Authenticate": challenge})
+    return NotAllowed(code, headers={"WWW-Authenticate": challenge})

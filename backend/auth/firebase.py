@@ -15,7 +15,7 @@ from firebase_admin import auth
 
 from backend.auth.base import AuthMode, User, unauthorized
 from backend.config import ConfigError, check_key_file, google_credentials
-from backend.errors import ApiError
+from backend.errors import Unavailable
 from backend.store.firebase_app import choose_credential
 
 # Where the JS SDK signs in and refreshes tokens (connect-src), and what Google's popup sign-in loads.
@@ -35,13 +35,13 @@ def check_emulator_allowed(project: str, emulator: str | None):
 def check_settings(config):
     """ConfigError for settings AUTH_MODE=firebase cannot work with, found from the settings alone (gunicorn's
     master runs this before it starts workers)."""
-    if not config["FIREBASE_PROJECT"]:
+    if not config["GOOGLE_CLOUD_PROJECT"]:
         raise ConfigError("AUTH_MODE=firebase needs the Firebase project id: set FIREBASE_PROJECT_ID")
     if not config["FIREBASE_API_KEY"]:
         raise ConfigError("AUTH_MODE=firebase needs FIREBASE_API_KEY, the web API key of the Firebase "
                           "project (console: Project settings, General), for the dashboard's sign-in")
-    check_emulator_allowed(config["FIREBASE_PROJECT"], config["FIREBASE_AUTH_EMULATOR_HOST"])
-    check_key_file(config["FIRESTORE_CREDENTIALS"])
+    check_emulator_allowed(config["GOOGLE_CLOUD_PROJECT"], config["FIREBASE_AUTH_EMULATOR_HOST"])
+    check_key_file(config["GOOGLE_APPLICATION_CREDENTIALS"])
 
 
 class FirebaseAuth(AuthMode):
@@ -56,24 +56,23 @@ class FirebaseAuth(AuthMode):
         self.check_revoked = check_revoked
         self.google_sign_in = google_sign_in
         with google_credentials("AUTH_MODE=firebase"):
-            credential = choose_credential(credentials_path)
+            credential = choose_credential(credentials_path, self.emulator)
             if not self.emulator:
                 credential.get_credential()  # found now: the Admin SDK would otherwise fail on the first request
         self.app = firebase_admin.initialize_app(credential, {"projectId": project}, name=f"auth-{uuid.uuid4().hex}")
 
     @classmethod
     def from_config(cls, config):
-        return cls(project=config["FIREBASE_PROJECT"], api_key=config["FIREBASE_API_KEY"],
-                   auth_domain=config["FIREBASE_AUTH_DOMAIN"], credentials_path=config["FIRESTORE_CREDENTIALS"],
+        return cls(project=config["GOOGLE_CLOUD_PROJECT"], api_key=config["FIREBASE_API_KEY"],
+                   auth_domain=config["FIREBASE_AUTH_DOMAIN"], credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
                    check_revoked=config["AUTH_CHECK_REVOKED"], google_sign_in=config["FIREBASE_GOOGLE_SIGN_IN"],
-                   # the Admin SDK reads it from the environment too; from_env reads the same variable
+                   # the Admin SDK reads it from the environment too; the settings read the same variable
                    emulator_host=config["FIREBASE_AUTH_EMULATOR_HOST"])
 
     def authenticate(self, request) -> User:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("sign_in_required", "Sign in first: send the header 'Authorization: Bearer' "
-                                                   "followed by a Firebase ID token.", error=None)
+            raise unauthorized("sign_in_required", error=None)
         claims = self._verify(token.strip())
         return User(uid=claims["uid"], admin=claims.get("admin") is True)
 
@@ -81,18 +80,18 @@ class FirebaseAuth(AuthMode):
         try:
             claims = auth.verify_id_token(token, app=self.app, check_revoked=self.check_revoked)
         except auth.ExpiredIdTokenError:
-            raise unauthorized("token_expired", "The ID token has expired; get a fresh one and try again.")
+            raise unauthorized("token_expired")
         except auth.RevokedIdTokenError:
-            raise unauthorized("token_revoked", "The ID token was revoked; sign in again.")
+            raise unauthorized("token_revoked")
         except auth.UserDisabledError:
-            raise unauthorized("user_disabled", "This account is disabled.")
+            raise unauthorized("user_disabled")
         except (auth.InvalidIdTokenError, auth.UserNotFoundError, ValueError):
-            raise unauthorized("invalid_token", "The ID token is not a valid Firebase ID token for this service.")
+            raise unauthorized("invalid_token")
         except firebase_admin.exceptions.FirebaseError:  # Google's keys or Firebase Authentication unreachable
-            raise ApiError(503, "auth_unavailable", "Sign-in can't be checked right now; try again shortly.")
+            raise Unavailable("auth_unavailable")
         # The SDK checks the times only of signed tokens; the emulator's unsigned ones would never expire.
         if self.emulator and not claims.get("exp", 0) > time.time():
-            raise unauthorized("token_expired", "The ID token has expired; get a fresh one and try again.")
+            raise unauthorized("token_expired")
         return claims
 
     def web_config(self) -> dict:

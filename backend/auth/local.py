@@ -5,7 +5,7 @@ address (unless ALLOW_ANONYMOUS=1 says otherwise; `loopback.py`), and a state-ch
 another site made a visitor's browser send (its Origin header names that site) is refused.
 """
 from backend.auth.base import AuthMode, User
-from backend.errors import ApiError
+from backend.errors import NotAllowed
 from backend.store.base import LOCAL_OWNER
 
 LOCAL_USER = User(uid=LOCAL_OWNER)
@@ -24,6 +24,5 @@ class LocalOwner(AuthMode):
         if request.method in STATE_CHANGING and origin is not None:
             own = request.host_url.rstrip("/").lower()
             if origin.rstrip("/").lower() not in self.allowed_origins | {own}:
-                raise ApiError(403, "cross_origin_refused",
-                               "This service does not accept changes sent by pages of other sites (add the site to CORS_ORIGINS to allow it).")
+                raise NotAllowed("cross_origin_refused")
         return LOCAL_USER

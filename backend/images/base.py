@@ -9,10 +9,6 @@ from datetime import datetime
 PROBE_PATH = "ready-probe"  # never written: reading it is the cheapest call that reaches the store
 
 
-class ImageStoreUnavailable(Exception):
-    """The object store could not be reached in time; the API answers 503 and keeps nothing half-done."""
-
-
 class ImageStore:
     name = "base"
 

@@ -15,7 +15,8 @@ from google.auth.exceptions import TransportError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from backend.images.base import PROBE_PATH, ImageStore, ImageStoreUnavailable
+from backend.errors import ImageStoreUnavailable
+from backend.images.base import PROBE_PATH, ImageStore
 
 UNREACHABLE = (exceptions.GoogleAPICallError, exceptions.RetryError, requests.exceptions.RequestException,
                TransportError)
@@ -25,10 +26,11 @@ class GcsImageStore(ImageStore):
     name = "gcs"
 
     def __init__(self, bucket: str, project: str | None = None, credentials_path: str | None = None,
-                 timeout_s: float = 10.0):
+                 timeout_s: float = 10.0, emulator: str | None = None):
+        """`emulator`: STORAGE_EMULATOR_HOST, which the client itself reads from the environment; anonymous there."""
         if credentials_path:
             self.client = storage.Client.from_service_account_json(credentials_path, project=project)
-        elif os.environ.get("STORAGE_EMULATOR_HOST"):
+        elif emulator:
             self.client = storage.Client(project=project or "emulator", credentials=AnonymousCredentials())
         else:
             self.client = storage.Client(project=project)
@@ -38,15 +40,16 @@ class GcsImageStore(ImageStore):
 
     @classmethod
     def from_config(cls, config):
-        return cls(config["STORAGE_BUCKET"], config["FIRESTORE_PROJECT"], config["FIRESTORE_CREDENTIALS"],
-                   config["STORE_TIMEOUT_S"])
+        return cls(config["STORAGE_BUCKET"], config["GOOGLE_CLOUD_PROJECT"], config["GOOGLE_APPLICATION_CREDENTIALS"],
+                   config["STORE_TIMEOUT_S"], config["STORAGE_EMULATOR_HOST"])
 
     @contextlib.contextmanager
     def _reaching_bucket(self, action, path):
         try:
             yield
         except UNREACHABLE as exc:
-            raise ImageStoreUnavailable(f"Cloud Storage did not {action} {path} within {self.timeout_s:g} s") from exc
+            raise ImageStoreUnavailable(f"Cloud Storage did not {action} {path} within {self.timeout_s:g} s",
+                                        "images-gcs") from exc
 
     def _calls(self):
         return {"timeout": self.timeout_s, "retry": self.retry}

@@ -10,7 +10,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from backend.images.base import ImageStore, ImageStoreUnavailable
+from backend.errors import ImageStoreUnavailable
+from backend.images.base import ImageStore
 
 
 class LocalImageStore(ImageStore):
@@ -22,7 +23,7 @@ class LocalImageStore(ImageStore):
 
     def ping(self, timeout_s):
         if not (self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)):
-            raise ImageStoreUnavailable(f"{self.root} is not a folder this service can write to")
+            raise ImageStoreUnavailable(f"{self.root} is not a folder this service can write to", "images-local")
 
     def _file(self, path: str) -> Path:
         parts = PurePosixPath(path).parts
@@ -44,7 +45,7 @@ class LocalImageStore(ImageStore):
             finally:
                 os.unlink(temp.name)
         except OSError as exc:
-            raise ImageStoreUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+            raise ImageStoreUnavailable(f"cannot write {path}: {exc.strerror}", "images-local") from exc
 
     def get(self, path):
         try:
@@ -52,16 +53,22 @@ class LocalImageStore(ImageStore):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise ImageStoreUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+            raise ImageStoreUnavailable(f"cannot read {path}: {exc.strerror}", "images-local") from exc
 
     def delete(self, path):
         file = self._file(path)
         try:
-            file.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # the analysis's folder, once its last object is gone
-                file.parent.rmdir()
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # no such object: already removed
+                file.unlink()
+            folder = file.parent
+            while folder != self.root:  # the analysis's (or study's) folders, once their last object is gone
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                folder = folder.parent
         except OSError as exc:
-            raise ImageStoreUnavailable(f"cannot delete {path}: {exc.strerror}") from exc
+            raise ImageStoreUnavailable(f"cannot delete {path}: {exc.strerror}", "images-local") from exc
 
     def list_older_than(self, prefix, cutoff):
         found = []

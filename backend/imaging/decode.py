@@ -12,7 +12,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging import formats
 from backend.imaging.dicom import WINDOWS, decode_dicom, stretch_to_uint8
 from backend.imaging.limits import Limits
@@ -32,19 +32,19 @@ _WIDE_MODES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
 def decode_image(data: bytes, window: str = "lung", frame: int | None = None, limits: Limits = Limits()) -> np.ndarray:
-    """Decode PNG, JPEG or DICOM bytes into a 2-D uint8 array, or raise ApiError saying what is wrong."""
+    """Decode PNG, JPEG or DICOM bytes into a 2-D uint8 array, or raise InvalidInput saying what is wrong."""
     if not data:
-        raise ApiError(400, "empty_file", "The uploaded file is empty.")
+        raise InvalidInput("empty_file")
     if window not in WINDOWS:
-        raise ApiError(400, "invalid_window", f"Unknown window; use one of: {', '.join(WINDOWS)}.")
+        raise InvalidInput("invalid_window")
     kind = formats.sniff(data)
     if kind is None:
-        raise ApiError(415, "unsupported_format", "The file is not a PNG, JPEG or DICOM image.")
+        raise InvalidInput("unsupported_format")
     if kind == formats.DICOM:
         gray = decode_dicom(data, window, frame, limits)
     else:
         if frame not in (None, 0):
-            raise ApiError(400, "invalid_frame", "A PNG or JPEG image has one frame: frame must be 0 or left out.")
+            raise InvalidInput("invalid_frame")
         gray = _decode_jpeg(data, limits) if kind == formats.JPEG else _decode_png(data, limits)
     _check_content(gray)
     return gray
@@ -58,10 +58,10 @@ def _decode_png(data, limits):
         _check_png_rows(data)
         image = Image.open(io.BytesIO(data), formats=["PNG"])
         image.load()
-    except ApiError:
+    except InvalidInput:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, for sizes far past MAX_PIXELS
-        raise ApiError(413, "too_many_pixels", "The image has more pixels than this service accepts.") from exc
+        raise InvalidInput("too_many_pixels") from exc
     except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
         raise _corrupt() from exc
     return _to_gray(ImageOps.exif_transpose(image))
@@ -95,7 +95,7 @@ def _decode_jpeg(data, limits):
         pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB", strict=True,
                                         min_width=JPEG_MIN_DECODED_SIDE, min_height=JPEG_MIN_DECODED_SIDE)
         orientation = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif()  # the header only
-    except ApiError:
+    except InvalidInput:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
         raise _corrupt() from exc
@@ -105,7 +105,7 @@ def _decode_jpeg(data, limits):
 
 
 def _corrupt():
-    return ApiError(400, "corrupt_image", "The image could not be decoded: it is truncated or damaged.")
+    return InvalidInput("corrupt_image")
 
 
 def _to_gray(image):
@@ -133,8 +133,6 @@ def _composite_on_black(rgba: np.ndarray) -> np.ndarray:
 def _check_content(gray):
     height, width = gray.shape
     if min(height, width) < MIN_SIDE:
-        raise ApiError(422, "image_too_small",
-                       f"The image is {width}x{height} pixels; each side must be at least {MIN_SIDE}.")
+        raise InvalidInput("image_too_small", f"This one is {width}x{height}.", minimum=MIN_SIDE)
     if gray.min() == gray.max():
-        raise ApiError(422, "blank_image", "The image has no content: every pixel has the same value "
-                                           "(for DICOM, another window may show it).")
+        raise InvalidInput("blank_image")

@@ -12,9 +12,10 @@ import numpy as np
 import pydicom
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian)
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging.limits import Limits
 
 # pydicom logs each decoder plugin's failure with a traceback. For uploads those failures are
@@ -39,7 +40,7 @@ def decode_dicom(data: bytes, window: str, frame: int | None, limits: Limits) ->
         ds = _read(data, limits)
         return _slice(ds, window, frame, limits)
     except RecursionError as exc:  # sequences nested thousands deep
-        raise ApiError(400, "invalid_dicom", "The DICOM file nests sequences too deeply to be read.") from exc
+        raise InvalidInput("invalid_dicom", "It nests sequences too deeply to be read.") from exc
 
 
 def _read(data, limits):
@@ -47,10 +48,10 @@ def _read(data, limits):
         if _transfer_syntax_of(data) == DeflatedExplicitVRLittleEndian:
             _check_inflated_size(data, limits)
         return pydicom.dcmread(io.BytesIO(data), force=True)
-    except (ApiError, RecursionError):
+    except (InvalidInput, RecursionError):
         raise
     except Exception as exc:  # hostile bytes make the parser fail in many ways; all mean the same
-        raise ApiError(400, "invalid_dicom", "The file looks like DICOM but could not be read.") from exc
+        raise InvalidInput("invalid_dicom") from exc
 
 
 def _transfer_syntax_of(data):
@@ -76,7 +77,7 @@ def _check_inflated_size(data, limits):
 
 def _slice(ds, window, frame, limits):
     if "PixelData" not in ds:
-        raise ApiError(400, "no_pixel_data", "The DICOM file holds no image (it has no Pixel Data element).")
+        raise InvalidInput("no_pixel_data")
     rows, cols = _number(ds, "Rows", 1, 65535), _number(ds, "Columns", 1, 65535)
     samples = _number(ds, "SamplesPerPixel", 1, 4, default=1)
     bits = _number(ds, "BitsAllocated", 1, 64)
@@ -108,7 +109,7 @@ def _to_gray(pixels, ds, window, rescale):
         window = "dicom"
     slope, intercept = rescale or (1.0, 0.0)
     if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
-        raise ApiError(400, "invalid_dicom_header", "The pixel values are not finite numbers.")
+        raise InvalidInput("invalid_dicom_header", "The pixel values are not finite numbers.")
     width, level = WINDOWS[window] or _file_window(ds) or _full_range(pixels, slope, intercept)
     low, invert = level - width / 2, ds.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1"
 
@@ -153,7 +154,7 @@ def _full_range(pixels, slope, intercept):
 
 
 def _number(ds, keyword, low, high, default=None, whole=True, several=False):
-    """The attribute as a number within [low, high] (the first, where `several` are allowed), or ApiError 400."""
+    """The attribute as a number within [low, high] (the first, where `several` are allowed), or InvalidInput."""
     try:
         value = ds.get(keyword, default)
         if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
@@ -169,16 +170,21 @@ def _number(ds, keyword, low, high, default=None, whole=True, several=False):
 
 
 def _bad_header(keyword):
-    return ApiError(400, "invalid_dicom_header", f"The DICOM header's {keyword} is missing, not a number, "
-                                                 "or does not fit the image.")
+    return InvalidInput("invalid_dicom_header", f"Its {keyword} is missing, not a number, or does not fit the image.")
 
 
 def _transfer_syntax(ds) -> UID:
-    """The pixel encoding: the file meta's, or the default for a bare data set without one."""
-    syntax = UID(str((getattr(ds, "file_meta", None) or {}).get("TransferSyntaxUID") or ImplicitVRLittleEndian))
+    """The pixel encoding: the file meta's; for a bare data set (no Part 10 header, as older systems write
+    them) the encoding it was read in, recorded in a file meta so that the pixel decoders find it."""
+    syntax = (getattr(ds, "file_meta", None) or {}).get("TransferSyntaxUID")
+    if syntax is None:
+        implicit, little = ds.original_encoding
+        syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = syntax
+    syntax = UID(str(syntax))
     if not syntax.is_transfer_syntax:
-        raise ApiError(415, "unsupported_transfer_syntax", f"'{syntax[:64]}' is not a DICOM transfer syntax this "
-                                                          "service knows.")
+        raise InvalidInput("unsupported_transfer_syntax", f"'{syntax[:64]}' is not a DICOM transfer syntax.")
     return syntax
 
 
@@ -186,7 +192,7 @@ def _frame_index(frame, frames):
     if frame is None:
         return frames // 2
     if not 0 <= frame < frames:
-        raise ApiError(400, "invalid_frame", f"This file has {frames} frame(s): frame must be from 0 to {frames - 1}.")
+        raise InvalidInput("invalid_frame", f"This file has {frames} frame(s): 0 to {frames - 1}.")
     return frame
 
 
@@ -195,11 +201,11 @@ def _check_native_length(ds, samples_total, bits):
     try:
         actual = len(ds.PixelData)
     except Exception as exc:
-        raise ApiError(400, "invalid_dicom", "The DICOM pixel data could not be read.") from exc
+        raise InvalidInput("invalid_dicom", "Its pixel data could not be read.") from exc
     if actual not in (expected, expected + 1):  # + 1: the pad byte of an odd length
-        raise ApiError(400, "invalid_dicom_header",
-                       f"The pixel data hold {actual} bytes, but Rows x Columns x SamplesPerPixel x "
-                       f"NumberOfFrames x BitsAllocated call for {expected}.")
+        raise InvalidInput("invalid_dicom_header",
+                           f"The pixel data hold {actual} bytes, but Rows x Columns x SamplesPerPixel x "
+                           f"NumberOfFrames x BitsAllocated call for {expected}.")
 
 
 def _decode_frame(ds, syntax, index):
@@ -208,13 +214,11 @@ def _decode_frame(ds, syntax, index):
     except NotImplementedError:
         available = False
     if not available:
-        raise ApiError(415, "unsupported_transfer_syntax",
-                       f"This service cannot decode DICOM pixel data encoded as {syntax.name} ({syntax}).")
+        raise InvalidInput("unsupported_transfer_syntax", f"It is encoded as {syntax.name} ({syntax}).")
     try:
         return pydicom.pixels.pixel_array(ds, index=index)
     except Exception as exc:  # decoders raise many types for damaged data
-        raise ApiError(400, "undecodable_dicom",
-                       f"The DICOM pixel data ({syntax.name}) could not be decoded: they may be damaged.") from exc
+        raise InvalidInput("undecodable_dicom", f"They are encoded as {syntax.name} and may be damaged.") from exc
 
 
 def _rescale(ds, frame):

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging.decode import decode_image
 
 SKIMAGE_FILES = ("astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "chessboard_GRAY.png",
@@ -78,6 +78,6 @@ def screen(classifier, data: bytes) -> tuple[bool, float]:
     outright (a blank picture) never reaches the model, so it counts as caught: (False, 0.0)."""
     try:
         prediction = classifier.predict(decode_image(data))
-    except ApiError:
+    except InvalidInput:
         return False, 0.0
     return prediction.in_distribution, prediction.distribution_score

@@ -1,4 +1,5 @@
-"""The store contract every backend keeps: create, get, list newest first with a cursor, delete.
+"""The store contract every backend keeps: create, get, list newest first with a cursor, delete; and the same
+for studies, with a conditional update.
 
 Documents go in and come out as the JSON-ready dicts the API serves: `id` (str), `owner` (the
 uid that created it) and `created_at` (ISO 8601 UTC string, e.g. "2026-11-24T10:00:00.123456Z")
@@ -12,19 +13,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput, ServiceError
 
 
 # The owner of every analysis made without accounts (AUTH_MODE=none), and of rows stored before accounts.
 LOCAL_OWNER = "local"
 
 
-class StoreUnavailable(Exception):
-    """The backing database could not be reached in time; the API answers 503."""
+class IdempotencyConflict(ServiceError):
+    """The Idempotency-Key was first used for a different request."""
 
-
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was first used for a different request; the API answers 422."""
+    def __init__(self):
+        super().__init__("idempotency_key_reused")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,37 @@ class AnalysisStore:
         """Remove the document and its key record if it belongs to `owner` (None: anyone's); False when there was none."""
         raise NotImplementedError
 
+    # Studies (POST /studies): one document per study, beside the analyses, its job state included
+    # (status, progress, attempts, lease_owner, lease_until), so any instance can answer and claim it.
+
+    def create_study(self, doc: dict) -> dict:
+        """Store a new study document (a new, random id); return it."""
+        raise NotImplementedError
+
+    def get_study(self, study_id: str, owner: str | None = None) -> dict | None:
+        """The study, if it exists and belongs to `owner` (None: whoever owns it)."""
+        raise NotImplementedError
+
+    def list_studies(self, limit: int, cursor: str | None = None, owner: str | None = None,
+                     study_uid: str | None = None) -> "tuple[list[dict], str | None]":
+        """`owner`'s studies (None: everyone's), only those of the DICOM study `study_uid` when given, newest first
+        (created_at, then id, both descending). Returns (items, next_cursor)."""
+        raise NotImplementedError
+
+    def update_study(self, study_id: str, changes: dict, expect: dict | None = None) -> dict | None:
+        """Replace the top-level fields in `changes`, atomically, only if the study exists and each field named
+        in `expect` has that value now (a missing field counts as None). Returns the updated document, or None
+        (nothing written) when the study is gone or the precondition failed: two workers cannot both claim it."""
+        raise NotImplementedError
+
+    def delete_study(self, study_id: str, owner: str | None = None) -> bool:
+        """Remove the study document if it belongs to `owner` (None: anyone's); False when there was none."""
+        raise NotImplementedError
+
+    def unfinished_studies(self, limit: int = 100) -> "list[dict]":
+        """Studies whose status is queued or running, oldest first (the local queue resumes them)."""
+        raise NotImplementedError
+
     def ping(self, timeout_s: float):
         """Raise StoreUnavailable unless the store answers a cheap read within about `timeout_s` (/ready)."""
         self.list(1)
@@ -88,7 +119,7 @@ _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    """(created_at, id) of the last item of the previous page; ApiError 400 for a malformed cursor."""
+    """(created_at, id) of the last item of the previous page; InvalidInput for a malformed cursor."""
     try:
         if _CURSOR.fullmatch(cursor):  # the shape encode_cursor makes, before anything is parsed
             created_at, analysis_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -97,4 +128,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
                 return created_at, analysis_id
     except (binascii.Error, ValueError, TypeError, RecursionError):
         pass
-    raise ApiError(400, "invalid_cursor", "The cursor is not one this service issued; start again without it.")
+    raise InvalidInput("invalid_cursor")
+
+
+def preconditions_hold(doc: dict, expect: dict | None) -> bool:
+    """Whether each field named in `expect` has that value in `doc` (a missing field counts as None)."""
+    return all(doc.get(name) == value for name, value in (expect or {}).items())

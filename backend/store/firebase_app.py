@@ -3,7 +3,6 @@
 firebase_admin keeps apps in a process-wide registry, so each store gets a unique name and
 deletes its app on close; tests can then open and close stores freely.
 """
-import os
 import uuid
 
 import firebase_admin
@@ -18,18 +17,19 @@ class EmulatorCredential(credentials.Base):
         return AnonymousCredentials()
 
 
-def choose_credential(credentials_path: str | None) -> credentials.Base:
-    """A service-account key if one is configured, anonymous for the emulator, else ADC."""
+def choose_credential(credentials_path: str | None, emulator: str | None) -> credentials.Base:
+    """A service-account key if one is configured, anonymous for the emulator (FIRESTORE_EMULATOR_HOST, which the
+    client itself reads from the environment), else ADC."""
     if credentials_path:
         return credentials.Certificate(credentials_path)
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+    if emulator:
         return EmulatorCredential()
     return credentials.ApplicationDefault()
 
 
-def open_app(project: str | None, credentials_path: str | None) -> firebase_admin.App:
+def open_app(project: str | None, credentials_path: str | None, emulator: str | None) -> firebase_admin.App:
     options = {"projectId": project} if project else {}
-    return firebase_admin.initialize_app(choose_credential(credentials_path), options,
+    return firebase_admin.initialize_app(choose_credential(credentials_path, emulator), options,
                                          name=f"analysis-store-{uuid.uuid4().hex}")
 
 

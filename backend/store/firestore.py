@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 from firebase_admin import firestore as admin_firestore
 from google.api_core import exceptions
 from google.api_core.retry import Retry, if_exception_type
+from google.cloud import firestore as cloud_firestore
 from google.cloud.firestore import FieldFilter, Query
 
 from backend.store import firebase_app
-from backend.store.base import AnalysisStore, IdempotencyConflict, StoreUnavailable, decode_cursor, encode_cursor
+from backend.errors import StoreUnavailable
+from backend.store.base import AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor, preconditions_hold
 from backend.store.docsize import FIRESTORE_MAX_DOC_BYTES, DocumentTooLarge, stored_document_size
 
 TRANSIENT_ERRORS = (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
@@ -42,12 +44,14 @@ class FirestoreStore(AnalysisStore):
     name = "firestore"
 
     def __init__(self, project, credentials_path=None, database="(default)", collection="analyses",
-                 timeout_s=10.0, budget_bytes=FIRESTORE_MAX_DOC_BYTES):
-        self.app = firebase_app.open_app(project, credentials_path)
+                 timeout_s=10.0, budget_bytes=FIRESTORE_MAX_DOC_BYTES, emulator=None):
+        self.app = firebase_app.open_app(project, credentials_path, emulator)
         self.client = admin_firestore.client(self.app, database)
         self.collection_name = collection
         self.collection = self.client.collection(collection)
         self.keys = self.client.collection(f"{collection}-idempotency-keys")
+        self.studies_name = f"{collection}-studies"
+        self.studies = self.client.collection(self.studies_name)
         self.timeout_s = timeout_s
         self.budget_bytes = min(budget_bytes, FIRESTORE_MAX_DOC_BYTES)
         self.retry = Retry(predicate=if_exception_type(*TRANSIENT_ERRORS),
@@ -55,9 +59,10 @@ class FirestoreStore(AnalysisStore):
 
     @classmethod
     def from_config(cls, config):
-        return cls(project=config["FIRESTORE_PROJECT"], credentials_path=config["FIRESTORE_CREDENTIALS"],
+        return cls(project=config["GOOGLE_CLOUD_PROJECT"], credentials_path=config["GOOGLE_APPLICATION_CREDENTIALS"],
                    database=config["FIRESTORE_DATABASE"], collection=config["FIRESTORE_COLLECTION"],
-                   timeout_s=config["STORE_TIMEOUT_S"], budget_bytes=config["DOC_BUDGET_BYTES"])
+                   timeout_s=config["STORE_TIMEOUT_S"], budget_bytes=config["DOC_BUDGET_BYTES"],
+                   emulator=config["FIRESTORE_EMULATOR_HOST"])
 
     @contextlib.contextmanager
     def _reaching_firestore(self, action):
@@ -65,7 +70,7 @@ class FirestoreStore(AnalysisStore):
         try:
             yield
         except (exceptions.RetryError, *TRANSIENT_ERRORS) as exc:
-            raise StoreUnavailable(f"Firestore did not answer {action} within {self.timeout_s:g} s") from exc
+            raise StoreUnavailable(f"Firestore did not answer {action} within {self.timeout_s:g} s", self.name) from exc
 
     def _calls(self):
         return {"retry": self.retry, "timeout": self.timeout_s}
@@ -93,7 +98,7 @@ class FirestoreStore(AnalysisStore):
         if not record.exists:
             return None
         if record.get("request") != key.request:
-            raise IdempotencyConflict(key.key)
+            raise IdempotencyConflict()
         return self.get(record.get("analysis_id"))
 
     def get(self, analysis_id: str, owner: str | None = None) -> dict | None:
@@ -133,12 +138,83 @@ class FirestoreStore(AnalysisStore):
             except exceptions.NotFound:
                 return False
 
+    def _check_size(self, collection, doc):
+        size = stored_document_size(collection, doc)
+        if size > self.budget_bytes:
+            raise DocumentTooLarge(f"{doc['id']} is {size} bytes in Firestore; the budget is {self.budget_bytes}")
+
+    def create_study(self, doc):
+        self._check_size(self.studies_name, doc)
+        with self._reaching_firestore("create_study"):
+            self.studies.document(doc["id"]).create(to_firestore(doc), **self._calls())
+        return doc
+
+    def get_study(self, study_id, owner=None):
+        with self._reaching_firestore("get_study"):
+            snapshot = self.studies.document(study_id).get(**self._calls())
+        fields = snapshot.to_dict() if snapshot.exists else None
+        if fields is None or (owner is not None and fields.get("owner") != owner):
+            return None
+        return from_firestore(fields)
+
+    def list_studies(self, limit, cursor=None, owner=None, study_uid=None):
+        query = self.studies
+        for name, value in (("owner", owner), ("study_uid", study_uid)):
+            if value is not None:  # served by the composite indexes in firestore.indexes.json
+                query = query.where(filter=FieldFilter(name, "==", value))
+        query = (query.order_by("created_at", direction=Query.DESCENDING)
+                 .order_by("__name__", direction=Query.DESCENDING).limit(limit + 1))
+        if cursor:
+            created_at, study_id = decode_cursor(cursor)
+            query = query.start_after([to_timestamp(created_at), study_id])
+        with self._reaching_firestore("list_studies"):
+            snapshots = query.get(**self._calls())
+        items = [from_firestore(s.to_dict()) for s in snapshots[:limit]]
+        return items, (encode_cursor(items[-1]) if len(snapshots) > limit else None)
+
+    def update_study(self, study_id, changes, expect=None):
+        """In a transaction: Firestore retries it when another writer changed the document in between, so
+        the precondition is checked against what is stored when the write lands."""
+        reference = self.studies.document(study_id)
+
+        @cloud_firestore.transactional
+        def update(transaction):
+            snapshot = reference.get(transaction=transaction)
+            if not snapshot.exists:
+                return None
+            doc = from_firestore(snapshot.to_dict())
+            if not preconditions_hold(doc, expect):
+                return None
+            doc = {**doc, **changes}
+            self._check_size(self.studies_name, doc)
+            transaction.set(reference, to_firestore(doc))
+            return doc
+
+        with self._reaching_firestore("update_study"):
+            return update(self.client.transaction())
+
+    def delete_study(self, study_id, owner=None):
+        if owner is not None and self.get_study(study_id, owner) is None:
+            return False
+        with self._reaching_firestore("delete_study"):
+            try:
+                self.studies.document(study_id).delete(option=self.client.write_option(exists=True), **self._calls())
+                return True
+            except exceptions.NotFound:
+                return False
+
+    def unfinished_studies(self, limit=100):
+        query = self.studies.where(filter=FieldFilter("status", "in", ["queued", "running"])).limit(limit)
+        with self._reaching_firestore("unfinished_studies"):
+            snapshots = query.get(**self._calls())
+        return sorted((from_firestore(s.to_dict()) for s in snapshots), key=lambda doc: doc["created_at"])
+
     def ping(self, timeout_s: float):
         """One read, no retries: a readiness probe must answer fast and say "not ready" while Firestore is away."""
         try:
             self.collection.limit(1).get(retry=None, timeout=timeout_s)
         except exceptions.GoogleAPICallError as exc:
-            raise StoreUnavailable(f"Firestore did not answer within {timeout_s:g} s") from exc
+            raise StoreUnavailable(f"Firestore did not answer within {timeout_s:g} s", self.name) from exc
 
     def close(self):
         self.client.close()

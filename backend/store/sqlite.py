@@ -11,7 +11,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from backend.store.base import LOCAL_OWNER, AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor
+from backend.store.base import (LOCAL_OWNER, AnalysisStore, IdempotencyConflict, decode_cursor, encode_cursor,
+                                preconditions_hold)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS analyses (
@@ -28,6 +29,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     analysis_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_analysis ON idempotency_keys (analysis_id);
+CREATE TABLE IF NOT EXISTS studies (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    study_uid TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS studies_by_owner ON studies (owner, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS studies_newest_first ON studies (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS studies_unfinished ON studies (status, created_at);
 """
 
 
@@ -87,7 +99,7 @@ class SQLiteStore(AnalysisStore):
         if row is None:
             return None
         if row[0] != key.request:
-            raise IdempotencyConflict(key.key)
+            raise IdempotencyConflict()
         return self._get(db, row[1])
 
     def get(self, analysis_id, owner=None):
@@ -122,6 +134,63 @@ class SQLiteStore(AnalysisStore):
                 return False
             db.execute("DELETE FROM idempotency_keys WHERE analysis_id = ?", (analysis_id,))
             return db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount > 0
+
+    def create_study(self, doc):
+        with self._connect() as db:
+            db.execute("INSERT INTO studies (id, created_at, owner, study_uid, status, document) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (doc["id"], doc["created_at"], doc["owner"], doc.get("study_uid") or "", doc["status"],
+                        json.dumps(doc)))
+        return doc
+
+    def get_study(self, study_id, owner=None):
+        with self._connect() as db:
+            return self._get_study(db, study_id, owner)
+
+    @staticmethod
+    def _get_study(db, study_id, owner=None):
+        row = db.execute("SELECT document FROM studies WHERE id = ? AND (? IS NULL OR owner = ?)",
+                         (study_id, owner, owner)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_studies(self, limit, cursor=None, owner=None, study_uid=None):
+        conditions, params = [], []
+        for column, value in (("owner", owner), ("study_uid", study_uid)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if cursor:
+            created_at, study_id = decode_cursor(cursor)
+            conditions.append("(created_at, id) < (?, ?)")
+            params += [created_at, study_id]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT document FROM studies{where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                              params + [limit + 1]).fetchall()
+        items = [json.loads(row[0]) for row in rows[:limit]]
+        return items, (encode_cursor(items[-1]) if len(rows) > limit else None)
+
+    def update_study(self, study_id, changes, expect=None):
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # the read and the write in one write transaction: no other writer between
+            doc = self._get_study(db, study_id)
+            if doc is None or not preconditions_hold(doc, expect):
+                return None
+            doc = {**doc, **changes}
+            db.execute("UPDATE studies SET status = ?, document = ? WHERE id = ?",
+                       (doc["status"], json.dumps(doc), study_id))
+        return doc
+
+    def delete_study(self, study_id, owner=None):
+        with self._connect() as db:
+            return db.execute("DELETE FROM studies WHERE id = ? AND (? IS NULL OR owner = ?)",
+                              (study_id, owner, owner)).rowcount > 0
+
+    def unfinished_studies(self, limit=100):
+        with self._connect() as db:
+            rows = db.execute("SELECT document FROM studies WHERE status IN ('queued', 'running') "
+                              "ORDER BY created_at LIMIT ?", (limit,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
     def close(self):
         for db in self._opened:

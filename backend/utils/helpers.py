@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from backend.errors import ApiError
+from backend.errors import InvalidInput
 from backend.imaging.decode import decode_image
 from backend.imaging.limits import Limits
 
@@ -75,12 +75,12 @@ def download_image(source, window="lung", frame=None, limits=Limits()) -> np.nda
 
 
 def base64_payload(text: str) -> bytes:
-    """The bytes of a data URL or bare base64 text (JSON uploads), or ApiError 400."""
+    """The bytes of a data URL or bare base64 text (JSON uploads), or InvalidInput."""
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
-            raise ApiError(400, "invalid_data_url", "The data URL must be base64-encoded, like data:image/png;base64,...")
+            raise InvalidInput("invalid_data_url")
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_base64", "The image is not valid base64.") from exc
+        raise InvalidInput("invalid_base64") from exc

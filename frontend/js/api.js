@@ -23,25 +23,49 @@ function errorFromResponse(status, bodyText) {
   return new ApiError(status, "error", `The service answered with an unexpected status (${status}).`);
 }
 
-// With AUTH_MODE=firebase, session.js hands over a function that resolves to a fresh ID token.
-let idToken = null;
+const SESSION_ENDED = "Your session has ended: sign in again.";
 
-export function sendIdTokens(getToken) {
+// With AUTH_MODE=firebase, session.js hands over how to get an ID token (`fresh`: a new one, not the cached
+// one) and what to do when the service refuses the caller even with a new token: sign in again.
+let idToken = null;
+let sessionEnded = () => {};
+
+export function sendIdTokens(getToken, onSessionEnded) {
   idToken = getToken;
+  sessionEnded = onSessionEnded;
 }
 
-async function authorization() {
-  const token = idToken ? await idToken() : null;
+async function authorization(fresh = false) {
+  let token = null;
+  try {
+    token = idToken ? await idToken(fresh) : null;
+  } catch {
+    // The token cannot be renewed (the account was disabled or its sessions revoked): the session is over.
+    sessionEnded();
+    throw new ApiError(401, "sign_in_required", SESSION_ENDED);
+  }
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-async function request(url, options = {}) {
+// `send(headers)` -> Response. A 401 to a signed-in caller is tried once more with a new token (the one it had
+// may just have expired); refused again, the session is over and the page returns to the sign-in form.
+async function withToken(send) {
   let response;
   try {
-    response = await fetch(url, { ...options, headers: { Accept: "application/json", ...(await authorization()) } });
-  } catch {
+    response = await send(await authorization());
+    if (response.status === 401 && idToken) {
+      response = await send(await authorization(true));
+      if (response.status === 401) sessionEnded();
+    }
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
     throw new ApiError(0, "unreachable", UNREACHABLE);
   }
+  return response;
+}
+
+async function request(url, options = {}) {
+  const response = await withToken((headers) => fetch(url, { ...options, headers: { Accept: "application/json", ...headers } }));
   if (!response.ok) throw errorFromResponse(response.status, await response.text());
   if (response.status === 204) return null;
   try {
@@ -70,12 +94,7 @@ export const reanalyze = (id) => request(`analyses/${encodeURIComponent(id)}/rea
 // A kept image (slice.jpg, heatmap.jpg) as a Blob: fetched with the caller's token, which an <img src>
 // cannot send. Rejects with ApiError (404 image_missing for analyses made before images were kept).
 export async function getImage(id, name) {
-  let response;
-  try {
-    response = await fetch(`analyses/${encodeURIComponent(id)}/images/${name}`, { headers: await authorization() });
-  } catch {
-    throw new ApiError(0, "unreachable", UNREACHABLE);
-  }
+  const response = await withToken((headers) => fetch(`analyses/${encodeURIComponent(id)}/images/${name}`, { headers }));
   if (!response.ok) throw errorFromResponse(response.status, await response.text());
   return response.blob();
 }
@@ -100,6 +119,7 @@ export function uploadForAnalysis(file, windowName, onProgress) {
           reject(new ApiError(xhr.status, "bad_response", UNREADABLE));
         }
       } else {
+        if (xhr.status === 401 && idToken) sessionEnded();
         reject(errorFromResponse(xhr.status, xhr.responseText));
       }
     });
@@ -115,8 +135,69 @@ export function uploadForAnalysis(file, windowName, onProgress) {
         for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
         xhr.send(form);
       },
-      () => reject(new ApiError(0, "unreachable", UNREACHABLE)),
+      (error) => reject(error instanceof ApiError ? error : new ApiError(0, "unreachable", UNREACHABLE)),
     );
   });
   return { promise, abort: () => { cancelled = true; xhr.abort(); } };
+}
+
+// Studies: a series of DICOM files (or one ZIP) analysed in the background.
+
+export function listStudies(limit, cursor) {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor) params.set("cursor", cursor);
+  return request(`studies?${params}`);
+}
+
+export const getStudy = (id) => request(`studies/${encodeURIComponent(id)}`);
+
+export const deleteStudy = (id) => request(`studies/${encodeURIComponent(id)}`, { method: "DELETE" });
+
+// One slice's 400 px image or heatmap overlay of a done study, as a Blob (fetched with the caller's token).
+export async function getSliceImage(id, index, name) {
+  let response;
+  try {
+    response = await fetch(`studies/${encodeURIComponent(id)}/slices/${index}/${name}`, { headers: await authorization() });
+  } catch {
+    throw new ApiError(0, "unreachable", UNREACHABLE);
+  }
+  if (!response.ok) throw errorFromResponse(response.status, await response.text());
+  return response.blob();
+}
+
+// Files of a folder (each sent under its path in the folder) or one ZIP, with upload progress.
+// Returns {promise, abort}; the promise resolves to the queued study (202).
+export function uploadStudy(files, windowName, onProgress) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open("POST", "studies");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError(xhr.status, "bad_response", UNREADABLE));
+        }
+      } else {
+        reject(errorFromResponse(xhr.status, xhr.responseText));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "unreachable", UNREACHABLE)));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "The upload was cancelled.")));
+    const form = new FormData();
+    for (const file of files) form.append("file", file, file.relativePath || file.webkitRelativePath || file.name);
+    form.append("window", windowName);
+    authorization().then(
+      (headers) => {
+        for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+        xhr.send(form);
+      },
+      () => reject(new ApiError(0, "unreachable", UNREACHABLE)),
+    );
+  });
+  return { promise, abort: () => xhr.abort() };
 }

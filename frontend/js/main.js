@@ -5,22 +5,46 @@ import { openDetail, initDetail } from "./detail.js";
 import { addToHistory, clearHistory, confirmAndDelete, initHistory, loadHistory } from "./history.js";
 import { clearResult, forgetResult, initResults, showResult } from "./results.js";
 import { initUpload } from "./upload.js";
+import { clearStudies, confirmAndDeleteStudy, initStudies, loadStudies } from "./studies.js";
+import { initViewer } from "./viewer.js";
 import { modelText } from "./format.js";
 
 const serviceStatus = document.getElementById("service-status");
 const historyStatus = document.getElementById("history-status");
-const workArea = [document.getElementById("upload-panel"), document.getElementById("history-panel")];
+const workArea = ["upload-panel", "study-upload-panel", "studies-panel", "history-panel"]
+  .map((id) => document.getElementById(id));
 
 async function checkHealth() {
   try {
     const health = await getHealth();
     const model = modelText(health.model);
     serviceStatus.textContent = health.status === "ok" ? "Service available" : `Service ${health.status}`;
+    serviceStatus.classList.remove("is-ok", "is-down");
     serviceStatus.classList.add(health.status === "ok" ? "is-ok" : "is-down");
     if (model) document.getElementById("footer-model").textContent = `Model: ${model}.`;
   } catch {
-    serviceStatus.textContent = "Service unavailable";
-    serviceStatus.classList.add("is-down");
+    showUnavailable("Service unavailable");
+  }
+}
+
+function showUnavailable(text) {
+  serviceStatus.textContent = text;
+  serviceStatus.classList.remove("is-ok");
+  serviceStatus.classList.add("is-down");
+}
+
+const RETRY_MS = 3000;
+
+// The service's sign-in mode decides what the page shows, so it is waited for, never guessed: an
+// unreachable service is not a service without accounts.
+async function authConfig() {
+  for (;;) {
+    try {
+      return await getAuthConfig();
+    } catch {
+      showUnavailable("Service unavailable: trying again…");
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
   }
 }
 
@@ -35,14 +59,17 @@ async function startSignedIn(config) {
   initSession(config, {
     onSignedIn: () => {
       clearHistory();
+      clearStudies();
       showWorkArea(true);
       loadHistory();
+      loadStudies();
     },
     onSignedOut: () => {
       const detail = document.getElementById("detail-dialog");
       if (detail.open) detail.close();
       showWorkArea(false);
       clearHistory();
+      clearStudies();
       clearResult();
     },
   });
@@ -55,15 +82,21 @@ async function start() {
     addToHistory(doc);
   });
   initDetail(confirmAndDelete, addToHistory);
+  initViewer({ onDelete: confirmAndDeleteStudy });
+  initStudies();
   initHistory(
     (id) => openDetail(id, (message) => { historyStatus.textContent = message; }),
     (id) => forgetResult(id),
   );
+  showWorkArea(false);
+  const config = await authConfig();
   checkHealth();
-  // An unreachable service answers nothing either way; the page then behaves as without accounts.
-  const config = await getAuthConfig().catch(() => ({ mode: "none" }));
   if (config.mode === "firebase") startSignedIn(config);
-  else loadHistory();
+  else {
+    showWorkArea(true);
+    loadHistory();
+    loadStudies();
+  }
 }
 
 start();

@@ -64,7 +64,15 @@ export function initSession(config, { onSignedIn, onSignedOut }) {
   // from other origins while signing in with a password.
   const auth = initializeAuth(app, { persistence: [indexedDBLocalPersistence, browserLocalPersistence] });
   if (config.emulator) connectAuthEmulator(auth, config.emulator, { disableWarnings: true });
-  sendIdTokens(async () => (auth.currentUser ? auth.currentUser.getIdToken() : null));
+  sendIdTokens(
+    async (fresh) => (auth.currentUser ? auth.currentUser.getIdToken(fresh) : null),
+    () => {
+      // The service refused this user's token even when new: back to the form, saying why.
+      errorBox.textContent = "Your session has ended: sign in again.";
+      errorBox.hidden = false;
+      signOut(auth);
+    },
+  );
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -1,0 +1,86 @@
+"""Make a study from DICOM files, whichever way they came: POST /studies, a re-analysis, or (later) a DICOM
+node. Callable from code: nothing here reads a request.
+
+Top to bottom: the files' headers (choose, check and order the series), then the chosen files kept as
+objects in slice order and the document (`record_study`), then the study handed to the queue. When the
+queue does not take it, the study is removed again and the caller gets a 503.
+"""
+import uuid
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+
+from backend.analysis import objects
+from backend.analysis.record import Stores, record_study
+from backend.errors import InvalidInput, Unavailable
+from backend.imaging.archive import StudyLimits, Upload
+from backend.imaging.dicom import WINDOWS
+from backend.imaging.series import MAX_UID, plan
+
+CHUNK = 16  # DICOM files held and written at once
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def check_parameters(window: str, series_uid: str | None):
+    if window not in WINDOWS:
+        raise InvalidInput("invalid_window")
+    if series_uid is not None and not 0 < len(series_uid) <= MAX_UID:
+        raise InvalidInput("invalid_series_uid")
+
+
+def create_study(stores: Stores, queue, classifier, owner: str, upload: Upload, *, filename: str,
+                 window: str = "lung", series_uid: str | None = None, limits: StudyLimits | None = None,
+                 **extra) -> dict:
+    """A new study, queued; returns its stored document. InvalidInput for what cannot become a study."""
+    if stores.images is None:
+        raise Unavailable("studies_need_image_store")
+    check_parameters(window, series_uid)
+    limits = limits or StudyLimits()
+    series = plan(upload, limits, series_uid)
+    study_id = uuid.uuid4().hex
+    doc = {
+        "id": study_id, "owner": owner, "created_at": now_iso(), "status": "queued",
+        "progress": {"done": 0, "total": len(series.slices)},
+        "filename": filename, "study_uid": series.study_uid, "series_uid": series.series_uid,
+        "series_description": series.description, "modality": series.modality or "CT",
+        "slice_count": len(series.slices), "ordered_by": series.ordered_by, "parameters": {"window": window},
+        "model": {"name": classifier.name, "version": classifier.version},
+        "skipped_series": series.skipped_series, "skipped_files": upload.skipped,
+        "skipped_file_count": upload.skipped_count, **extra,
+        "attempts": 0, "lease_owner": None, "lease_until": None,
+        "slice_table": {"instance_number": [s.header.instance_number for s in series.slices],
+                        "sop_instance_uid": [s.header.sop_uid for s in series.slices],
+                        "z": [None if s.z is None else round(s.z, 3) for s in series.slices]},
+    }
+
+    def chunks():
+        for start in range(0, len(series.slices), CHUNK):
+            yield [({"path": objects.dicom_path(owner, study_id, index), "content_type": "application/dicom"},
+                    series.slices[index].member.read())
+                   for index in range(start, min(start + CHUNK, len(series.slices)))]
+
+    saved = record_study(stores, doc, chunks())
+    try:
+        queue.submit(study_id)
+    except Unavailable:
+        remove_study(stores, saved)
+        raise
+    return saved
+
+
+def remove_study(stores: Stores, doc: dict) -> bool:
+    """Its objects first, then its document (a 503 on the way leaves the study readable; a retry finishes)."""
+    objects.delete_prefix(stores.images, objects.study_prefix(doc["owner"], doc["id"]))
+    return stores.documents.delete_study(doc["id"], owner=doc["owner"])
+
+
+def display_name(names: list[str]) -> str:
+    """The study's `filename`: the one file's name, or the folder the files share, or how many there are."""
+    if len(names) == 1:
+        return PurePosixPath(names[0].replace("\\", "/")).name or names[0]
+    folders = {PurePosixPath(n.replace("\\", "/")).parts[0] for n in names if "/" in n.replace("\\", "/")}
+    if len(folders) == 1 and all("/" in n.replace("\\", "/") for n in names):
+        return folders.pop()
+    return f"{len(names)} files"
