@@ -13,7 +13,6 @@ import pydicom
 import torch
 
 from backend.analysis.study import AGGREGATION, top_k
-
 from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging.decode import decode_image
 from backend.ml.classifier import Classifier
