@@ -95,8 +95,11 @@ def operating_point(logits, positive, sources=None):
 
 def cross_fitted_ece(logits, positive, folds, bins=ECE_BINS):
     """ECE after temperature scaling where each fold's temperature is fitted on the other folds only
-    (an honest 'after': the plain 'after' is measured on the logits the temperature was fitted to)."""
+    (an honest 'after': the plain 'after' is measured on the logits the temperature was fitted to). None for the
+    logits of a single held-out fold: there is no other fold to fit on."""
     logits, positive, folds = np.asarray(logits), np.asarray(positive, bool), np.asarray(folds)
+    if len(np.unique(folds)) < 2:
+        return None
     p = np.zeros(len(positive))
     for k in np.unique(folds):
         rest = folds != k

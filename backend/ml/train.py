@@ -49,22 +49,25 @@ RECIPES = {
     "lite0-deep-x5-mix": {**_DEEP, "members": 5, "mixup": 0.4},  # mixup, lambda ~ Beta(0.4, 0.4)
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
     # Round 9 (3.0.0, several sources): one network of today's recipe, then the v3 preprocessing, whose training
-    # stops after 10 epochs or 320 steps, whichever comes first (twice 2.3.0's steps; the 2.5k-slice sources would
-    # take 770-940).
+    # stops after 10 epochs or 160 steps, whichever comes first (2.3.0's steps per network; the 2.5k-slice sources
+    # would take 770-940), on the plain view and the first 2 augmented copies (SELECTION.md, amended 12:52 UTC on
+    # 6 Dec before any result: the speed measured on the machine that day).
     "lite0-deep-mix": {**_DEEP, "mixup": 0.4},
-    "v3-body-mix": {**_DEEP, "mixup": 0.4, "max_steps": 320, "crop": "body", "intensity": "standard",
-                    "augment": "slice"},
-    "v3-lungs-mix": {**_DEEP, "mixup": 0.4, "max_steps": 320, "crop": "lungs", "intensity": "standard",
-                     "augment": "slice"},
+    "v3-body-mix": {**_DEEP, "mixup": 0.4, "max_steps": 160, "first_views": 3, "crop": "body",
+                    "intensity": "standard", "augment": "slice"},
+    "v3-lungs-mix": {**_DEEP, "mixup": 0.4, "max_steps": 160, "first_views": 3, "crop": "lungs",
+                     "intensity": "standard", "augment": "slice"},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
 # recipes recorded in crossval.json by earlier rounds must stay equal to the ones trained from them.
 # crop, intensity: preprocess.prepare's (stored with the weights); augment: "crop" augments the crop
 # (augment.augment), "slice" the whole slice before the crop is found (augment.augment_slice); max_steps: training
-# stops there if `epochs` would take longer (the one-cycle schedule spans what is trained).
+# stops there if `epochs` would take longer (the one-cycle schedule spans what is trained); first_views: train on
+# only the first k of the `views` cached views (the plain view and k - 1 augmented copies; round 9, to save the
+# frozen layers' time).
 OPTIONAL = {"members": 1, "views": VIEWS, "drop_path": 0.0, "mixup": 0.0, "crop": "body", "intensity": "raw",
-            "augment": "crop", "max_steps": None}
+            "augment": "crop", "max_steps": None, "first_views": None}
 
 
 def option(recipe, name):
@@ -184,6 +187,8 @@ def recipe_inputs(recipe, folders, items, cache_dir=RUNS_DIR / "cache"):
     same caches through the same keys."""
     options = [option(recipe, "views"), *preprocessing(recipe).values(), option(recipe, "augment")]
     views = cached_views(folders, items, cache_dir, options[0], 0, *options[1:])
+    if first := option(recipe, "first_views"):
+        views, options = views[:, :first].contiguous(), [*options, f"first {first}"]
     return views, frozen_inputs(recipe, views, cache_dir, key=[[str(f) for f in folders], items, *options,
                                                                 _code_key()])
 
@@ -301,7 +306,7 @@ def main(argv=None):
 
     # The operating point needs every fold; a cross-validation started alongside may still be running.
     while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) \
-            < cv["folds"]:
+            < cv.get("folds_run", cv["folds"]):
         print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
         time.sleep(30)
     assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"
