@@ -38,7 +38,8 @@ def make_folder(root, seed=0):
 
 
 def run_crossval(folders, out, cache, *options):
-    return crossval.main([*map(str, folders), "--out", str(out), "--folds", "2", "--epochs", "1", "--candidates",
+    return crossval.main([*map(str, folders), "--out", str(out), "--folds", "2", "--epochs", "1", "--views", "2",
+                          "--candidates",
                           "lite0", "--threads", "2", "--cache", str(cache), *options])
 
 
@@ -88,17 +89,34 @@ def test_cross_source_validation_trains_on_the_other_sources_and_scores_each_sou
 
 
 def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
+    """3.0.0's path: a v3 recipe, calibrated on one grouped held-out split (the first of 3 folds run, the others not),
+    then trained on everything."""
     folders = [make_folder(tmp_path / "one")]
-    crossval.main([str(folders[0]), "--out", str(tmp_path / "cv.json"), "--folds", "2", "--epochs", "1",
-                   "--candidates", "v3-lungs-mix", "--threads", "2", "--cache", str(tmp_path / "cache")])
+    record = crossval.main([str(folders[0]), "--out", str(tmp_path / "cv.json"), "--folds", "3", "--max-folds", "1",
+                            "--epochs", "1", "--views", "2", "--candidates", "v3-lungs-mix", "--threads", "2",
+                            "--cache", str(tmp_path / "cache")])
+    held_out = {key for key, entry in record["files"].items() if entry["fold"] == 0}
+    candidate = record["candidates"]["v3-lungs-mix"]
+    assert record["folds"] == 3 and record["folds_run"] == 1 and candidate["folds_done"] == 1
+    assert set(candidate["logits"]) == held_out and 0 < len(held_out) < len(record["files"])
+    assert [fold["held_out"] for fold in candidate["per_fold"]] == [len(held_out)]
     metrics = train.main([str(folders[0]), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
                           "--cache", str(tmp_path / "cache"), "--threads", "2"])
+    held = metrics["out_of_fold"]
+    assert held["images"] == len(held_out) and held["ece_after_cross_fitted"] is None  # no other fold to fit on
+    assert held["operating_point"]["sensitivity"] >= 0.85
     classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert classifier.preprocessing == {"crop": "lungs", "intensity": "standard"}
     items = data.list_images(folders)
-    views = train.cached_views(folders, items, tmp_path / "cache", train.VIEWS, 0, "lungs", "standard", "slice")
+    views = train.cached_views(folders, items, tmp_path / "cache", 2, 0, "lungs", "standard", "slice")
     gray = load_gray(folders, items[0][0])
     assert torch.equal(views[0, 0], torch.from_numpy(resize(prepare(gray, "lungs", "standard")[0])))
+    # The recipe trains on the first 3 of its 6 cached views (nothing frozen here, so the inputs are the views).
+    recipe = train.recipe_namespace({**train.RECIPES["v3-lungs-mix"], "freeze": 0})
+    six = train.cached_views(folders, items, tmp_path / "cache", train.VIEWS, 0, "lungs", "standard", "slice")
+    assert train.option(recipe, "first_views") == 3 and torch.equal(six[:, 0], views[:, 0])
+    assert all(torch.equal(inputs, six[:, :3]) for inputs in train.recipe_inputs(recipe, folders, items,
+                                                                                 tmp_path / "cache"))
     for key, expected in metrics["reference_predictions"].items():
         assert classifier.predict(load_gray(folders, key)).probabilities["COVID"] == expected["p_covid"]
 
@@ -106,7 +124,8 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
 def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
     folder = make_folder(tmp_path / "data")
     record = crossval.main([str(folder), "--out", str(tmp_path / "cv.json"), "--folds", "2", "--epochs", "1",
-                            "--candidates", "lite0-deep-x5", "--threads", "2", "--cache", str(tmp_path / "cache")])
+                            "--views", "2", "--candidates", "lite0-deep-x5", "--threads", "2", "--cache",
+                            str(tmp_path / "cache")])
     candidate = record["candidates"]["lite0-deep-x5"]
     assert [len(fold["member_roc_auc"]) for fold in candidate["per_fold"]] == [5, 5]
     metrics = train.main([str(folder), "--crossval", str(tmp_path / "cv.json"), "--out", str(tmp_path / "w"),
@@ -165,7 +184,7 @@ def test_mixup_changes_training_only_when_a_recipe_asks_for_it(tmp_path):
     y = train.labels_tensor(items)
 
     def trained(**options):
-        recipe = train.recipe_namespace({**train.RECIPES["lite0-deep"], "epochs": 1, **options})
+        recipe = train.recipe_namespace({**train.RECIPES["lite0-deep"], "epochs": 1, "views": 2, **options})
         _, inputs = train.recipe_inputs(recipe, folders, items, tmp_path / "cache")
         network, _, _ = train.fit(recipe, inputs, y, train.seed_everything(0), torch.device("cpu"))
         return network.fc.weight

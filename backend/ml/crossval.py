@@ -44,6 +44,8 @@ def main(argv=None):
                         help="run only the first N folds (a grouped held-out split: --folds 5 --max-folds 1 holds out "
                              "20 %% of each source's groups); the others stay unscored")
     parser.add_argument("--epochs", type=int, help="override every candidate's epochs (smoke tests)")
+    parser.add_argument("--views", type=int, help="override every candidate's cached views per slice (smoke tests: "
+                                                   "the frozen layers' output of every view is most of their time)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=train.RUNS_DIR / "cache")
@@ -66,7 +68,7 @@ def main(argv=None):
     run = min(len(folds), args.max_folds or len(folds))  # folds trained and scored
     scored = np.isin(fold_of, range(run))
 
-    override = {"epochs": args.epochs} if args.epochs else {}
+    override = {**({"epochs": args.epochs} if args.epochs else {}), **({"views": args.views} if args.views else {})}
     recipes = {name: train.recipe_namespace({**train.RECIPES[name], **override}) for name in args.candidates}
     record = {"commands": ["python -m backend.ml.crossval " + shlex.join(sys.argv[1:] if argv is None else argv)],
               "folders": [str(f) for f in args.folders], "split": args.split, "folds": len(folds),
@@ -96,6 +98,7 @@ def main(argv=None):
         args.out.write_text(json.dumps(out, indent=1) + "\n")
         return out
 
+    write()  # the files and folds at once: a final training started alongside checks them and waits for the logits
     for name, recipe in recipes.items():  # candidate-major: the first candidate's results are complete first
         _, inputs = train.recipe_inputs(recipe, args.folders, items, args.cache)
         logits = torch.zeros(len(items), 2, dtype=torch.float64)
