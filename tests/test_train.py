@@ -9,12 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from backend.ml import crossval, data, train
+from backend.ml import classifier as classifier_module
+from backend.ml import calibration, crossval, data, preprocess, train
 from backend.ml import network as nets
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
 from backend.ml.network import Ensemble
 from backend.ml.preprocess import prepare, resize
+
+
+@pytest.fixture(autouse=True)
+def small_inputs(monkeypatch):
+    """The whole pipeline at 64 px instead of 224 (views, frozen layers, training, the served pass, the input check):
+    these tests check what the pipeline writes and reproduces, not the network's size, and the frozen layers' output of
+    every cached view was most of their time. The served 224 px pass is tested with the real weights (test_model)."""
+    for module in (preprocess, train, classifier_module):
+        monkeypatch.setattr(module, "INPUT_SIZE", 64)
+    monkeypatch.setattr(calibration, "RESAMPLES", 100)  # the AUC intervals: 2,000 sklearn AUCs each took the rest
 
 
 def make_folder(root, seed=0):

@@ -5,6 +5,7 @@ from sklearn.metrics import roc_auc_score
 
 TARGET_SENSITIVITY = 0.85
 ECE_BINS = 10
+RESAMPLES = 2000  # bootstrap resamples of the AUC intervals (the training tests lower it: it was most of their time)
 
 
 def p_covid(logits, temperature=1.0):
@@ -66,8 +67,10 @@ def reliability(p, positive, bins=ECE_BINS):
     return float(ece), rows
 
 
-def bootstrap_auc(p, positive, groups, resamples=2000, seed=0):
-    """ROC AUC and its 95 % percentile interval, resampling whole sources (slices of one source are not independent)."""
+def bootstrap_auc(p, positive, groups, resamples=None, seed=0):
+    """ROC AUC and its 95 % percentile interval, resampling whole sources (slices of one source are not independent);
+    RESAMPLES resamples unless told."""
+    resamples = resamples or RESAMPLES
     p, positive, groups = np.asarray(p), np.asarray(positive, bool), np.asarray(groups)
     names = np.unique(groups)
     members = {g: np.flatnonzero(groups == g) for g in names}
