@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 
 from backend.config import DEFAULT_MODEL_PATH
+from backend.imaging import lungfield
 from backend.imaging.decode import decode_image
+from backend.imaging.marks import neutralise_colour_marks
 from backend.ml import calibration, data
 from backend.ml.classifier import NO_LUNG_FIELD, NOT_CHEST_CT, Classifier, not_assessable_reason
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
-from backend.imaging.marks import neutralise_colour_marks
-from backend.imaging import lungfield
 from backend.ml.preprocess import INPUT_SIZE, LABELS, to_input
 from backend.ml.report import out_of_fold
 from tests.fixtures.data import covid_ct_dir, ct_series, sars_cov_2_ct_dir
