@@ -2,11 +2,14 @@
 
     python -m bench.bench_cam [--weights PATH] [--repeats 50] [--threads 2]
 
-Rows: one network's plain forward pass (for an ensemble: one member's); `Classifier.predict` (crop
-to the body, forward of every member, calibrated probabilities, thresholded label, CAM mapped into
-the slice's frame, input check); one network's Grad-CAM (forward + backward) for comparison; and
-the same `predict` with the 1.x CTNet architecture (random weights: speed does not depend on them).
-Median milliseconds and ratios against the 1.x `predict`; no assertions.
+The slice is a real chest CT slice through the lung window (the middle of ../shared/data/ct-series, when
+present; else random noise). Rows: the lung field alone (`lungfield.find`: masks, box, assessability,
+intensity anchors); one network's plain forward pass (for an ensemble: one member's); `Classifier.predict`
+(lung field, crop and standardised intensity, forward of every member, calibrated probabilities,
+thresholded label, CAM mapped into the slice's frame, input check, assessability); one network's
+Grad-CAM (forward + backward) for comparison; and the same `predict` with the 1.x CTNet architecture
+(random weights: speed does not depend on them). Median milliseconds and ratios against the 1.x
+`predict`; no assertions.
 """
 
 import argparse
@@ -16,11 +19,22 @@ import numpy as np
 import torch
 
 from backend.config import DEFAULT_MODEL_PATH
+from backend.imaging import lungfield
+from backend.imaging.decode import decode_image
 from backend.ml.classifier import Classifier
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet
 from backend.ml.preprocess import to_input
 from bench.timing import median_ms
+
+SERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct-series" / "lung-pet-ct-dx-a0002"
+
+
+def real_slice():
+    """(a 512x512 uint8 slice, what it is): a real one when ../shared is there."""
+    if (SERIES / "1-15.dcm").is_file():
+        return decode_image((SERIES / "1-15.dcm").read_bytes()), "real chest CT slice (ct-series 1-15.dcm, lung window)"
+    return np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8), "random noise"
 
 
 def main():
@@ -33,26 +47,27 @@ def main():
     classifier = Classifier.load(args.weights)
     baseline = Classifier(CTNet(), "ctnet-covid", "1.x architecture")
     network = classifier.members[0]
-    gray = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
+    gray, what = real_slice()
 
     def plain():
         with torch.inference_mode():
-            network(to_input(gray)[0].unsqueeze(0))
+            network(to_input(gray, **classifier.preprocessing).input.unsqueeze(0))
 
     def gradcam():
-        x = to_input(gray)[0].unsqueeze(0)
+        x = to_input(gray, **classifier.preprocessing).input.unsqueeze(0)
         with torch.inference_mode():
             index = int(network(x).argmax())  # Grad-CAM needs the class first, then a pass with gradients
         grad_cam(network, x, index)
 
     rows = [
         ("1.x CTNet: Classifier.predict (baseline)", median_ms(lambda: baseline.predict(gray), args.repeats)),
+        ("lung field alone (lungfield.find)", median_ms(lambda: lungfield.find(gray), args.repeats)),
         ("one network: plain forward (inference_mode)", median_ms(plain, args.repeats)),
         ("Classifier.predict: everything served", median_ms(lambda: classifier.predict(gray), args.repeats)),
         ("one network: Grad-CAM, forward + backward", median_ms(gradcam, args.repeats)),
     ]
     print(
-        f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), 512x512 slice, "
+        f"{classifier.name} {classifier.version} ({len(classifier.members)} network(s)), {what}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}"
     )
     base = rows[0][1]

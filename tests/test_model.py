@@ -22,7 +22,7 @@ from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
 from backend.ml.preprocess import INPUT_SIZE, LABELS, to_input
 from backend.ml.report import out_of_fold
-from tests.fixtures.data import covid_ct_dir, sars_cov_2_ct_dir
+from tests.fixtures.data import covid_ct_dir, ct_series, sars_cov_2_ct_dir
 
 WEIGHTS = Path(DEFAULT_MODEL_PATH).parent
 METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
@@ -270,10 +270,16 @@ def test_committed_weights_reproduce_recorded_predictions(classifier):
 
 
 def test_operating_point_and_calibration_follow_from_the_out_of_fold_results():
-    """threshold, temperature and the card's numbers are recomputed from crossval.json alone."""
+    """threshold, temperature and the card's numbers are recomputed from crossval.json alone: the held-out logits of
+    every fold that ran (3.0.0: one grouped held-out split, the first of 5 folds)."""
     recorded = METRICS["out_of_fold"]
     files, logits, positive, groups, folds = out_of_fold(CROSSVAL, recorded["recipe"])
-    assert len(positive) == len(CROSSVAL["files"]) and len(set(folds)) == CROSSVAL["folds"] >= 3
+    run = CROSSVAL.get("folds_run", CROSSVAL["folds"])
+    assert files == [key for key, entry in CROSSVAL["files"].items() if entry["fold"] < run] and CROSSVAL["folds"] >= 3
+    assert set(folds) == set(range(run)) and len(files) == recorded["images"]
+    for source in recorded.get("per_source", {}):  # every source has held-out slices of both classes
+        inside = np.array([data.source_of(key) == source for key in files])
+        assert 0 < positive[inside].sum() < inside.sum()
     operating = calibration.operating_point(logits, positive, [data.source_of(key) for key in files])
     assert operating["temperature"] == pytest.approx(recorded["temperature"], rel=1e-4)
     assert operating["threshold"] == pytest.approx(recorded["operating_point"]["threshold"], rel=1e-4)
@@ -302,6 +308,12 @@ def test_model_card_quotes_the_recorded_metrics():
     ]:
         assert re.search(rf"\| {re.escape(title)} \| {value:.3f} \|", card), title
     assert METRICS["command"] in card and all(command in card for command in CROSSVAL["commands"])
+    for source, result in oof.get("per_source", {}).items():  # sensitivity and specificity within every source
+        point = result["operating_point"]
+        assert re.search(
+            rf"\| `{re.escape(source)}` \| {point['sensitivity']:.3f} \| {point['specificity']:.3f} \|", card
+        ), source
+        assert point["sensitivity"] >= calibration.TARGET_SENSITIVITY
 
 
 def test_cross_validation_folds_are_by_source_and_reproducible():
@@ -325,3 +337,25 @@ def test_not_chest_ct_comes_before_no_lung_field():
     assert not_assessable_reason(True, with_lungs) is None
     assert not_assessable_reason(True, without) == NO_LUNG_FIELD
     assert not_assessable_reason(False, with_lungs) == not_assessable_reason(False, without) == NOT_CHEST_CT
+
+
+def test_the_real_series_is_judged_only_where_it_shows_lung(classifier):
+    """A hospital DICOM series (HU through the service's lung window) from the neck to the upper abdomen: its first
+    and last slices are not assessed (too little lung, or not chest CT at all), every middle slice is."""
+    predictions = [classifier.predict(decode_image(path.read_bytes())) for path in ct_series()]
+    assert not any(p.assessable for p in predictions[:2] + predictions[-2:])
+    assert all(p.reason in (NO_LUNG_FIELD, NOT_CHEST_CT) for p in predictions[:2] + predictions[-2:])
+    middle = predictions[len(predictions) // 5 : len(predictions) - len(predictions) // 5]
+    assert all(p.assessable and p.reason is None and p.in_distribution for p in middle)
+    assert all(p.as_json()["assessable"] == p.assessable for p in predictions)
+
+
+def test_the_model_card_quotes_the_cross_source_results():
+    """The headline numbers: each source scored by networks trained only on the other one."""
+    card = (WEIGHTS / "MODEL_CARD.md").read_text()
+    cross = METRICS["cross_source"]
+    assert METRICS["recipe"] in cross
+    for name, summary in cross.items():
+        for source, result in summary["per_source"].items():
+            low, high = result["ci95"]
+            assert f"{result['roc_auc']:.3f} ({low:.3f}-{high:.3f})" in card, (name, source)

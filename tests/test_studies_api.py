@@ -156,6 +156,12 @@ def test_the_answer_is_the_top_k_mean_of_assessable_slices_and_the_key_slices_dr
 
 
 @needs_model_v3
+@pytest.mark.xfail(
+    strict=True,
+    reason="3.0.0 still calls this non-COVID series COVID as a study: score 0.545 against "
+    "the 0.353 threshold, from three slices at the lung bases (4 of 23 assessable slices COVID; 2.3.0: "
+    "20); see the model card. Strict: the mark goes when a model gets it right",
+)
 def test_the_real_lung_tumour_series_is_not_called_covid(as_files):
     study = as_files[1]
     assert study["prediction"]["label"] == "NonCOVID", study["findings"]

@@ -10,14 +10,27 @@ import numpy as np
 import pytest
 import torch
 
-from backend.ml import crossval, data, train
+from backend.ml import calibration, crossval, data, nonct, preprocess, train
+from backend.ml import classifier as classifier_module
 from backend.ml import network as nets
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
 from backend.ml.network import Ensemble
 from backend.ml.preprocess import prepare, resize
 
-pytestmark = pytest.mark.slow  # starts processes or trains
+pytestmark = pytest.mark.slow  # trains
+
+
+@pytest.fixture(autouse=True)
+def small_inputs(monkeypatch):
+    """The whole pipeline at 64 px instead of 224 (views, frozen layers, training, the served pass, the input check):
+    these tests check what the pipeline writes and reproduces, not the network's size, and the frozen layers' output of
+    every cached view was most of their time. The served 224 px pass is tested with the real weights (test_model)."""
+    for module in (preprocess, train, classifier_module):
+        monkeypatch.setattr(module, "INPUT_SIZE", 64)
+    monkeypatch.setattr(calibration, "RESAMPLES", 20)  # the AUC intervals: 2,000 sklearn AUCs each took the rest
+    every = nonct.images  # the input check's non-CT rates (not checked here): 4 of the 45 pictures, not all
+    monkeypatch.setattr(nonct, "images", lambda: dict(list(every().items())[::12]))
 
 
 def make_folder(root, seed=0):
@@ -51,6 +64,8 @@ def run_crossval(folders, out, cache, *options):
             "2",
             "--epochs",
             "1",
+            "--views",
+            "2",
             "--candidates",
             "lite0",
             "--threads",
@@ -121,16 +136,22 @@ def test_cross_source_validation_trains_on_the_other_sources_and_scores_each_sou
 
 
 def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
+    """3.0.0's path: a v3 recipe, calibrated on one grouped held-out split (the first of 3 folds run, the others not),
+    then trained on everything."""
     folders = [make_folder(tmp_path / "one")]
-    crossval.main(
+    record = crossval.main(
         [
             str(folders[0]),
             "--out",
             str(tmp_path / "cv.json"),
             "--folds",
-            "2",
+            "3",
+            "--max-folds",
+            "1",
             "--epochs",
             "1",
+            "--views",
+            "2",
             "--candidates",
             "v3-lungs-mix",
             "--threads",
@@ -139,6 +160,11 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
             str(tmp_path / "cache"),
         ]
     )
+    held_out = {key for key, entry in record["files"].items() if entry["fold"] == 0}
+    candidate = record["candidates"]["v3-lungs-mix"]
+    assert record["folds"] == 3 and record["folds_run"] == 1 and candidate["folds_done"] == 1
+    assert set(candidate["logits"]) == held_out and 0 < len(held_out) < len(record["files"])
+    assert [fold["held_out"] for fold in candidate["per_fold"]] == [len(held_out)]
     metrics = train.main(
         [
             str(folders[0]),
@@ -152,12 +178,22 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
             "2",
         ]
     )
+    held = metrics["out_of_fold"]
+    assert held["images"] == len(held_out) and held["ece_after_cross_fitted"] is None  # no other fold to fit on
+    assert held["operating_point"]["sensitivity"] >= 0.85
     classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert classifier.preprocessing == {"crop": "lungs", "intensity": "standard"}
     items = data.list_images(folders)
-    views = train.cached_views(folders, items, tmp_path / "cache", train.VIEWS, 0, "lungs", "standard", "slice")
+    views = train.cached_views(folders, items, tmp_path / "cache", 2, 0, "lungs", "standard", "slice")
     gray = load_gray(folders, items[0][0])
     assert torch.equal(views[0, 0], torch.from_numpy(resize(prepare(gray, "lungs", "standard")[0])))
+    # The recipe trains on the first 3 of its 6 cached views (nothing frozen here, so the inputs are the views).
+    recipe = train.recipe_namespace({**train.RECIPES["v3-lungs-mix"], "freeze": 0})
+    six = train.cached_views(folders, items, tmp_path / "cache", train.VIEWS, 0, "lungs", "standard", "slice")
+    assert train.option(recipe, "first_views") == 3 and torch.equal(six[:, 0], views[:, 0])
+    assert all(
+        torch.equal(inputs, six[:, :3]) for inputs in train.recipe_inputs(recipe, folders, items, tmp_path / "cache")
+    )
     for key, expected in metrics["reference_predictions"].items():
         assert classifier.predict(load_gray(folders, key)).probabilities["COVID"] == expected["p_covid"]
 
@@ -173,6 +209,8 @@ def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
             "2",
             "--epochs",
             "1",
+            "--views",
+            "2",
             "--candidates",
             "lite0-deep-x5",
             "--threads",
@@ -252,7 +290,7 @@ def test_mixup_changes_training_only_when_a_recipe_asks_for_it(tmp_path):
     y = train.labels_tensor(items)
 
     def trained(**options):
-        recipe = train.recipe_namespace({**train.RECIPES["lite0-deep"], "epochs": 1, **options})
+        recipe = train.recipe_namespace({**train.RECIPES["lite0-deep"], "epochs": 1, "views": 2, **options})
         _, inputs = train.recipe_inputs(recipe, folders, items, tmp_path / "cache")
         network, _, _ = train.fit(recipe, inputs, y, train.seed_everything(0), torch.device("cpu"))
         return network.fc.weight

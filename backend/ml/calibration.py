@@ -6,6 +6,7 @@ from sklearn.metrics import roc_auc_score
 
 TARGET_SENSITIVITY = 0.85
 ECE_BINS = 10
+RESAMPLES = 2000  # bootstrap resamples of the AUC intervals (the training tests lower it: it was most of their time)
 
 
 def p_covid(logits, temperature=1.0):
@@ -79,8 +80,10 @@ def reliability(p, positive, bins=ECE_BINS):
     return float(ece), rows
 
 
-def bootstrap_auc(p, positive, groups, resamples=2000, seed=0):
-    """ROC AUC and its 95 % percentile interval, resampling whole sources (slices of one source are not independent)."""
+def bootstrap_auc(p, positive, groups, resamples=None, seed=0):
+    """ROC AUC and its 95 % percentile interval, resampling whole sources (slices of one source are not independent);
+    RESAMPLES resamples unless told."""
+    resamples = resamples or RESAMPLES
     p, positive, groups = np.asarray(p), np.asarray(positive, bool), np.asarray(groups)
     names = np.unique(groups)
     members = {g: np.flatnonzero(groups == g) for g in names}
@@ -115,8 +118,11 @@ def operating_point(logits, positive, sources=None):
 
 def cross_fitted_ece(logits, positive, folds, bins=ECE_BINS):
     """ECE after temperature scaling where each fold's temperature is fitted on the other folds only
-    (an honest 'after': the plain 'after' is measured on the logits the temperature was fitted to)."""
+    (an honest 'after': the plain 'after' is measured on the logits the temperature was fitted to). None for the
+    logits of a single held-out fold: there is no other fold to fit on."""
     logits, positive, folds = np.asarray(logits), np.asarray(positive, bool), np.asarray(folds)
+    if len(np.unique(folds)) < 2:
+        return None
     p = np.zeros(len(positive))
     for k in np.unique(folds):
         rest = folds != k

@@ -16,8 +16,9 @@ REFERENCE_PER_CLASS = 3  # slices per class and source whose final predictions a
 
 
 def out_of_fold(cv, name):
-    """(files, logits (N, 2), positive, source groups, folds) of one candidate, in crossval.json's file order."""
-    files = list(cv["files"])
+    """(files, logits (N, 2), positive, source groups, folds) of one candidate, in crossval.json's file order: every
+    file held out by a fold that ran (all of them, unless the cross-validation ran only its first folds)."""
+    files = [key for key in cv["files"] if key in cv["candidates"][name]["logits"]]
     logits = np.array([cv["candidates"][name]["logits"][key] for key in files])
     positive = np.array([cv["files"][key]["label"] == POSITIVE for key in files])
     groups = [cv["files"][key]["source"] for key in files]
@@ -110,7 +111,9 @@ def final_metrics(weights, folders, items, cv, chosen, operating, crosssource=No
     plot_roc(
         {**{s: (positive[sources == s], p_after[sources == s]) for s in per_source}, "pooled": (positive, p_after)},
         out_dir / "roc.png",
-        f"out-of-fold ROC ({cv['folds']} grouped folds)",
+        f"held-out ROC (grouped fold 0 of {cv['folds']})"
+        if cv.get("folds_run") == 1
+        else f"out-of-fold ROC ({cv['folds']} grouped folds)",
     )
 
     classifier = Classifier.load(weights)

@@ -58,16 +58,38 @@ RECIPES = {
     "lite0-deep-x5-dp": {**_DEEP, "members": 5, "drop_path": 0.2},  # stochastic depth in the trained blocks
     "lite0-deep-x5-mix": {**_DEEP, "members": 5, "mixup": 0.4},  # mixup, lambda ~ Beta(0.4, 0.4)
     "ctnet": {**_DEEP, "arch": "ctnet", "pretrained": False, "freeze": 0, "lr": 2e-3},
-    # Round 9 (3.0.0, several sources): one network of today's recipe, then the same with the v3 preprocessing.
+    # Round 9 (3.0.0, several sources): one network of today's recipe, then the v3 preprocessing, whose training
+    # stops after 10 epochs or 160 steps, whichever comes first (2.3.0's steps per network; the 2.5k-slice sources
+    # would take 770-940), on the plain view and the first 2 augmented copies (SELECTION.md, amended 12:52 UTC on
+    # 6 Dec before any result: the speed measured on the machine that day).
     "lite0-deep-mix": {**_DEEP, "mixup": 0.4},
-    "v3-body-mix": {**_DEEP, "mixup": 0.4, "crop": "body", "intensity": "standard", "augment": "slice"},
-    "v3-lungs-mix": {**_DEEP, "mixup": 0.4, "crop": "lungs", "intensity": "standard", "augment": "slice"},
+    "v3-body-mix": {
+        **_DEEP,
+        "mixup": 0.4,
+        "max_steps": 160,
+        "first_views": 3,
+        "crop": "body",
+        "intensity": "standard",
+        "augment": "slice",
+    },
+    "v3-lungs-mix": {
+        **_DEEP,
+        "mixup": 0.4,
+        "max_steps": 160,
+        "first_views": 3,
+        "crop": "lungs",
+        "intensity": "standard",
+        "augment": "slice",
+    },
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
 # recipes recorded in crossval.json by earlier rounds must stay equal to the ones trained from them.
 # crop, intensity: preprocess.prepare's (stored with the weights); augment: "crop" augments the crop
-# (augment.augment), "slice" the whole slice before the crop is found (augment.augment_slice).
+# (augment.augment), "slice" the whole slice before the crop is found (augment.augment_slice); max_steps: training
+# stops there if `epochs` would take longer (the one-cycle schedule spans what is trained); first_views: train on
+# only the first k of the `views` cached views (the plain view and k - 1 augmented copies; round 9, to save the
+# frozen layers' time).
 OPTIONAL = {
     "members": 1,
     "views": VIEWS,
@@ -76,6 +98,8 @@ OPTIONAL = {
     "crop": "body",
     "intensity": "raw",
     "augment": "crop",
+    "max_steps": None,
+    "first_views": None,
 }
 
 
@@ -208,6 +232,8 @@ def recipe_inputs(recipe, folders, items, cache_dir=RUNS_DIR / "cache"):
     same caches through the same keys."""
     options = [option(recipe, "views"), *preprocessing(recipe).values(), option(recipe, "augment")]
     views = cached_views(folders, items, cache_dir, options[0], 0, *options[1:])
+    if first := option(recipe, "first_views"):
+        views, options = views[:, :first].contiguous(), [*options, f"first {first}"]
     return views, frozen_inputs(recipe, views, cache_dir, key=[[str(f) for f in folders], items, *options, _code_key()])
 
 
@@ -223,25 +249,25 @@ def forward_rest(network, recipe, x):
 
 
 def fit(recipe, inputs, y, rng, device, desc="train"):
-    """Train a fresh network for `recipe.epochs` epochs (one-cycle, no early stopping); returns (network in eval mode,
-    config, history). inputs: (N, views, ...) from `frozen_inputs`; each epoch draws one view per slice."""
+    """Train a fresh network for `recipe.epochs` epochs or its max_steps, whichever ends first (one-cycle, no early
+    stopping); returns (network in eval mode, config, history). inputs: (N, views, ...) from `frozen_inputs`; each
+    epoch draws one view per slice."""
     network, config = build(recipe)
     network.to(device, memory_format=torch.channels_last)
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps = max(1, len(inputs) // recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, recipe.lr, total_steps=recipe.epochs * steps, pct_start=0.2
-    )
+    total = min(recipe.epochs * steps, option(recipe, "max_steps") or float("inf"))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=total, pct_start=0.2)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     mixup = option(recipe, "mixup")
     history = []
-    for epoch in (bar := tqdm(range(1, recipe.epochs + 1), desc=desc, unit="epoch")):
+    for epoch in (bar := tqdm(range(1, -(-total // steps) + 1), desc=desc, unit="epoch")):
         network.train()
         order = rng.permutation(len(inputs))
         view = torch.from_numpy(rng.integers(0, inputs.shape[1], len(inputs)))
         losses = []
-        for step in range(steps):
+        for step in range(min(steps, total - (epoch - 1) * steps)):
             batch = torch.from_numpy(order[step * recipe.batch_size : (step + 1) * recipe.batch_size])
             x, target = inputs[batch, view[batch]].to(device), y[batch].to(device)
             if mixup:  # the batch mixed with a shuffled copy of itself, the loss with the same weight
@@ -342,9 +368,9 @@ def main(argv=None):
     network, history = (nets.Ensemble(networks), history) if members > 1 else (networks[0], history[0])
 
     # The operating point needs every fold; a cross-validation started alongside may still be running.
-    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) < cv[
-        "folds"
-    ]:
+    while (cv := json.loads(args.crossval.read_text()))["candidates"].get(chosen, {}).get("folds_done", 0) < cv.get(
+        "folds_run", cv["folds"]
+    ):
         print(f"waiting for {chosen}'s cross-validation to finish", flush=True)
         time.sleep(30)
     assert cv["candidates"][chosen]["recipe"] == vars(recipe), "crossval.json ran another recipe under this name"

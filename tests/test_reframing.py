@@ -1,0 +1,70 @@
+"""The served model judges the lungs, not the frame: re-framing a real slice (a border, a slightly different crop,
+another size) barely moves P(COVID). The shortcut audit (weights/shortcuts.json) shows how much the frame alone
+gives away in the training sources; this is the check that the weights do not use it."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from backend.config import DEFAULT_MODEL_PATH
+from backend.imaging.decode import decode_image
+from backend.ml import data
+from backend.ml.classifier import Classifier
+from tests.fixtures.data import covid_ct_dir, ct_series, sars_cov_2_ct_dir
+
+TOLERANCE = 0.10  # the most P(COVID) may move for one slice under one re-framing
+MEAN_TOLERANCE = 0.03  # the most it may move on average over all slices and re-framings
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    torch.set_num_threads(2)
+    return Classifier.load(DEFAULT_MODEL_PATH)
+
+
+def real_slices():
+    """Two slices per class of each training source (fixed, spread over the names) and three of the DICOM series."""
+    out = {}
+    for folder in (covid_ct_dir(), sars_cov_2_ct_dir()):
+        items = data.list_images([folder])
+        for label in ("COVID", "NonCOVID"):
+            keys = [key for key, lab in items if lab == label]
+            for key in keys[len(keys) // 3 :: len(keys) // 3][:2]:
+                out[key] = data.load_gray([folder], key)
+    series = ct_series()
+    for path in (series[9], series[15], series[21]):
+        out[f"ct-series/{path.name}"] = decode_image(path.read_bytes())
+    return out
+
+
+def reframings(gray):
+    h, w = gray.shape
+    corner = int(np.median(np.r_[gray[:4, :4].ravel(), gray[-4:, -4:].ravel()]))
+    return {
+        "black border": cv2.copyMakeBorder(gray, h // 12, h // 12, w // 12, w // 12, cv2.BORDER_CONSTANT, value=0),
+        "border of its own background": cv2.copyMakeBorder(
+            gray, h // 6, h // 20, w // 10, w // 5, cv2.BORDER_CONSTANT, value=corner
+        ),
+        "cropped a little": gray[h // 25 : h - h // 50, w // 40 : w - w // 25],
+        "smaller": cv2.resize(gray, (w * 2 // 3, h * 2 // 3), interpolation=cv2.INTER_AREA),
+        "larger": cv2.resize(gray, (w * 3 // 2, h * 3 // 2), interpolation=cv2.INTER_CUBIC),
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="3.0.0 misses both limits: P(COVID) moves by 0.045 on average and by up to "
+    "0.239 (2.3.0: 0.080 and 0.764); see MODEL_CARD.md, shortcut audit. Strict: passes fail the suite, "
+    "so the mark goes when a model meets the limits",
+)
+def test_p_covid_barely_moves_when_a_real_slice_is_reframed(classifier):
+    moves = {}
+    for key, gray in real_slices().items():
+        p = classifier.predict(gray).probabilities["COVID"]
+        for name, framed in reframings(gray).items():
+            moves[key, name] = abs(classifier.predict(framed).probabilities["COVID"] - p)
+    worst = max(moves, key=moves.get)
+    assert len(moves) == 5 * 11
+    assert moves[worst] <= TOLERANCE, (worst, moves[worst])
+    assert np.mean(list(moves.values())) <= MEAN_TOLERANCE
