@@ -376,6 +376,7 @@ SLICE_ROW_FIELDS = [
     "probability",
     "label",
     "assessable",
+    "counted",
     "reason",
     "error",
 ]
@@ -463,6 +464,7 @@ def run_studies(args) -> int:
                     model_version=classifier.version,
                 )
                 out.write(record)
+                counted = {o.index for o in answer.counted}
                 for slice_, outcome in zip(series.slices, answer.outcomes, strict=True) if slices_out else ():
                     row = {
                         "path": path,
@@ -473,6 +475,7 @@ def run_studies(args) -> int:
                         "probability": outcome.probability,
                         "label": outcome.label,
                         "assessable": outcome.assessable,
+                        "counted": outcome.index in counted,
                         "reason": outcome.reason,
                     }
                     slices_out.write({**row, "error": outcome.error} if outcome.error else row)

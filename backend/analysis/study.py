@@ -5,7 +5,10 @@ slice's images through the same pipeline as POST /analyze), `StudyAnswer` gather
 slice order and gives the study's prediction, key slices, findings and recommendations.
 
 The aggregation rule (README, model card): the study's P(COVID) is the **mean of the calibrated P(COVID)
-of its top 10 % assessable slices (at least 3, or all when fewer)**. Max pooling lets one noisy slice decide
+of its top 10 % counted slices (at least 3, or all when fewer)**; a slice counts when it is assessable and
+shows at least half as much lung as the series' slice with the most (near the apices and the bases, partial
+volume with the diaphragm, the liver and the chest wall looks like consolidation to the model: on the real
+series in ../shared/data/ct-series, every slice over the threshold lies there). Max pooling lets one noisy slice decide
 a whole study (a series of 300 slices has 300 chances of a false alarm); the mean over every slice dilutes
 disease that involves only part of the lungs, as COVID-19 pneumonia often does (peripheral, lower lobes);
 the share of positive slices depends on the slice threshold twice. The top-k mean is what per-scan COVID
@@ -35,7 +38,12 @@ from backend.utils.helpers import create_thumbnail
 TOP_FRACTION = 0.10
 MIN_TOP = 3
 MAX_KEY_SLICES = 8
-AGGREGATION = "mean P(COVID) of the top 10% of assessable slices (at least 3, or all when fewer)"
+CENTRAL_SHARE = 0.5  # a slice counts when its lung share is at least this fraction of the series' largest
+KEY_POOL = 4 * MAX_KEY_SLICES  # key candidates kept while the series' largest lung share is not yet known
+AGGREGATION = (
+    "mean P(COVID) of the top 10% of counted slices (at least 3, or all when fewer); a slice counts when it is "
+    "assessable and shows at least half the lung area of the series' slice with the most"
+)
 # Key-slice thumbnails are re-made at these settings in turn while the document is over its budget.
 SHRINK_STEPS = [
     ((200, 200), 50),
@@ -59,6 +67,7 @@ class SliceOutcome:
     assessable: bool
     error: str | None = None  # the catalogue code that refused the slice
     reason: str | None = None  # why it is not assessable: no_lung_field, not_chest_ct (the model's)
+    lung_share: float = 0.0  # the prediction's: how much lung the slice shows
 
 
 @dataclass
@@ -98,7 +107,14 @@ def analyse_slices(part: list[tuple[int, bytes]], classifier: Classifier, window
         )
         results.append(
             (
-                SliceOutcome(index, probability, prediction.label, counts, reason=prediction.reason),
+                SliceOutcome(
+                    index,
+                    probability,
+                    prediction.label,
+                    counts,
+                    reason=prediction.reason,
+                    lung_share=prediction.lung_share,
+                ),
                 analysis.jpegs,
                 candidate,
             )
@@ -145,14 +161,21 @@ class StudyAnswer:
         self.outcomes[outcome.index] = outcome
         if candidate is not None:
             item = (candidate.probability, -candidate.index, candidate)
-            if len(self._best) < MAX_KEY_SLICES:
+            if len(self._best) < KEY_POOL:
                 heapq.heappush(self._best, item)
             elif item[:2] > self._best[0][:2]:
                 heapq.heapreplace(self._best, item)
 
     @property
+    def counted(self) -> list[SliceOutcome]:
+        """The slices the answer is made of: assessable, with at least CENTRAL_SHARE of the largest lung share."""
+        assessed = [o for o in self.outcomes if o and o.assessable]
+        floor = CENTRAL_SHARE * max((o.lung_share for o in assessed), default=0.0)
+        return [o for o in assessed if o.lung_share >= floor]
+
+    @property
     def scores(self) -> list[float]:
-        return sorted((o.probability for o in self.outcomes if o and o.assessable), reverse=True)
+        return sorted((o.probability for o in self.counted), reverse=True)
 
     def prediction(self) -> dict:
         scores = self.scores
@@ -169,14 +192,16 @@ class StudyAnswer:
             "label": LABELS[0] if score >= self.threshold else LABELS[1],
             "score": score,
             "threshold": self.threshold,
-            "assessable_slices": len(scores),
+            "assessable_slices": sum(bool(o and o.assessable) for o in self.outcomes),
             "aggregation": AGGREGATION,
         }
 
     def key_candidates(self) -> list[KeyCandidate]:
-        """The slices that drive the answer: the top-k assessable slices, highest first, at most MAX_KEY_SLICES."""
-        count = min(MAX_KEY_SLICES, top_k(len(self.scores))) if self.scores else 0
-        return [c for _, _, c in sorted(self._best, key=lambda item: item[:2], reverse=True)][:count]
+        """The slices that drive the answer: the top-k counted slices, highest first, at most MAX_KEY_SLICES."""
+        counted = {o.index for o in self.counted}
+        count = min(MAX_KEY_SLICES, top_k(len(counted))) if counted else 0
+        best = sorted(self._best, key=lambda item: item[:2], reverse=True)
+        return [c for _, _, c in best if c.index in counted][:count]
 
 
 def top_k(assessed: int) -> int:
@@ -212,12 +237,18 @@ def describe_study(answer: StudyAnswer, prediction: dict, z: list) -> tuple[list
             "Nothing was assessed: review the series with a radiologist; do not read the label as a negative result.",
             CAUTION,
         ]
-    k = top_k(assessed)
+    central = len(answer.counted)
+    k = top_k(central)
     findings = [
         f"The study is rated {prediction['label']}: its score, {prediction['score']:.0%}, is the mean COVID "
-        f"probability of its {k} highest-scoring assessable slice(s) (the top 10%, at least 3); the "
+        f"probability of its {k} highest-scoring counted slice(s) (the top 10%, at least 3); the "
         f"screening threshold is {threshold:.0%}."
     ]
+    if central < assessed:
+        findings.append(
+            f"{assessed - central} assessed slice(s) near the lung apices or bases, showing less than half the lung "
+            "area of the fullest slice, do not count toward the answer (partial volume there mimics disease)."
+        )
     counted = f"{assessed} of {total} slices were assessed"
     if not_assessed:
         reasons = {REASONS.get(o.reason, o.reason): 0 for o in outcomes if o.error is None and not o.assessable}
@@ -280,14 +311,24 @@ def fit_key_slices(doc: dict, candidates: list[KeyCandidate], collection: str, b
 
 
 # The per-slice columns a study document keeps (one list each, in slice order: field names counted once).
-COLUMNS = ("instance_number", "sop_instance_uid", "z", "probability", "label", "assessable", "reason", "error")
-OPTIONAL_COLUMNS = ("reason", "error")  # in a row only when the slice has one
+COLUMNS = (
+    "instance_number",
+    "sop_instance_uid",
+    "z",
+    "probability",
+    "label",
+    "assessable",
+    "counted",
+    "reason",
+    "error",
+)
+OPTIONAL_COLUMNS = ("counted", "reason", "error")  # in a row only when the slice has one
 INTERNAL = ("attempts", "lease_owner", "lease_until", "slice_table")
 
 
 def slice_rows(doc: dict) -> list[dict]:
     """The stored columns as the API's `slices` rows: {index, instance_number, sop_instance_uid, z, probability,
-    label, assessable} (and `reason` for a slice not assessed, `error` for one that could not be decoded)."""
+    label, assessable, counted} (and `reason` for a slice not assessed, `error` for one that could not be decoded)."""
     table = doc.get("slice_table") or {}
     rows = []
     for index in range(doc.get("slice_count", 0)):

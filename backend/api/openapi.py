@@ -288,7 +288,15 @@ STUDY = {
                         "description": "calibrated P(COVID); null when it could not be decoded",
                     },
                     "label": {"type": ["string", "null"]},
-                    "assessable": {"type": "boolean", "description": "counts toward the study answer"},
+                    "assessable": {
+                        "type": "boolean",
+                        "description": "the model rated the slice (prediction.assessable)",
+                    },
+                    "counted": {
+                        "type": "boolean",
+                        "description": "counts toward the study answer: assessable, and at least half the lung area "
+                        "of the series' fullest slice (absent in studies made before 3.0.0's aggregation)",
+                    },
                     "reason": {
                         "enum": ["no_lung_field", "not_chest_ct"],
                         "description": "why the slice is not assessable (absent when it is)",

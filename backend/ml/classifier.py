@@ -29,6 +29,7 @@ class Prediction:
     # None when the slice was judged; else why not: NOT_CHEST_CT (the input check flags it) or NO_LUNG_FIELD
     # (too little lung: above the apices, below the bases, a sliver). `label` is still given for compatibility.
     reason: str | None = None
+    lung_share: float = 0.0  # the lungs' area over the thorax's (imaging.lungfield): how much lung the slice shows
 
     @property
     def assessable(self) -> bool:
@@ -129,6 +130,7 @@ class Classifier:
                     score,
                     cam_to_slice(cam, prepared.box, gray.shape),
                     not_assessable_reason(in_distribution, prepared.field),
+                    prepared.field.share,
                 )
             )
         return predictions

@@ -211,11 +211,13 @@ def _release(stores, study_id, mine):
 
 def _finish(stores, doc, answer: StudyAnswer, settings: Settings, mine: dict) -> dict | None:
     decoded = [o for o in answer.outcomes if o.error is None]
+    counted = {o.index for o in answer.counted}
     table = {
         **doc["slice_table"],
         "probability": [o.probability for o in answer.outcomes],
         "label": [o.label for o in answer.outcomes],
         "assessable": [o.assessable for o in answer.outcomes],
+        "counted": [o.index in counted for o in answer.outcomes],
         "reason": [o.reason for o in answer.outcomes],
         "error": [o.error for o in answer.outcomes],
     }
