@@ -87,6 +87,7 @@ def run(argv, env, tmp_path):
         ({"DICOM_PORT": "{taken}"}, "cannot listen for DICOM on 127.0.0.1"),
     ],
 )
+@pytest.mark.slow  # starts the service
 def test_the_service_refuses_to_start_in_one_line(tmp_path, argv, env, words):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
