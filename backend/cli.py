@@ -28,7 +28,7 @@ from backend.analysis import document, objects
 from backend.analysis.batches import core_pool, on_cores, split  # noqa: F401 (split: tests call cli.split)
 from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.analysis.record import Stores, record_slice
-from backend.analysis.study import analyse_series
+from backend.analysis.study import COLUMNS, analyse_series
 from backend.app import create_app
 from backend.errors import ImageStoreUnavailable, InvalidInput, StoreUnavailable
 from backend.imaging import archive, formats
@@ -367,19 +367,7 @@ STUDY_RECORD_FIELDS = [
     "error",
     "message",
 ]
-SLICE_ROW_FIELDS = [
-    "path",
-    "index",
-    "instance_number",
-    "sop_instance_uid",
-    "z",
-    "probability",
-    "label",
-    "assessable",
-    "counted",
-    "reason",
-    "error",
-]
+SLICE_ROW_FIELDS = ["path", "index", *COLUMNS]  # a study's per-slice columns, with where each came from
 
 
 class RowWriter:
