@@ -34,6 +34,19 @@ def _ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# A listing's page: its size and where the previous page ended (analyses and studies alike).
+PAGE_PARAMETERS = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+    {
+        "name": "cursor",
+        "in": "query",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,200}$"},
+        "description": "next_cursor of the previous page (opaque: any other value answers invalid_cursor); "
+        "empty: the first page",
+    },
+]
+
+
 def _json(schema, description, links=None):
     response = {
         "description": description,
@@ -555,18 +568,7 @@ SPEC = {
                         "schema": {"const": "all"},
                         "description": "everyone's analyses (the admin claim only)",
                     },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,200}$"},
-                        "description": "next_cursor of the previous page "
-                        "(opaque: any other value answers invalid_cursor); empty: the first page",
-                    },
+                    *PAGE_PARAMETERS,
                 ],
                 "responses": {
                     "200": _json(
@@ -737,18 +739,7 @@ SPEC = {
                         "schema": {"type": "string"},
                         "description": "only the studies of this DICOM StudyInstanceUID; empty: all",
                     },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,200}$"},
-                        "description": "next_cursor of the previous page (opaque: any other value answers "
-                        "invalid_cursor); empty: the first page",
-                    },
+                    *PAGE_PARAMETERS,
                 ],
                 "responses": {
                     "200": _json(
