@@ -47,6 +47,24 @@ PAGE_PARAMETERS = [
 ]
 
 
+def _kept_object(media_types: list, description: str, what: str) -> dict:
+    """The 200 and 304 answers of a kept object's route: its bytes with a strong ETag, cached for good."""
+    return {
+        "200": {
+            **_other(media_types, description, {"type": "string", "contentEncoding": "binary"}),
+            "headers": {
+                **REQUEST_ID,
+                "ETag": {"schema": {"type": "string"}, "required": True, "description": f"the {what}'s sha256, quoted"},
+                "Cache-Control": {"schema": {"const": "private, max-age=31536000, immutable"}, "required": True},
+            },
+        },
+        "304": {
+            "description": f"Not modified: If-None-Match named this {what}'s ETag.",
+            "headers": {"ETag": {"schema": {"type": "string"}, "required": True}},
+        },
+    }
+
+
 def _json(schema, description, links=None):
     response = {
         "description": description,
@@ -629,29 +647,11 @@ SPEC = {
                     },
                 ],
                 "responses": {
-                    "200": {
-                        **_other(
-                            ["image/jpeg", "image/png", "application/dicom", "application/octet-stream"],
-                            "The object as stored (the original with the type sniffed from its bytes).",
-                            {"type": "string", "contentEncoding": "binary"},
-                        ),
-                        "headers": {
-                            **REQUEST_ID,
-                            "ETag": {
-                                "schema": {"type": "string"},
-                                "required": True,
-                                "description": "the object's sha256, quoted",
-                            },
-                            "Cache-Control": {
-                                "schema": {"const": "private, max-age=31536000, immutable"},
-                                "required": True,
-                            },
-                        },
-                    },
-                    "304": {
-                        "description": "Not modified: If-None-Match named this object's ETag.",
-                        "headers": {"ETag": {"schema": {"type": "string"}, "required": True}},
-                    },
+                    **_kept_object(
+                        ["image/jpeg", "image/png", "application/dicom", "application/octet-stream"],
+                        "The object as stored (the original with the type sniffed from its bytes).",
+                        "object",
+                    ),
                     **errors("not_found", "image_missing", *SIGNED_IN, *STORED, *IMAGES),
                 },
             }
@@ -802,25 +802,7 @@ SPEC = {
                     },
                 ],
                 "responses": {
-                    "200": {
-                        **_other(["image/jpeg"], "The image.", {"type": "string", "contentEncoding": "binary"}),
-                        "headers": {
-                            **REQUEST_ID,
-                            "ETag": {
-                                "schema": {"type": "string"},
-                                "required": True,
-                                "description": "the image's sha256, quoted",
-                            },
-                            "Cache-Control": {
-                                "schema": {"const": "private, max-age=31536000, immutable"},
-                                "required": True,
-                            },
-                        },
-                    },
-                    "304": {
-                        "description": "Not modified: If-None-Match named this image's ETag.",
-                        "headers": {"ETag": {"schema": {"type": "string"}, "required": True}},
-                    },
+                    **_kept_object(["image/jpeg"], "The image.", "image"),
                     **errors("not_found", "image_missing", "study_not_done", *SIGNED_IN, *STORED, *IMAGES),
                 },
             }
