@@ -131,22 +131,7 @@ class FirestoreStore(AnalysisStore):
         return from_firestore(fields)
 
     def list(self, limit: int, cursor: str | None = None, owner: str | None = None) -> tuple[list[dict], str | None]:
-        query = self.collection
-        if owner is not None:  # served by the composite index (owner, created_at DESC) in firestore.indexes.json
-            query = query.where(filter=FieldFilter("owner", "==", owner))
-        query = (
-            query.order_by("created_at", direction=Query.DESCENDING)
-            .order_by("__name__", direction=Query.DESCENDING)
-            .limit(limit + 1)
-        )
-        if cursor:
-            created_at, analysis_id = decode_cursor(cursor)
-            query = query.start_after([to_timestamp(created_at), analysis_id])
-        with self._reaching_firestore("list"):
-            snapshots = query.get(**self._calls())
-        items = [from_firestore(s.to_dict()) for s in snapshots[:limit]]
-        next_cursor = encode_cursor(items[-1]) if len(snapshots) > limit else None
-        return items, next_cursor
+        return self._page(self.collection, {"owner": owner}, limit, cursor, "list")
 
     def delete(self, analysis_id: str, owner: str | None = None) -> bool:
         if owner is not None and self.get(analysis_id, owner) is None:  # an analysis's owner never changes
@@ -182,9 +167,14 @@ class FirestoreStore(AnalysisStore):
         return from_firestore(fields)
 
     def list_studies(self, limit, cursor=None, owner=None, study_uid=None):
-        query = self.studies
-        for name, value in (("owner", owner), ("study_uid", study_uid)):
-            if value is not None:  # served by the composite indexes in firestore.indexes.json
+        return self._page(self.studies, {"owner": owner, "study_uid": study_uid}, limit, cursor, "list_studies")
+
+    def _page(self, collection, equal: dict, limit: int, cursor: str | None, operation: str):
+        """One page of a collection, newest first, of the documents whose fields equal `equal`'s non-None values
+        (served by the composite indexes in firestore.indexes.json); the next page's cursor, or None."""
+        query = collection
+        for name, value in equal.items():
+            if value is not None:
                 query = query.where(filter=FieldFilter(name, "==", value))
         query = (
             query.order_by("created_at", direction=Query.DESCENDING)
@@ -192,9 +182,9 @@ class FirestoreStore(AnalysisStore):
             .limit(limit + 1)
         )
         if cursor:
-            created_at, study_id = decode_cursor(cursor)
-            query = query.start_after([to_timestamp(created_at), study_id])
-        with self._reaching_firestore("list_studies"):
+            created_at, document_id = decode_cursor(cursor)
+            query = query.start_after([to_timestamp(created_at), document_id])
+        with self._reaching_firestore(operation):
             snapshots = query.get(**self._calls())
         items = [from_firestore(s.to_dict()) for s in snapshots[:limit]]
         return items, (encode_cursor(items[-1]) if len(snapshots) > limit else None)
