@@ -65,6 +65,20 @@ def _kept_object(media_types: list, description: str, what: str) -> dict:
     }
 
 
+def _page(item_schema: str, links: dict) -> dict:
+    """A listing's 200: one page of `item_schema` items and the next page's cursor (null on the last)."""
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item_schema)},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+    return _json(schema, "A page.", links)
+
+
 def _json(schema, description, links=None):
     response = {
         "description": description,
@@ -589,19 +603,7 @@ SPEC = {
                     *PAGE_PARAMETERS,
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["items", "next_cursor"],
-                            "properties": {
-                                "items": {"type": "array", "items": _ref("StoredAnalysis")},
-                                "next_cursor": {"type": ["string", "null"]},
-                            },
-                        },
-                        "A page.",
-                        LISTED_LINKS,
-                    ),
+                    "200": _page("StoredAnalysis", LISTED_LINKS),
                     **errors("invalid_limit", "invalid_cursor", "invalid_owner", "forbidden", *SIGNED_IN, *STORED),
                 },
             }
@@ -742,19 +744,7 @@ SPEC = {
                     *PAGE_PARAMETERS,
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["items", "next_cursor"],
-                            "properties": {
-                                "items": {"type": "array", "items": _ref("Study")},
-                                "next_cursor": {"type": ["string", "null"]},
-                            },
-                        },
-                        "A page.",
-                        LISTED_STUDY_LINKS,
-                    ),
+                    "200": _page("Study", LISTED_STUDY_LINKS),
                     **errors("invalid_limit", "invalid_cursor", "invalid_owner", "forbidden", *SIGNED_IN, *STORED),
                 },
             },
