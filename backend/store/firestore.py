@@ -208,7 +208,15 @@ class FirestoreStore(AnalysisStore):
             return doc
 
         with self._reaching_firestore("update_study"):
-            return update(self.client.transaction())
+            try:
+                return update(self.client.transaction())
+            except DocumentTooLarge:
+                raise
+            except ValueError:  # every attempt lost to other writers (the emulator's locks time out under contention)
+                stored = self.get_study(study_id)
+                if stored is None or not preconditions_hold(stored, expect):
+                    return None  # another writer won: as if the precondition had failed when it landed
+                raise
 
     def delete_study(self, study_id, owner=None):
         if owner is not None and self.get_study(study_id, owner) is None:
