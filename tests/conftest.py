@@ -1,6 +1,10 @@
-"""Shared fixtures (`app` and `client` on the factory with a temporary SQLite store) and the `slow` marker's rule."""
+"""Shared fixtures (`app` and `client` on the factory with a temporary SQLite store), the `slow` marker's rule and
+how the parallel workers share the work."""
+
+import os
 
 import pytest
+import torch
 
 from backend.app import create_app
 
@@ -13,6 +17,20 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.orthanc",
 ]
+
+
+def pytest_configure(config):
+    """A parallel worker's PyTorch gets its share of the cores: more threads than cores wait on each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """A test that sets PyTorch's threads (the batch command, training) sets them for itself only."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -33,8 +51,25 @@ PROCESS_MARKERS = {"browser", "firestore", "gcs", "pubsub", "orthanc"}
 PROCESS_FIXTURES = {"service", "live_server", "server", "auth_emulator", "auth_env", "orthanc_server"}
 
 
+# The suite runs in parallel workers (pytest-xdist, `--dist loadgroup` in pyproject.toml). Tests that share a started
+# partner are one group, run by one worker, so each emulator, Orthanc and the browser starts once, not once per
+# worker; a test needing two partners goes with the first of this list. Every other test is grouped with its module,
+# so a module's fixtures are made once.
+PARTNERS = {
+    "orthanc": "orthanc_server",
+    "firestore": "firestore_emulator",
+    "pubsub": "pubsub_emulator",
+    "auth": "auth_emulator",
+    "browser": "browser",
+    "gcs": "gcs_emulator",
+}
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         markers = {marker.name for marker in item.iter_markers()}
-        if markers & PROCESS_MARKERS or PROCESS_FIXTURES & set(item.fixturenames):
+        fixtures = set(item.fixturenames)
+        if markers & PROCESS_MARKERS or PROCESS_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+        partner = next((name for name, fixture in PARTNERS.items() if name in markers or fixture in fixtures), None)
+        item.add_marker(pytest.mark.xdist_group(partner or item.module.__name__))

@@ -20,7 +20,6 @@ METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
 
 @pytest.fixture(scope="module")
 def classifier():
-    torch.set_num_threads(2)
     return Classifier.load(DEFAULT_MODEL_PATH)
 
 

@@ -19,6 +19,7 @@ from backend.ml.network import Ensemble
 from backend.ml.preprocess import prepare, resize
 
 pytestmark = pytest.mark.slow  # trains
+THREADS = str(torch.get_num_threads())  # this worker's share of the cores (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,7 @@ def run_crossval(folders, out, cache, *options):
             "--candidates",
             "lite0",
             "--threads",
-            "2",
+            THREADS,
             "--cache",
             str(cache),
             *options,
@@ -102,7 +103,7 @@ def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
             "--cache",
             str(tmp_path / "cache"),
             "--threads",
-            "2",
+            THREADS,
         ]
     )
     on_disk = json.loads((tmp_path / "w" / "metrics.json").read_text())
@@ -155,7 +156,7 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
             "--candidates",
             "v3-lungs-mix",
             "--threads",
-            "2",
+            THREADS,
             "--cache",
             str(tmp_path / "cache"),
         ]
@@ -175,7 +176,7 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
             "--cache",
             str(tmp_path / "cache"),
             "--threads",
-            "2",
+            THREADS,
         ]
     )
     held = metrics["out_of_fold"]
@@ -214,7 +215,7 @@ def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
             "--candidates",
             "lite0-deep-x5",
             "--threads",
-            "2",
+            THREADS,
             "--cache",
             str(tmp_path / "cache"),
         ]
@@ -231,7 +232,7 @@ def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
             "--cache",
             str(tmp_path / "cache"),
             "--threads",
-            "2",
+            THREADS,
         ]
     )
     assert metrics["recipe"] == "lite0-deep-x5" and len(metrics["history"]) == 5
