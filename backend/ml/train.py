@@ -81,6 +81,16 @@ RECIPES = {
         "intensity": "standard",
         "augment": "slice",
     },
+    # Round 10: `v3-lungs-mix` for the 10 epochs it was written with (no max_steps: 770 steps on sars-cov-2-ct
+    # alone, 930 on the union, covid-ct alone unchanged at 160), on the same first 3 cached views, so the same caches.
+    "v3-lungs-mix-10": {
+        **_DEEP,
+        "mixup": 0.4,
+        "first_views": 3,
+        "crop": "lungs",
+        "intensity": "standard",
+        "augment": "slice",
+    },
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
