@@ -350,6 +350,29 @@ def test_the_real_series_is_judged_only_where_it_shows_lung(classifier):
     assert all(p.as_json()["assessable"] == p.assessable for p in predictions)
 
 
+def test_the_series_command_answers_a_study_by_the_services_rule():
+    """`python -m backend.ml.series` (the card's series numbers) counts only what the studies API counts: assessable
+    slices with at least half the lung share of the series' fullest, so a high slice at a lung base does not count."""
+    from backend.ml.series import summary
+
+    slices = [(True, 0.9, 0.1), (True, 0.2, 0.4), (True, 0.1, 0.35), (True, 0.3, 0.3), (False, 0.95, 0.02)]
+    rows = [
+        {
+            "file": f"{i}.dcm",
+            "assessable": assessable,
+            "reason": None if assessable else NO_LUNG_FIELD,
+            "p_covid": p,
+            "label": "COVID" if p >= 0.4 else "NonCOVID",
+            "lung_share": share,
+        }
+        for i, (assessable, p, share) in enumerate(slices)
+    ]
+    result = summary(rows, 0.4)
+    assert [row["counted"] for row in rows] == [False, True, True, True, False]
+    assert result["counted"] == 3 and result["assessable"] == 4 and result["assessable_called_covid"] == 1
+    assert result["study"]["score"] == pytest.approx(0.2) and result["study"]["label"] == "NonCOVID"
+
+
 def test_the_model_card_quotes_the_cross_source_results():
     """The headline numbers: each source scored by networks trained only on the other one."""
     card = (WEIGHTS / "MODEL_CARD.md").read_text()
