@@ -271,7 +271,7 @@ def test_committed_weights_reproduce_recorded_predictions(classifier):
 
 def test_operating_point_and_calibration_follow_from_the_out_of_fold_results():
     """threshold, temperature and the card's numbers are recomputed from crossval.json alone: the held-out logits of
-    every fold that ran (3.0.0: one grouped held-out split, the first of 5 folds)."""
+    every fold that ran (3.0.0 and 3.1.0: one grouped held-out split, the first of 5 folds)."""
     recorded = METRICS["out_of_fold"]
     files, logits, positive, groups, folds = out_of_fold(CROSSVAL, recorded["recipe"])
     run = CROSSVAL.get("folds_run", CROSSVAL["folds"])
@@ -348,6 +348,29 @@ def test_the_real_series_is_judged_only_where_it_shows_lung(classifier):
     middle = predictions[len(predictions) // 5 : len(predictions) - len(predictions) // 5]
     assert all(p.assessable and p.reason is None and p.in_distribution for p in middle)
     assert all(p.as_json()["assessable"] == p.assessable for p in predictions)
+
+
+def test_the_series_command_answers_a_study_by_the_services_rule():
+    """`python -m backend.ml.series` (the card's series numbers) counts only what the studies API counts: assessable
+    slices with at least half the lung share of the series' fullest, so a high slice at a lung base does not count."""
+    from backend.ml.series import summary
+
+    slices = [(True, 0.9, 0.1), (True, 0.2, 0.4), (True, 0.1, 0.35), (True, 0.3, 0.3), (False, 0.95, 0.02)]
+    rows = [
+        {
+            "file": f"{i}.dcm",
+            "assessable": assessable,
+            "reason": None if assessable else NO_LUNG_FIELD,
+            "p_covid": p,
+            "label": "COVID" if p >= 0.4 else "NonCOVID",
+            "lung_share": share,
+        }
+        for i, (assessable, p, share) in enumerate(slices)
+    ]
+    result = summary(rows, 0.4)
+    assert [row["counted"] for row in rows] == [False, True, True, True, False]
+    assert result["counted"] == 3 and result["assessable"] == 4 and result["assessable_called_covid"] == 1
+    assert result["study"]["score"] == pytest.approx(0.2) and result["study"]["label"] == "NonCOVID"
 
 
 def test_the_model_card_quotes_the_cross_source_results():

@@ -54,9 +54,9 @@ def reframings(gray):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="3.0.0 misses both limits: P(COVID) moves by 0.045 on average and by up to "
-    "0.239 (2.3.0: 0.080 and 0.764); see MODEL_CARD.md, shortcut audit. Strict: passes fail the suite, "
-    "so the mark goes when a model meets the limits",
+    reason="3.1.0 misses both limits: P(COVID) moves by 0.054 on average and by up to "
+    "0.700 (3.0.0: 0.045 and 0.239; 2.3.0: 0.080 and 0.764); see MODEL_CARD.md, shortcut audit. Strict: passes fail "
+    "the suite, so the mark goes when a model meets the limits",
 )
 def test_p_covid_barely_moves_when_a_real_slice_is_reframed(classifier):
     moves = {}

@@ -7,13 +7,13 @@ or tune anything: the series in ../shared/data/ct-series is one patient, not COV
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import torch
 
-from backend.analysis.study import AGGREGATION, top_k
+from backend.analysis.study import AGGREGATION, SliceOutcome, StudyAnswer
 from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging.decode import decode_image
 from backend.ml.classifier import Classifier
@@ -42,25 +42,34 @@ def run(classifier, folder, window="lung") -> list[dict]:
                 "p_covid": round(prediction.probabilities[POSITIVE], 6),
                 "label": prediction.label,
                 "distribution_score": round(prediction.distribution_score, 4),
+                "lung_share": round(float(prediction.lung_share), 4),
             }
         )
     return rows
 
 
 def summary(rows, threshold) -> dict:
-    """Counts, and the study's answer by the service's own rule (backend.analysis.study: the mean P(COVID) of the
-    top 10 % of assessable slices, at least 3; NonCOVID with score 0 when none is assessable)."""
+    """Counts, and the study's answer by the service's own rule (backend.analysis.study.StudyAnswer: the mean
+    P(COVID) of the top 10 % of the counted slices, those assessable with at least half the lung share of the
+    series' fullest, at least 3; NonCOVID with score 0 when none counts). Marks each row `counted`."""
+    answer = StudyAnswer(len(rows), threshold)
+    for index, row in enumerate(rows):
+        outcome = SliceOutcome(index, row["p_covid"], row["label"], row["assessable"], reason=row["reason"])
+        answer.add(replace(outcome, lung_share=row["lung_share"]), None)
+    counted = {outcome.index for outcome in answer.counted}
+    for index, row in enumerate(rows):
+        row["counted"] = index in counted
+    prediction = answer.prediction()
     assessed = [row for row in rows if row["assessable"]]
-    scores = sorted((row["p_covid"] for row in assessed), reverse=True)
-    score = float(np.mean(scores[: top_k(len(scores))])) if scores else 0.0
     return {
         "slices": len(rows),
         "assessable": len(assessed),
         "assessable_called_covid": sum(row["label"] == POSITIVE for row in assessed),
+        "counted": len(counted),
         "not_assessable": {row["file"]: row["reason"] for row in rows if not row["assessable"]},
         "study": {
-            "score": round(score, 4),
-            "label": POSITIVE if scores and score >= threshold else "NonCOVID",
+            "score": round(prediction["score"], 4),
+            "label": prediction["label"],
             "threshold": threshold,
             "aggregation": AGGREGATION,
         },
@@ -78,15 +87,15 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     classifier = Classifier.load(args.weights)
     rows = run(classifier, args.folder, args.window)
+    totals = summary(rows, classifier.threshold)  # marks the counted rows
     print(f"{classifier.name} {classifier.version}, threshold {classifier.threshold:.3f}, {args.folder}")
     for row in rows:
         verdict = row["label"] if row["assessable"] else f"not assessed ({row['reason']})"
-        print(f"  {row['file']:<10} z {row['z']:7.1f}  P(COVID) {row['p_covid']:.3f}  {verdict}")
-    result = {
-        "model": {"name": classifier.name, "version": classifier.version},
-        "rows": rows,
-        **summary(rows, classifier.threshold),
-    }
+        print(
+            f"  {row['file']:<10} z {row['z']:7.1f}  P(COVID) {row['p_covid']:.3f}  {verdict}"
+            + ("  counted" if row["counted"] else "")
+        )
+    result = {"model": {"name": classifier.name, "version": classifier.version}, "rows": rows, **totals}
     print({k: v for k, v in result.items() if k not in ("rows", "model")})
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -30,7 +30,7 @@ from backend.ml.preprocess import INPUT_SIZE, LABELS, prepare, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
-NAME, VERSION = "covid-ct-effnet-lite0", "3.0.0"
+NAME, VERSION = "covid-ct-effnet-lite0", "3.1.0"
 WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
 # Candidate recipes. Fixed before the cross-validation ran (SELECTION.md). The later ImageNet Lite0 candidates
@@ -76,6 +76,16 @@ RECIPES = {
         **_DEEP,
         "mixup": 0.4,
         "max_steps": 160,
+        "first_views": 3,
+        "crop": "lungs",
+        "intensity": "standard",
+        "augment": "slice",
+    },
+    # Round 10: `v3-lungs-mix` for the 10 epochs it was written with (no max_steps: 770 steps on sars-cov-2-ct
+    # alone, 930 on the union, covid-ct alone unchanged at 160), on the same first 3 cached views, so the same caches.
+    "v3-lungs-mix-10": {
+        **_DEEP,
+        "mixup": 0.4,
         "first_views": 3,
         "crop": "lungs",
         "intensity": "standard",
