@@ -4,6 +4,7 @@ temperature and input check."""
 
 import copy
 import json
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -299,3 +300,15 @@ def test_mixup_changes_training_only_when_a_recipe_asks_for_it(tmp_path):
     before = trained()
     assert torch.equal(trained(mixup=0.0, drop_path=0.0), before)
     assert not torch.equal(trained(mixup=0.4), before)
+
+
+def test_the_caches_follow_the_preprocessing_code_not_its_formatting(tmp_path, monkeypatch):
+    """Reformatting the code (ruff format) or a comment keeps the cached views; changing what it does does not."""
+    code = tmp_path / "preprocessing.py"
+    code.write_text("def prepare(x):\n    return x + 1\n")
+    monkeypatch.setattr(train, "_PREPROCESSING_CODE", [SimpleNamespace(__file__=str(code))])
+    key = train._code_key()
+    code.write_text("def prepare(x):  # reformatted\n\n    return (x + 1)\n")
+    assert train._code_key() == key
+    code.write_text("def prepare(x):\n    return x + 2\n")
+    assert train._code_key() != key
