@@ -7,7 +7,6 @@ or tune anything: the series in ../shared/data/ct-series is one patient, not COV
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -54,8 +53,10 @@ def summary(rows, threshold) -> dict:
     series' fullest, at least 3; NonCOVID with score 0 when none counts). Marks each row `counted`."""
     answer = StudyAnswer(len(rows), threshold)
     for index, row in enumerate(rows):
-        outcome = SliceOutcome(index, row["p_covid"], row["label"], row["assessable"], reason=row["reason"])
-        answer.add(replace(outcome, lung_share=row["lung_share"]), None)
+        outcome = SliceOutcome(
+            index, row["p_covid"], row["label"], row["assessable"], reason=row["reason"], lung_share=row["lung_share"]
+        )
+        answer.add(outcome, None)
     counted = {outcome.index for outcome in answer.counted}
     for index, row in enumerate(rows):
         row["counted"] = index in counted
