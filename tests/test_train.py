@@ -56,25 +56,42 @@ def make_folder(root, seed=0):
     return root
 
 
-def run_crossval(folders, out, cache, *options):
+def run_crossval(folders, out, cache, *options, candidate="lite0", folds=2):
     return crossval.main(
         [
             *map(str, folders),
             "--out",
             str(out),
             "--folds",
-            "2",
+            str(folds),
             "--epochs",
             "1",
             "--views",
             "2",
             "--candidates",
-            "lite0",
+            candidate,
             "--threads",
             THREADS,
             "--cache",
             str(cache),
             *options,
+        ]
+    )
+
+
+def run_train(folders, tmp_path):
+    """The final training on `folders` from tmp_path's cv.json and cache, into tmp_path / "w"."""
+    return train.main(
+        [
+            *map(str, folders),
+            "--crossval",
+            str(tmp_path / "cv.json"),
+            "--out",
+            str(tmp_path / "w"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--threads",
+            THREADS,
         ]
     )
 
@@ -94,19 +111,7 @@ def test_crossval_then_train_write_deterministic_loadable_outputs(tmp_path):
     again = run_crossval(folders, tmp_path / "cv2.json", tmp_path / "cache2")  # no cache shared
     assert again["candidates"]["lite0"]["logits"] == record["candidates"]["lite0"]["logits"]
 
-    metrics = train.main(
-        [
-            *map(str, folders),
-            "--crossval",
-            str(tmp_path / "cv.json"),
-            "--out",
-            str(tmp_path / "w"),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--threads",
-            THREADS,
-        ]
-    )
+    metrics = run_train(folders, tmp_path)
     on_disk = json.loads((tmp_path / "w" / "metrics.json").read_text())
     assert on_disk["out_of_fold"] == json.loads(json.dumps(metrics["out_of_fold"]))
     assert set(on_disk["out_of_fold"]["per_source"]) == {"one", "two"}
@@ -141,45 +146,15 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
     """3.0.0's path: a v3 recipe, calibrated on one grouped held-out split (the first of 3 folds run, the others not),
     then trained on everything."""
     folders = [make_folder(tmp_path / "one")]
-    record = crossval.main(
-        [
-            str(folders[0]),
-            "--out",
-            str(tmp_path / "cv.json"),
-            "--folds",
-            "3",
-            "--max-folds",
-            "1",
-            "--epochs",
-            "1",
-            "--views",
-            "2",
-            "--candidates",
-            "v3-lungs-mix",
-            "--threads",
-            THREADS,
-            "--cache",
-            str(tmp_path / "cache"),
-        ]
+    record = run_crossval(
+        folders, tmp_path / "cv.json", tmp_path / "cache", "--max-folds", "1", candidate="v3-lungs-mix", folds=3
     )
     held_out = {key for key, entry in record["files"].items() if entry["fold"] == 0}
     candidate = record["candidates"]["v3-lungs-mix"]
     assert record["folds"] == 3 and record["folds_run"] == 1 and candidate["folds_done"] == 1
     assert set(candidate["logits"]) == held_out and 0 < len(held_out) < len(record["files"])
     assert [fold["held_out"] for fold in candidate["per_fold"]] == [len(held_out)]
-    metrics = train.main(
-        [
-            str(folders[0]),
-            "--crossval",
-            str(tmp_path / "cv.json"),
-            "--out",
-            str(tmp_path / "w"),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--threads",
-            THREADS,
-        ]
-    )
+    metrics = run_train(folders, tmp_path)
     held = metrics["out_of_fold"]
     assert held["images"] == len(held_out) and held["ece_after_cross_fitted"] is None  # no other fold to fit on
     assert held["operating_point"]["sensitivity"] >= 0.85
@@ -202,40 +177,10 @@ def test_a_v3_recipe_stores_its_preprocessing_and_serving_applies_it(tmp_path):
 
 def test_an_ensemble_recipe_is_scored_and_trained_member_by_member(tmp_path):
     folder = make_folder(tmp_path / "data")
-    record = crossval.main(
-        [
-            str(folder),
-            "--out",
-            str(tmp_path / "cv.json"),
-            "--folds",
-            "2",
-            "--epochs",
-            "1",
-            "--views",
-            "2",
-            "--candidates",
-            "lite0-deep-x5",
-            "--threads",
-            THREADS,
-            "--cache",
-            str(tmp_path / "cache"),
-        ]
-    )
+    record = run_crossval([folder], tmp_path / "cv.json", tmp_path / "cache", candidate="lite0-deep-x5")
     candidate = record["candidates"]["lite0-deep-x5"]
     assert [len(fold["member_roc_auc"]) for fold in candidate["per_fold"]] == [5, 5]
-    metrics = train.main(
-        [
-            str(folder),
-            "--crossval",
-            str(tmp_path / "cv.json"),
-            "--out",
-            str(tmp_path / "w"),
-            "--cache",
-            str(tmp_path / "cache"),
-            "--threads",
-            THREADS,
-        ]
-    )
+    metrics = run_train([folder], tmp_path)
     assert metrics["recipe"] == "lite0-deep-x5" and len(metrics["history"]) == 5
     classifier = Classifier.load(tmp_path / "w" / train.WEIGHTS_FILE)
     assert isinstance(classifier.network, Ensemble) and len(classifier.members) == 5
