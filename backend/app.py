@@ -7,17 +7,9 @@ import sys
 from flask import Flask
 from flask_cors import CORS
 
-from backend import auth, config, images, logs, memory, metrics, ratelimit, store, studies
+from backend import auth, config, images, logs, memory, metrics, preflight, ratelimit, store, studies
 from backend.analysis import capacity
-from backend.analysis.record import Stores
-from backend.api import analyses, analyze, dicomweb, errors, health, openapi, signin, web
-from backend.api import studies as study_routes
-from backend.dicom import settings as dicom_settings
-from backend.errors import InvalidInput
-from backend.imaging.archive import StudyLimits
-from backend.ml import classifier
-from backend.store.base import LOCAL_OWNER
-from backend.studies.create import create_received
+from backend.api import errors
 
 
 def create_app(test_config=None):
@@ -34,11 +26,17 @@ def create_app(test_config=None):
         CORS(app, origins=app.config["CORS_ORIGINS"], expose_headers=["Location", "X-Request-ID", "X-Study-ID"])
 
     errors.init_app(app)
-    dicom_settings.check_settings(app.config)
+    preflight.check_settings(app.config)
     auth.init_app(app)
     ratelimit.init_app(app)
     store.init_app(app)
     images.init_app(app)
+    # The model and the routes that use it are imported once the settings and stores are known to work: a refused
+    # start, `--help` and gunicorn's master answer without loading PyTorch (seconds of CPU).
+    from backend.api import analyses, analyze, dicomweb, health, openapi, signin, web
+    from backend.api import studies as study_routes
+    from backend.ml import classifier
+
     classifier.init_app(app)
     capacity.init_app(app)
     studies.init_app(app)
@@ -54,7 +52,12 @@ def start_dicom(app, unless_taken=False):
     as POST /studies makes one, of `local` (AUTH_MODE=none) or DICOM_OWNER."""
     if not app.config["DICOM_PORT"]:
         return None
+    from backend.analysis.record import Stores
     from backend.dicom import node  # pynetdicom, only where DICOM_PORT is set
+    from backend.errors import InvalidInput
+    from backend.imaging.archive import StudyLimits
+    from backend.store.base import LOCAL_OWNER
+    from backend.studies.create import create_received
 
     store = app.extensions["image_store"]
     owner = LOCAL_OWNER if app.config["AUTH_MODE"] == "none" else app.config["DICOM_OWNER"]

@@ -14,28 +14,17 @@ import sys
 import tempfile
 
 # Imported under names that are not gunicorn settings: every module-level name here is read as one.
-from backend.auth import check_settings as check_auth_settings
 from backend.config import ConfigError, flask_config, load
 from backend.config import load_dotenv_file as read_dotenv
-from backend.dicom.settings import check_settings as check_dicom_settings
-from backend.images import check_settings as check_image_store_settings
 from backend.logs import configure as configure_logging
 from backend.memory import return_freed_buffers
-from backend.store import check_settings as check_store_settings
-from backend.studies import check_settings as check_study_settings
+from backend.preflight import check_settings as check_app_settings
 
 read_dotenv()
 return_freed_buffers()  # in the master, so every forked worker has it
 try:
     settings = flask_config(load())
-    for check in (
-        check_auth_settings,
-        check_store_settings,
-        check_image_store_settings,
-        check_study_settings,
-        check_dicom_settings,
-    ):
-        check(settings)
+    check_app_settings(settings)
 except ConfigError as exc:  # one line and exit status 1, as `python backend/app.py` answers
     sys.exit(f"error: {exc}")
 cores = len(os.sched_getaffinity(0))
