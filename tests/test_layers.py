@@ -20,9 +20,8 @@ TRAINING = (
 
 def loaded(statement: str, modules) -> list[str]:
     """Which of `modules` are in sys.modules after `statement`, run in a new interpreter from the repository."""
-    code = (
-        f"import json, sys; {statement}; print(json.dumps(sorted(m for m in {tuple(modules)!r} if m in sys.modules)))"
-    )
+    report = f"print(json.dumps(sorted(m for m in {tuple(modules)!r} if m in sys.modules)))"
+    code = f"import json, sys\n{statement}\n{report}"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(out.stdout)
 
@@ -63,3 +62,14 @@ def test_serving_loads_no_training_code(tmp_path):
     started = f"from backend.app import create_app; create_app({{'DATA_DIR': {str(tmp_path)!r}}})"
     assert loaded(started, TRAINING) == []
     assert loaded("import backend.ml.train", ("backend.ml.train",)) == ["backend.ml.train"]
+
+
+@pytest.mark.slow
+def test_a_refused_start_loads_no_model(tmp_path):
+    """Settings that cannot work are refused before PyTorch and the model load: the one line comes at once."""
+    refused = (
+        "from backend.app import create_app\nfrom backend.config import ConfigError\n"
+        f"try:\n    create_app({{'DATA_DIR': {str(tmp_path)!r}, 'STUDY_QUEUE': 'pubsub'}})\n"
+        "except ConfigError as exc:\n    print(exc, file=sys.stderr)"
+    )
+    assert loaded(refused, ("torch", "backend.ml.classifier")) == []
