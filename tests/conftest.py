@@ -51,10 +51,11 @@ PROCESS_MARKERS = {"browser", "firestore", "gcs", "pubsub", "orthanc"}
 PROCESS_FIXTURES = {"service", "live_server", "server", "auth_emulator", "auth_env", "orthanc_server"}
 
 
-# The suite runs in parallel workers (pytest-xdist, `--dist loadgroup` in pyproject.toml). Tests that share a started
-# partner are one group, run by one worker, so each emulator, Orthanc and the browser starts once, not once per
-# worker; a test needing two partners goes with the first of this list. Every other test is grouped with its module,
-# so a module's fixtures are made once.
+# The suite runs in parallel workers (pytest-xdist, `--dist loadgroup` in pyproject.toml). Tests that use a partner
+# started for the session (its fixture, or its marker where a parametrized fixture asks for it) are one group, run by
+# one worker, so each emulator, Orthanc and the browser starts once, not once per worker; a test needing two goes
+# with the first of this list. Every other test, one that starts its own emulator included, is grouped with its
+# module, so a module's fixtures are made once.
 PARTNERS = {
     "orthanc": "orthanc_server",
     "firestore": "firestore_emulator",
@@ -65,6 +66,13 @@ PARTNERS = {
 }
 
 
+def partner_of(markers: set, fixtures: set) -> str | None:
+    for marker, fixture in PARTNERS.items():
+        if fixture in fixtures or (marker in markers and f"own_{fixture}" not in fixtures):
+            return fixture
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -72,8 +80,7 @@ def pytest_collection_modifyitems(items):
         fixtures = set(item.fixturenames)
         if markers & PROCESS_MARKERS or PROCESS_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
-        partner = next((name for name, fixture in PARTNERS.items() if name in markers or fixture in fixtures), None)
-        item.add_marker(pytest.mark.xdist_group(partner or item.module.__name__))
+        item.add_marker(pytest.mark.xdist_group(partner_of(markers, fixtures) or item.module.__name__))
 
 
 def pytest_collection_finish(session):

@@ -70,4 +70,5 @@ def test_ready_follows_firestore_going_away_and_coming_back(own_firestore_emulat
         own_firestore_emulator.start()  # same port
         assert ready_within(client, RECOVERY_S)
     finally:
+        app.extensions["study_queue"].close()  # its scan of the store would go on after the test, logging failures
         app.extensions["store"].close()
