@@ -12,11 +12,18 @@ from tests.test_dashboard import ANALYSIS_TIMEOUT_MS, FAILED_RESOURCE, longer_si
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def firebase_server(auth_emulator, tmp_path):
-    auth_emulator.clear()
-    with running_server({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data"), **auth_emulator.env()}) as base_url:
+@pytest.fixture(scope="module")
+def firebase_service(auth_emulator, tmp_path_factory):
+    """One server for the module: each test's accounts are new (new ids), so no test sees another's analyses."""
+    data_dir = tmp_path_factory.mktemp("firebase") / "data"
+    with running_server({"STORE": "sqlite", "DATA_DIR": str(data_dir), **auth_emulator.env()}) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def firebase_server(firebase_service, auth_emulator):
+    auth_emulator.clear()
+    return firebase_service
 
 
 def sign_in(page, email, password=PASSWORD):

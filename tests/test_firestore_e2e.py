@@ -95,10 +95,17 @@ def firestore_client(firestore_env):
     client.close()
 
 
-@pytest.fixture
-def server(firestore_env):
-    with running_server({"STORE": "firestore", **firestore_env.env()}) as base_url:
+@pytest.fixture(scope="module")
+def firestore_service(firestore_emulator, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("firestore-e2e") / "data"  # its image files: never the clone's own ./data
+    with running_server({"STORE": "firestore", "DATA_DIR": str(data_dir), **firestore_emulator.env()}) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def server(firestore_service, firestore_env):
+    """The module's server, with the emulator emptied for this test."""
+    return firestore_service
 
 
 def test_an_analysis_lands_in_firestore_once_with_small_thumbnails(server, firestore_client):

@@ -9,13 +9,13 @@ import pytest
 from backend.errors import StoreUnavailable
 from backend.store.firestore import FirestoreStore
 from tests.fixtures.data import dicom_file
-from tests.fixtures.firestore_emulator import PROJECT
+from tests.fixtures.firestore_emulator import PROJECT, FirestoreEmulator, require_emulator
 from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
 
 pytestmark = pytest.mark.firestore
 
-TIMEOUT_S = 3
+TIMEOUT_S = 2  # each refused call waits this long: 8 of them
 BOUND_S = 10  # a request never waits much past STORE_TIMEOUT_S
 RECOVERY_S = 60  # gRPC reconnects with backoff; a short outage is over well within this
 
@@ -37,11 +37,19 @@ def eventually(call, within_s=RECOVERY_S):
             time.sleep(0.5)
 
 
+@pytest.fixture(scope="module")
+def module_emulator(tmp_path_factory):
+    """An emulator of this module's own: its tests stop it and start it again (same port, empty)."""
+    require_emulator()
+    with FirestoreEmulator(tmp_path_factory.mktemp("firestore-faults") / "emulator.log") as emulator:
+        yield emulator
+
+
 @pytest.fixture
-def emulator(own_firestore_emulator, monkeypatch):
-    for name, value in own_firestore_emulator.env().items():
+def emulator(module_emulator, monkeypatch):
+    for name, value in module_emulator.env().items():
         monkeypatch.setenv(name, value)
-    return own_firestore_emulator
+    return module_emulator
 
 
 def test_the_store_fails_fast_while_firestore_is_down_and_recovers_without_restart(emulator):
@@ -68,10 +76,15 @@ def test_the_store_fails_fast_while_firestore_is_down_and_recovers_without_resta
         store.close()
 
 
-def test_the_service_answers_503_within_the_bound_then_works_again(emulator):
+def test_the_service_answers_503_within_the_bound_then_works_again(emulator, tmp_path):
     upload, headers = multipart("file", "693_UNCR.dcm", dicom_file("693_UNCR.dcm").read_bytes())
     retried_upload = {**headers, "Idempotency-Key": "outage-upload-1"}
-    env = {"STORE": "firestore", "STORE_TIMEOUT_S": str(TIMEOUT_S), **emulator.env()}
+    env = {
+        "STORE": "firestore",
+        "STORE_TIMEOUT_S": str(TIMEOUT_S),
+        "DATA_DIR": str(tmp_path / "data"),
+        **emulator.env(),
+    }
     with running_server(env) as base_url:
         assert request("GET", base_url + "/analyses")[0] == 200
         emulator.stop()
