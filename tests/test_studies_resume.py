@@ -21,8 +21,8 @@ LEASE_S = 3
 
 @pytest.fixture(scope="module")
 def long_series_zip():
-    """90 slices: three stacks of the real series, so that a study takes long enough to be killed half-way."""
-    return make_zip(repositioned(series_bytes(), 3))
+    """60 slices: two stacks of the real series, so that a study takes long enough to be killed half-way."""
+    return make_zip(repositioned(series_bytes(), 2))
 
 
 def env(tmp_path, **extra):
@@ -68,7 +68,7 @@ def stored(tmp_path, study_id) -> dict:
 def kill_mid_study(tmp_path, zip_bytes, **settings) -> str:
     with started_server(env(tmp_path, **settings)) as server:
         study_id = start_study(server, zip_bytes)
-        until(lambda: 2 <= get(server, study_id)["progress"]["done"] < 60)
+        until(lambda: 2 <= get(server, study_id)["progress"]["done"] < 40)
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(30)
     assert stored(tmp_path, study_id)["status"] == "running"  # what the killed process left
@@ -80,9 +80,9 @@ def test_a_study_killed_mid_way_resumes_on_the_next_start(tmp_path, long_series_
     with started_server(env(tmp_path)) as server:
         done = until(lambda: (doc := get(server, study_id))["status"] in ("done", "failed") and doc)
         assert done["status"] == "done", done.get("error")
-        assert done["slice_count"] == 90 and len(done["slices"]) == 90 and done["progress"]["done"] == 90
+        assert done["slice_count"] == 60 and len(done["slices"]) == 60 and done["progress"]["done"] == 60
         assert stored(tmp_path, study_id)["attempts"] == 2
-        status, _, _ = request("GET", f"{server.base_url}/studies/{study_id}/slices/89/heatmap.jpg")
+        status, _, _ = request("GET", f"{server.base_url}/studies/{study_id}/slices/59/heatmap.jpg")
         assert status == 200
 
 
@@ -97,7 +97,7 @@ def test_a_study_killed_more_often_than_allowed_is_failed_with_a_clear_error(tmp
 def test_sigterm_hands_the_study_back_to_the_queue(tmp_path, long_series_zip):
     with started_server(env(tmp_path)) as server:
         study_id = start_study(server, long_series_zip)
-        until(lambda: 2 <= get(server, study_id)["progress"]["done"] < 60)
+        until(lambda: 2 <= get(server, study_id)["progress"]["done"] < 40)
         server.process.terminate()
         assert server.process.wait(60) == 0
     doc = stored(tmp_path, study_id)
