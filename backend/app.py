@@ -10,6 +10,7 @@ from flask_cors import CORS
 from backend import auth, config, images, logs, memory, metrics, preflight, ratelimit, store, studies
 from backend.analysis import capacity
 from backend.api import errors
+from backend.dicom.settings import check_port_free
 
 
 def create_app(test_config=None):
@@ -105,6 +106,7 @@ def main(argv=None):
     config.load_dotenv_file()
     memory.return_freed_buffers()
     try:
+        check_port_free(config.flask_config(config.load()))  # before the model loads, like the other settings
         app = create_app()
     except config.ConfigError as exc:
         sys.exit(f"error: {exc}")

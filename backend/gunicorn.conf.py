@@ -16,6 +16,7 @@ import tempfile
 # Imported under names that are not gunicorn settings: every module-level name here is read as one.
 from backend.config import ConfigError, flask_config, load
 from backend.config import load_dotenv_file as read_dotenv
+from backend.dicom.settings import check_port_free as check_dicom_port_free
 from backend.logs import configure as configure_logging
 from backend.memory import return_freed_buffers
 from backend.preflight import check_settings as check_app_settings
@@ -53,7 +54,10 @@ logconfig_dict = {
 
 def on_starting(server):
     configure_logging(settings["LOG_LEVEL"], settings["LOG_FORMAT"])
-    _dicom_port_free()
+    try:
+        check_dicom_port_free(settings)
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     if settings["METRICS"]:
         _fresh_metrics_dir()
 
@@ -63,25 +67,6 @@ def post_worker_init(worker):
     from backend.app import start_dicom
 
     worker.dicom_listener = start_dicom(worker.wsgi, unless_taken=True)
-
-
-def _dicom_port_free():
-    """Workers share DICOM_PORT by taking turns, so each tolerates it taken: the master checks once, before any
-    worker starts, that no other program holds it (one line and exit status 1, as for other settings)."""
-    if not settings["DICOM_PORT"]:
-        return
-    import socket
-
-    address = (settings["DICOM_HOST"], settings["DICOM_PORT"])
-    with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener binds it
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            sys.exit(
-                f"error: cannot listen for DICOM on {address[0]}:{address[1]}: {exc.strerror or exc} "
-                "(set DICOM_PORT or DICOM_HOST)"
-            )
 
 
 def child_exit(server, worker):

@@ -38,7 +38,7 @@ def eventually(call, within_s=RECOVERY_S):
 
 
 @pytest.fixture(scope="module")
-def module_emulator(tmp_path_factory):
+def own_firestore_emulator(tmp_path_factory):
     """An emulator of this module's own: its tests stop it and start it again (same port, empty)."""
     require_emulator()
     with FirestoreEmulator(tmp_path_factory.mktemp("firestore-faults") / "emulator.log") as emulator:
@@ -46,10 +46,10 @@ def module_emulator(tmp_path_factory):
 
 
 @pytest.fixture
-def emulator(module_emulator, monkeypatch):
-    for name, value in module_emulator.env().items():
+def emulator(own_firestore_emulator, monkeypatch):
+    for name, value in own_firestore_emulator.env().items():
         monkeypatch.setenv(name, value)
-    return module_emulator
+    return own_firestore_emulator
 
 
 def test_the_store_fails_fast_while_firestore_is_down_and_recovers_without_restart(emulator):

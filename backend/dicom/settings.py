@@ -5,6 +5,7 @@ starts workers (as backend/auth/loopback.py does for AUTH_MODE=none).
 """
 
 import re
+import socket
 import urllib.parse
 from dataclasses import dataclass
 
@@ -86,3 +87,20 @@ def check_settings(config):
             f"DICOM_HOST={config['DICOM_HOST']} is not a loopback address, and with an empty DICOM_ALLOWED_AES any "
             "DICOM node that reaches it could send studies: list the calling AE titles allowed in DICOM_ALLOWED_AES"
         )
+
+
+def check_port_free(config):
+    """ConfigError when another program holds DICOM_PORT: the server entry points check it before the model loads
+    (gunicorn's master before any worker, whose workers then take turns on the port)."""
+    if not config["DICOM_PORT"]:
+        return
+    address = (config["DICOM_HOST"], config["DICOM_PORT"])
+    with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener binds it
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen for DICOM on {address[0]}:{address[1]}: {exc.strerror or exc} "
+                "(set DICOM_PORT or DICOM_HOST)"
+            ) from None
