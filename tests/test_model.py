@@ -1,6 +1,7 @@
 """The served classifier: CAM = Grad-CAM up to scale, calibrated probabilities, the threshold, the shared
 preprocessing, and the committed weights with their recorded numbers."""
 
+import copy
 import io
 import json
 import re
@@ -170,32 +171,18 @@ def test_an_ensemble_answers_with_its_members_mean_logit_and_cam(classifier):
 def test_moving_the_threshold_moves_the_label(classifier):
     gray = slices(1)[0]
     p_covid = classifier.predict(gray).probabilities["COVID"]
-    network = classifier.network
-    check = classifier.input_check
 
-    def at(threshold):
-        return Classifier(
-            network,
-            "t",
-            "1",
-            temperature=classifier.temperature,
-            threshold=threshold,
-            input_check=check,
-            preprocessing=classifier.preprocessing,
-        )
+    def at(**settings):
+        """The served classifier with other settings (its compiled pass shared: compiling is a second each)."""
+        changed = copy.copy(classifier)
+        vars(changed).update(settings)
+        return changed
 
-    low, high = at(p_covid - 1e-6), at(p_covid + 1e-6)
+    low, high = at(threshold=p_covid - 1e-6), at(threshold=p_covid + 1e-6)
     assert low.predict(gray).label == "COVID" and high.predict(gray).label == "NonCOVID"
     assert low.predict(gray).probabilities == high.predict(gray).probabilities
     # A temperature above 1 pulls the probabilities towards 1/2 without changing their order.
-    soft = Classifier(
-        network,
-        "t",
-        "1",
-        temperature=classifier.temperature * 3,
-        input_check=check,
-        preprocessing=classifier.preprocessing,
-    )
+    soft = at(temperature=classifier.temperature * 3)
     assert abs(soft.predict(gray).probabilities["COVID"] - 0.5) < abs(p_covid - 0.5)
 
 
