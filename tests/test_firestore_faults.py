@@ -9,7 +9,7 @@ import pytest
 from backend.errors import StoreUnavailable
 from backend.store.firestore import FirestoreStore
 from tests.fixtures.data import dicom_file
-from tests.fixtures.firestore_emulator import PROJECT, FirestoreEmulator, require_emulator
+from tests.fixtures.firestore_emulator import PROJECT
 from tests.fixtures.http import multipart, request
 from tests.fixtures.server import running_server
 
@@ -35,14 +35,6 @@ def eventually(call, within_s=RECOVERY_S):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def own_firestore_emulator(tmp_path_factory):
-    """An emulator of this module's own: its tests stop it and start it again (same port, empty)."""
-    require_emulator()
-    with FirestoreEmulator(tmp_path_factory.mktemp("firestore-faults") / "emulator.log") as emulator:
-        yield emulator
 
 
 @pytest.fixture
