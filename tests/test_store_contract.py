@@ -1,6 +1,9 @@
 """The store contract, run against every backend: SQLite and Firestore (the official emulator)."""
 
 import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,6 +12,7 @@ from backend.errors import InvalidInput
 from backend.store.base import IdempotencyConflict, IdempotencyKey, encode_cursor
 from backend.store.firestore import FirestoreStore
 from backend.store.sqlite import SQLiteStore
+from tests.fixtures.data import REPO
 from tests.fixtures.firestore_emulator import PROJECT
 
 
@@ -232,6 +236,38 @@ def test_a_conditional_update_lets_one_of_two_claims_win(store):
     assert store.update_study("s1", {"status": "done"}, {"lease_owner": "someone else"}) is None
     assert store.update_study("s1", {"status": "done"}, {"lease_owner": stored["lease_owner"]})["status"] == "done"
     assert store.update_study("missing", {"status": "done"}) is None
+
+
+# A worker's progress writes, forever: `python -c WRITER <store> <data folder or emulator host>`.
+WRITER = f"""
+import itertools, sys
+from backend.store.firestore import FirestoreStore
+from backend.store.sqlite import SQLiteStore
+kind, where = sys.argv[1:]
+store = SQLiteStore(where) if kind == "sqlite" else FirestoreStore({PROJECT!r}, timeout_s=10, emulator=where)
+for n in itertools.count():
+    store.update_study("s1", {{"progress": {{"done": n, "total": 3}}}})
+"""
+
+
+def test_a_writer_killed_mid_update_leaves_the_study_free(store, tmp_path):
+    """A worker killed while it updates its study (an OOM kill, a lost machine) holds nothing: the next update lands
+    at once. Firestore kept a dead writer's transaction lock until it had been idle for a minute."""
+    store.create_study(study("s1", "2026-12-06T10:00:00.000000Z"))
+    where = str(tmp_path / "data") if store.name == "sqlite" else os.environ["FIRESTORE_EMULATOR_HOST"]
+    for _ in range(2):  # a kill lands inside an update almost every time; twice, to be sure
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, store.name, where], cwd=REPO)
+        try:
+            start = store.get_study("s1")["progress"]["done"]
+            deadline = time.monotonic() + 60
+            while store.get_study("s1")["progress"]["done"] < start + 10 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            writer.kill()
+            writer.wait()
+        started = time.monotonic()
+        assert store.update_study("s1", {"status": "running"}, {"status": store.get_study("s1")["status"]})
+        assert time.monotonic() - started < 5
 
 
 def test_unfinished_studies_are_the_queued_and_running_ones_oldest_first(store):

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from firebase_admin import firestore as admin_firestore
 from google.api_core import exceptions
 from google.api_core.retry import Retry, if_exception_type
-from google.cloud import firestore as cloud_firestore
 from google.cloud.firestore import FieldFilter, Query
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from backend.errors import StoreUnavailable
 from backend.store import firebase_app
@@ -27,6 +27,7 @@ TRANSIENT_ERRORS = (
     exceptions.ResourceExhausted,
 )
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+UPDATE_ATTEMPTS = 10  # a study's writers are its worker and, rarely, one claiming or deleting it
 
 
 def to_timestamp(iso: str) -> datetime:
@@ -190,33 +191,33 @@ class FirestoreStore(AnalysisStore):
         return items, (encode_cursor(items[-1]) if len(snapshots) > limit else None)
 
     def update_study(self, study_id, changes, expect=None):
-        """In a transaction: Firestore retries it when another writer changed the document in between, so
-        the precondition is checked against what is stored when the write lands."""
+        """Read, check the precondition, then write only if the document is unchanged since that read (its update
+        time); a writer that lost the race reads again. No lock is held in between: a transaction's lock, taken
+        by a worker killed mid-update, kept everyone off the study until Firestore let it go (60 s idle)."""
         reference = self.studies.document(study_id)
-
-        @cloud_firestore.transactional
-        def update(transaction):
-            snapshot = reference.get(transaction=transaction)
-            if not snapshot.exists:
-                return None
-            doc = from_firestore(snapshot.to_dict())
-            if not preconditions_hold(doc, expect):
-                return None
-            doc = {**doc, **changes}
-            self._check_size(self.studies_name, doc)
-            transaction.set(reference, to_firestore(doc))
-            return doc
-
         with self._reaching_firestore("update_study"):
-            try:
-                return update(self.client.transaction())
-            except DocumentTooLarge:
-                raise
-            except ValueError:  # every attempt lost to other writers (the emulator's locks time out under contention)
-                stored = self.get_study(study_id)
-                if stored is None or not preconditions_hold(stored, expect):
-                    return None  # another writer won: as if the precondition had failed when it landed
-                raise
+            for _ in range(UPDATE_ATTEMPTS):
+                snapshot = reference.get(**self._calls())
+                if not snapshot.exists:
+                    return None
+                doc = from_firestore(snapshot.to_dict())
+                if not preconditions_hold(doc, expect):
+                    return None
+                doc = {**doc, **changes}
+                self._check_size(self.studies_name, doc)
+                fields = {
+                    FieldPath(name).to_api_repr(): value for name, value in to_firestore(doc).items() if name in changes
+                }
+                try:
+                    reference.update(
+                        fields, option=self.client.write_option(last_update_time=snapshot.update_time), **self._calls()
+                    )
+                    return doc
+                except exceptions.FailedPrecondition:
+                    continue  # another writer changed it since the read
+                except exceptions.NotFound:
+                    return None
+        raise StoreUnavailable(f"study {study_id} kept changing under update_study", self.name)
 
     def delete_study(self, study_id, owner=None):
         if owner is not None and self.get_study(study_id, owner) is None:
