@@ -1,6 +1,7 @@
 """Shared fixtures (`app` and `client` on the factory with a temporary SQLite store), the `slow` marker's rule and
 how the parallel workers share the work."""
 
+import collections
 import os
 
 import pytest
@@ -17,6 +18,14 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.orthanc",
 ]
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core for the in-process subset (`-m "not slow"`, busy all the time), one more for
+    the whole suite, whose slow tests wait on real things (an emulator restarting, a lease running out, a PACS's
+    timeout): the extra worker keeps the cores busy meanwhile."""
+    cores = os.cpu_count() or 1
+    return cores if config.getoption("markexpr") == "not slow" else cores + 1
 
 
 def pytest_configure(config):
@@ -54,8 +63,8 @@ PROCESS_FIXTURES = {"service", "live_server", "server", "auth_emulator", "auth_e
 # The suite runs in parallel workers (pytest-xdist, `--dist loadgroup` in pyproject.toml). Tests that use a partner
 # started for the session (its fixture, or its marker where a parametrized fixture asks for it) are one group, run by
 # one worker, so each emulator, Orthanc and the browser starts once, not once per worker; a test needing two goes
-# with the first of this list. Every other test, one that starts its own emulator included, is grouped with its
-# module, so a module's fixtures are made once.
+# with the first of this list. Every other test, one in a module with its own partner (`own_<fixture>`) included, is
+# grouped with its module, so a module's fixtures are made once.
 PARTNERS = {
     "orthanc": "orthanc_server",
     "firestore": "firestore_emulator",
@@ -66,21 +75,25 @@ PARTNERS = {
 }
 
 
-def partner_of(markers: set, fixtures: set) -> str | None:
+def partner_of(markers: set, fixtures: set, module_fixtures: set) -> str | None:
     for marker, fixture in PARTNERS.items():
-        if fixture in fixtures or (marker in markers and f"own_{fixture}" not in fixtures):
+        if fixture in fixtures or (marker in markers and f"own_{fixture}" not in module_fixtures):
             return fixture
     return None
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items):
+    module_fixtures = collections.defaultdict(set)
+    for item in items:
+        module_fixtures[item.module].update(item.fixturenames)
     for item in items:
         markers = {marker.name for marker in item.iter_markers()}
         fixtures = set(item.fixturenames)
         if markers & PROCESS_MARKERS or PROCESS_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group(partner_of(markers, fixtures) or item.module.__name__))
+        group = partner_of(markers, fixtures, module_fixtures[item.module]) or item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_finish(session):

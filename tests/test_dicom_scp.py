@@ -28,6 +28,13 @@ pytestmark = pytest.mark.orthanc
 
 
 @pytest.fixture
+def orthanc(own_orthanc_server):
+    """This module's Orthanc, emptied: the listener's tests are many short waits, run beside the other DICOM tests."""
+    own_orthanc_server.clear()
+    return own_orthanc_server
+
+
+@pytest.fixture
 def listener(tmp_path):
     with running_listener(tmp_path / "data") as running:
         yield running

@@ -241,10 +241,13 @@ def test_a_conditional_update_lets_one_of_two_claims_win(store):
 # A worker's progress writes, forever: `python -c WRITER <store> <data folder or emulator host>`.
 WRITER = f"""
 import itertools, sys
-from backend.store.firestore import FirestoreStore
-from backend.store.sqlite import SQLiteStore
 kind, where = sys.argv[1:]
-store = SQLiteStore(where) if kind == "sqlite" else FirestoreStore({PROJECT!r}, timeout_s=10, emulator=where)
+if kind == "sqlite":
+    from backend.store.sqlite import SQLiteStore
+    store = SQLiteStore(where)
+else:
+    from backend.store.firestore import FirestoreStore
+    store = FirestoreStore({PROJECT!r}, timeout_s=10, emulator=where)
 for n in itertools.count():
     store.update_study("s1", {{"progress": {{"done": n, "total": 3}}}})
 """
