@@ -1,5 +1,5 @@
 """Firestore going away and coming back: bounded 503s meanwhile, /ready saying so, working again after, no
-restart. Each module's tests share one private emulator, which they stop and start."""
+restart. This module's tests share one private emulator, which they stop and start."""
 
 import json
 import os

@@ -253,11 +253,11 @@ for n in itertools.count():
 """
 
 
-def test_a_writer_killed_mid_update_leaves_the_study_free(store, tmp_path):
+def test_a_writer_killed_mid_update_leaves_the_study_free(store):
     """A worker killed while it updates its study (an OOM kill, a lost machine) holds nothing: the next update lands
     at once. Firestore kept a dead writer's transaction lock until it had been idle for a minute."""
     store.create_study(study("s1", "2026-12-06T10:00:00.000000Z"))
-    where = str(tmp_path / "data") if store.name == "sqlite" else os.environ["FIRESTORE_EMULATOR_HOST"]
+    where = str(store.path.parent) if store.name == "sqlite" else os.environ["FIRESTORE_EMULATOR_HOST"]
     for _ in range(2):  # a kill lands inside an update almost every time; twice, to be sure
         writer = subprocess.Popen([sys.executable, "-c", WRITER, store.name, where], cwd=REPO)
         try:
