@@ -143,8 +143,7 @@ def test_ready_follows_firestore_going_away_and_coming_back(emulator):
     app = create_app({"STORE": "firestore", "GOOGLE_CLOUD_PROJECT": PROJECT, "STORE_TIMEOUT_S": 3})
     client = app.test_client()
     try:
-        # A just-started emulator may miss the probe's 2 s on a busy machine (seen once under load): wait until ready.
-        assert ready_within(client, RECOVERY_S)
+        assert client.get("/ready").status_code == 200  # the fixture's emulator has served a write: warm
 
         emulator.stop()
         started = time.monotonic()
