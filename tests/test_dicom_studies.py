@@ -8,10 +8,12 @@ DICOM_OWNER, once for the same set of instances, and STOW-RS asks for a token li
 import io
 import time
 import zipfile
+from pathlib import Path
 
 import pydicom
 import pytest
 
+from backend.analysis.objects import EVERYTHING
 from backend.app import create_app, start_dicom
 from backend.dicom.dicomweb import multipart
 from tests.fixtures.dicom_peer import associate
@@ -22,16 +24,23 @@ from tests.fixtures.server import free_port
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
+    """No accounts (studies are `local`'s), with a DICOM listener; results go to a PACS that is down."""
     down = f"ORTHANC@127.0.0.1:{free_port()}"  # nothing listens there
-    return create_app(
+    app = create_app(
         {
             "DATA_DIR": str(tmp_path_factory.mktemp("dicom-studies") / "data"),
             "TESTING": True,
             "RATE_LIMIT": "1000/minute",
             "DICOM_RESULTS_TO": down,
             "DICOM_RESULTS_RETRY_S": 1,
+            "DICOM_PORT": free_port(),
+            "DICOM_STABLE_S": 0.5,
+            "DICOM_ALLOWED_AES": ["MODALITY"],
         }
     )
+    listener = start_dicom(app)
+    yield app
+    listener.stop()
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +91,51 @@ def test_the_sr_and_key_images_are_served_to_the_owner(client, study, slices):
     check_results(study, [sr.data, *images], uids)
     assert client.get(f"/studies/{study['id']}/dicom/other.dcm").status_code == 404
     assert client.get("/studies/unknown/dicom/sr.dcm").status_code == 404
+
+
+def test_deleting_a_received_study_deletes_every_copy_of_its_instances(app, client):
+    """The listener keeps what it receives (to know a series sent again); a user who deletes the study deletes those
+    copies too, once no other study of the series is left. A series sent again after that is a new study."""
+    slices = dict(list(series_bytes().items())[16:22])  # none of the other tests' slices
+    first, added = dict(list(slices.items())[:5]), dict(list(slices.items())[5:])
+    earlier = received_study(app, client, first)
+    later = received_study(app, client, added)  # a new instance: a new set, the whole series again
+    assert later["slice_count"] == 6
+    assert client.delete(f"/studies/{earlier['id']}").status_code == 204
+    assert held_files(app, slices) == set(slices) and received_objects(app)  # the later study's, and the series'
+
+    assert client.delete(f"/studies/{later['id']}").status_code == 204
+    assert held_files(app, slices) == set() and received_objects(app) == []
+    again = received_study(app, client, slices)
+    assert again["id"] not in (earlier["id"], later["id"]) and again["slice_count"] == 6
+
+
+def received_study(app, client, slices) -> dict:
+    """The study made of `slices` sent by C-STORE, once it is done and its delivery tried."""
+    known = {doc["id"] for doc in studies_of(app, "local")}
+    c_store(app.config["DICOM_PORT"], slices)
+    deadline = time.monotonic() + 60
+    while not (made := [doc for doc in studies_of(app, "local") if doc["id"] not in known]):
+        assert time.monotonic() < deadline, "no study made of the received series"
+        time.sleep(0.2)
+    return wait(client, made[0]["id"])
+
+
+def held_files(app, slices) -> set[str]:
+    """Which of the `slices` (by name) the service holds a copy of (an instance of the same SOP Instance UID, as
+    received: C-STORE sends the data set, not the file), anywhere in its data folder."""
+    names = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID: name for name, data in slices.items()}
+    held = set()
+    for path in Path(app.config["DATA_DIR"]).rglob("*"):
+        try:
+            held.add(names.get(pydicom.dcmread(path, stop_before_pixels=True).get("SOPInstanceUID")))
+        except (pydicom.errors.InvalidDicomError, IsADirectoryError):
+            continue
+    return held - {None}
+
+
+def received_objects(app) -> list[str]:
+    return app.extensions["image_store"].list_older_than("dicom/received/", EVERYTHING)
 
 
 @pytest.fixture(scope="module")

@@ -764,7 +764,11 @@ SPEC = {
                 "summary": "Delete a study (a running one is cancelled): its objects, then its document",
                 "parameters": [STUDY_ID],
                 "responses": {
-                    "204": {"description": "Deleted, objects and document.", "headers": dict(REQUEST_ID)},
+                    "204": {
+                        "description": "Deleted, objects and document; for a study of a series received by C-STORE, "
+                        "also the copies the listener kept of that series once no other study of it is left.",
+                        "headers": dict(REQUEST_ID),
+                    },
                     **errors("not_found", *SIGNED_IN, *CHANGES, *STORED, *IMAGES),
                 },
             },

@@ -23,7 +23,7 @@ from backend.imaging.archive import Member, StudyLimits, Upload, collect
 from backend.ml.classifier import get_classifier
 from backend.store import get_store
 from backend.studies import get_queue, results
-from backend.studies.create import create_study, display_name, remove_study
+from backend.studies.create import create_study, delete_with_received_copies, display_name
 
 bp = Blueprint("studies", __name__)
 
@@ -97,7 +97,7 @@ def delete_study(study_id):
     document gone and removes what it wrote meanwhile)."""
     doc = _stored(study_id)
     get_queue().cancel(study_id)
-    if not remove_study(Stores.of(current_app), doc):
+    if not delete_with_received_copies(Stores.of(current_app), doc):
         raise _not_found(study_id)
     return "", 204
 

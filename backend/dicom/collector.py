@@ -36,6 +36,13 @@ if TYPE_CHECKING:  # backend.images imports Flask for its app wiring; this packa
 log = logging.getLogger(__name__)
 
 
+def received_folder(series_uid: str, calling_ae: str) -> str:
+    """Where a series' instances and the records of its sets are kept: one folder per Series Instance UID (per
+    sender for instances without one)."""
+    key = series_uid or f"no-series-from-{calling_ae}"
+    return f"{PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:32]}/"
+
+
 @dataclass(frozen=True)
 class Stored:
     """One instance of a series, as kept in the image store."""
@@ -89,8 +96,7 @@ class Collector:
     def receive(self, instance: Instance, calling_ae: str) -> Stored:
         """Keep the instance (create-only: the same bytes twice are one object) and note its series' activity.
         Raises ImageStoreUnavailable when the store does not take it: then nothing is noted."""
-        key = instance.series_uid or f"no-series-from-{calling_ae}"
-        folder = f"{PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:32]}/"
+        folder = received_folder(instance.series_uid, calling_ae)
         stored = Stored(
             instance.sop_instance_uid,
             instance.sop_class_uid,
@@ -101,7 +107,7 @@ class Collector:
         self.store.put(stored.path, instance.data, "application/dicom")
         with self._lock:
             pending = self._pending.setdefault(
-                key, _Pending(instance.study_uid, instance.series_uid, calling_ae, folder, {}, 0.0)
+                folder, _Pending(instance.study_uid, instance.series_uid, calling_ae, folder, {}, 0.0)
             )
             pending.instances[instance.sop_instance_uid or instance.sha256] = stored
             pending.last = time.monotonic()

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 
 from backend.analysis import objects
 from backend.analysis.record import Stores, record_study
+from backend.dicom.collector import received_folder
 from backend.errors import InvalidInput, Unavailable
 from backend.imaging.archive import Member, StudyLimits, Upload
 from backend.imaging.dicom import WINDOWS
@@ -129,6 +130,33 @@ def remove_study(stores: Stores, doc: dict) -> bool:
     """Its objects first, then its document (a 503 on the way leaves the study readable; a retry finishes)."""
     objects.delete_prefix(stores.images, objects.study_prefix(doc["owner"], doc["id"]))
     return stores.documents.delete_study(doc["id"], owner=doc["owner"])
+
+
+def delete_with_received_copies(stores: Stores, doc: dict) -> bool:
+    """A user's delete: `remove_study`, and for a study of a series received by C-STORE, the listener's copies of
+    that series too (kept to know the series when it is sent again), once no other study of it is left: no copy
+    of its images stays. The series sent again afterwards is a new study."""
+    folder = _received_folder(doc)
+    if folder and not any(_received_folder(other) == folder for other in _other_studies(stores.documents, doc)):
+        objects.delete_prefix(stores.images, folder)
+    return remove_study(stores, doc)
+
+
+def _received_folder(doc: dict) -> str | None:
+    source = doc.get("source") or {}
+    if source.get("protocol") != "C-STORE":
+        return None
+    return received_folder(doc.get("series_uid") or "", source.get("calling_ae") or "")
+
+
+def _other_studies(documents, doc: dict):
+    """The owner's other studies of the same DICOM study (every series received from it)."""
+    cursor = None
+    while True:
+        items, cursor = documents.list_studies(100, cursor, owner=doc["owner"], study_uid=doc.get("study_uid"))
+        yield from (item for item in items if item["id"] != doc["id"])
+        if cursor is None:
+            return
 
 
 def display_name(names: list[str]) -> str:
