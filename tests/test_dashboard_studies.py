@@ -3,6 +3,7 @@
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -70,6 +71,16 @@ def test_a_folder_becomes_a_study_with_a_viewer_that_survives_a_reload(page, liv
     expect(keys).to_have_count(len(doc["key_slices"]))
     keys.first.click()
     expect(caption).to_contain_text(f"Slice {first_key + 1} of 30")
+
+    # An uploaded study sends nothing to a PACS (DICOM_RESULTS_TO is empty), and its answer as DICOM downloads.
+    expect(page.locator("#study-dicom")).to_be_visible()
+    expect(page.locator("#study-source")).to_be_hidden()
+    expect(page.locator("#study-delivery")).to_be_hidden()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the report (DICOM SR)").click()
+    assert download.value.suggested_filename == f"study-{doc['id']}-sr.dcm"
+    with urllib.request.urlopen(f"{live_server}/studies/{doc['id']}/dicom/sr.dcm", timeout=30) as response:
+        assert Path(download.value.path()).read_bytes() == response.read()
     page.screenshot(path=screenshot_path(request.node.name, "1-study"), full_page=True)
 
     page.reload()

@@ -5,7 +5,7 @@ listener: it becomes a study, and its answer comes back into Orthanc's study as 
 study's `prediction.score` and whose references point at slices of that series, and key images that
 decode. The same with STOW-RS in (POST /dicomweb/studies) and out (to Orthanc's DICOMweb). A caller the
 listener does not know is refused. A series pushed to a service whose PACS for results is down: the study
-is done and served, its delivery failed. Each service is started once for the module.
+is done and served, its delivery failed, and the dashboard says why. Each service is started once for the module.
 """
 
 import io
@@ -13,9 +13,11 @@ import json
 import time
 import urllib.parse
 import zipfile
+from pathlib import Path
 
 import pydicom
 import pytest
+from playwright.sync_api import expect
 
 from backend.dicom.dicomweb import multipart
 from tests.fixtures.dicom_peer import associate
@@ -146,7 +148,7 @@ def test_a_caller_the_listener_does_not_know_is_refused(orthanc, dimse_node):
     orthanc.call("POST", "/modalities/service/echo", {})  # Orthanc, which it knows, is still answered
 
 
-def test_a_pacs_that_is_down_leaves_the_delivery_failed_and_the_study_intact(orthanc, down_node, files):
+def test_a_pacs_that_is_down_leaves_the_delivery_failed_and_the_study_intact(orthanc, down_node, files, page):
     uploaded = orthanc.upload(series_files())
     study_uid = pydicom.dcmread(io.BytesIO(files[0]), stop_before_pixels=True).StudyInstanceUID
     orthanc.call("POST", "/modalities/down/store", {"Resources": [uploaded[0]["ParentSeries"]], "Synchronous": True})
@@ -158,6 +160,18 @@ def test_a_pacs_that_is_down_leaves_the_delivery_failed_and_the_study_intact(ort
     assert "gave up after 2 s" in delivery["error"]
     assert len(served(down_node.base_url, study)) == 1 + len(study["key_slices"])  # kept, to be fetched
     assert results_in_orthanc(orthanc, study_uid) == []
+
+    # The dashboard says where the study came from, that its results did not reach the PACS and why, and
+    # offers them to download instead.
+    page.goto(down_node.base_url + "/")
+    page.locator("#studies-list .card-open").click()
+    expect(page.locator("#study-source")).to_have_text("Received by C-STORE from ORTHANC.")
+    expect(page.locator("#study-delivery")).to_contain_text(f"could not be sent to {down_node.results_to}")
+    expect(page.locator("#study-delivery")).to_contain_text("gave up after 2 s")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the key images (ZIP)").click()
+    status, _, archive = request("GET", f"{down_node.base_url}/studies/{study['id']}/dicom/key-images.zip")
+    assert status == 200 and Path(download.value.path()).read_bytes() == archive
 
 
 def test_stow_rs_in_and_out(orthanc, stow_node, files):

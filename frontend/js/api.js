@@ -93,8 +93,13 @@ export const reanalyze = (id) => request(`analyses/${encodeURIComponent(id)}/rea
 
 // A kept image (slice.jpg, heatmap.jpg) as a Blob: fetched with the caller's token, which an <img src>
 // cannot send. Rejects with ApiError (404 image_missing for analyses made before images were kept).
-export async function getImage(id, name) {
-  const response = await withToken((headers) => fetch(`analyses/${encodeURIComponent(id)}/images/${name}`, { headers }));
+export const getImage = (id, name) => getBlob(`analyses/${encodeURIComponent(id)}/images/${name}`);
+
+// A done study's answer as DICOM, the very files sent to the PACS: `sr.dcm` or `key-images.zip`, as a Blob.
+export const getStudyDicom = (id, name) => getBlob(`studies/${encodeURIComponent(id)}/dicom/${name}`);
+
+async function getBlob(url) {
+  const response = await withToken((headers) => fetch(url, { headers }));
   if (!response.ok) throw errorFromResponse(response.status, await response.text());
   return response.blob();
 }
@@ -154,16 +159,7 @@ export const getStudy = (id) => request(`studies/${encodeURIComponent(id)}`);
 export const deleteStudy = (id) => request(`studies/${encodeURIComponent(id)}`, { method: "DELETE" });
 
 // One slice's 400 px image or heatmap overlay of a done study, as a Blob (fetched with the caller's token).
-export async function getSliceImage(id, index, name) {
-  let response;
-  try {
-    response = await fetch(`studies/${encodeURIComponent(id)}/slices/${index}/${name}`, { headers: await authorization() });
-  } catch {
-    throw new ApiError(0, "unreachable", UNREACHABLE);
-  }
-  if (!response.ok) throw errorFromResponse(response.status, await response.text());
-  return response.blob();
-}
+export const getSliceImage = (id, index, name) => getBlob(`studies/${encodeURIComponent(id)}/slices/${index}/${name}`);
 
 // Files of a folder (each sent under its path in the folder) or one ZIP, with upload progress.
 // Returns {promise, abort}; the promise resolves to the queued study (202).

@@ -1,12 +1,14 @@
 // One study in the study view: its answer, a slice scroller (mouse wheel, arrow keys, slider) with a heatmap
 // toggle, a strip chart of P(COVID) along the slices (threshold and not-assessed slices marked), key slices
-// as thumbnails, findings and recommendations. Slice images are fetched with the user's token as needed.
-import { getSliceImage } from "./api.js";
+// as thumbnails, findings and recommendations, and the study as DICOM: where it came from, whether its results
+// reached the PACS, and the SR and key images to download. Images and files are fetched with the user's token.
+import { getSliceImage, getStudy, getStudyDicom } from "./api.js";
 import { formatDate, labelClass, labelText, modelText, percent } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const CHART = { width: 400, height: 120, left: 28, right: 6, top: 8, bottom: 18 };
 const CACHED_SLICES = 64; // blob URLs kept at once (a 1,000-slice study is fetched slice by slice)
+const DELIVERY_POLL_MS = 2000; // a delivery to the PACS still pending is read again this often while shown
 
 const section = document.getElementById("study");
 const viewport = document.getElementById("study-viewport");
@@ -17,11 +19,16 @@ const caption = document.getElementById("study-slice-caption");
 const toggle = document.getElementById("study-heatmap-toggle");
 const chart = document.getElementById("study-chart");
 const keys = document.getElementById("study-keys");
+const dicom = document.getElementById("study-dicom");
+const delivery = document.getElementById("study-delivery");
+const downloads = document.getElementById("study-downloads");
+const downloadStatus = document.getElementById("study-download-status");
 
 let shown = null; // the study document on screen
 let index = 0;
 let cache = new Map(); // "index/name" -> blob URL, oldest first
 let handlers = { deleted: () => {} };
+let deliveryTimer = null;
 
 function fillList(list, items) {
   list.replaceChildren(...(items?.length ? items : ["None reported."]).map((text) => {
@@ -111,6 +118,53 @@ function drawKeys(doc) {
   }));
 }
 
+function deliveryText({ state, to, error }) {
+  if (state === "sent") return `Results sent to ${to}.`;
+  if (state === "pending") return `Sending the results to ${to}…`;
+  return `The results could not be sent to ${to}: ${error ?? "no reason given"}. They are kept here to download.`;
+}
+
+function drawDicom(doc) {
+  const source = document.getElementById("study-source");
+  source.hidden = !doc.source;
+  source.textContent = doc.source ? `Received by ${doc.source.protocol}${doc.source.calling_ae ? ` from ${doc.source.calling_ae}` : ""}.` : "";
+  const sending = doc.results_delivery;
+  delivery.hidden = !sending;
+  delivery.className = sending ? `delivery is-${sending.state}` : "delivery";
+  delivery.textContent = sending ? deliveryText(sending) : "";
+  downloads.hidden = !doc.dicom_results;
+  downloadStatus.textContent = "";
+  dicom.hidden = !(doc.source || sending || doc.dicom_results);
+  clearTimeout(deliveryTimer);
+  if (sending?.state === "pending") deliveryTimer = setTimeout(() => followDelivery(doc), DELIVERY_POLL_MS);
+}
+
+// Sending starts once the study is done, so a study may be shown while its results are on their way.
+async function followDelivery(doc) {
+  try {
+    const now = await getStudy(doc.id);
+    Object.assign(doc, { results_delivery: now.results_delivery, dicom_results: now.dicom_results });
+  } catch {
+    // read again at the next tick
+  }
+  if (shown === doc) drawDicom(doc);
+}
+
+async function download(name, filename) {
+  const doc = shown;
+  downloadStatus.textContent = "";
+  try {
+    const url = URL.createObjectURL(await getStudyDicom(doc.id, name));
+    const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (error) {
+    if (shown === doc) downloadStatus.textContent = `The file can't be downloaded: ${error.message}`;
+  }
+}
+
 async function imageUrl(doc, i, name) {
   const key = `${i}/${name}`;
   if (cache.has(key)) return cache.get(key);
@@ -196,6 +250,7 @@ export function showStudy(doc) {
   slider.max = String(Math.max(0, n - 1));
   drawChart(doc);
   drawKeys(doc);
+  drawDicom(doc);
   section.hidden = false;
   setIndex(doc.key_slices?.length ? doc.key_slices[0].index : Math.floor(n / 2));
   section.focus({ preventScroll: true });
@@ -206,6 +261,7 @@ export function closeStudy(id) {
   if (id && shown?.id !== id) return;
   shown = null;
   section.hidden = true;
+  clearTimeout(deliveryTimer);
   clearCache();
   sliceImage.removeAttribute("src");
   heatmapImage.removeAttribute("src");
@@ -244,6 +300,12 @@ export function initViewer({ onDelete }) {
     const box = chart.getBoundingClientRect();
     const at = ((event.clientX - box.left) / box.width) * CHART.width;
     setIndex(Math.round(((at - CHART.left) / (CHART.width - CHART.left - CHART.right)) * (n - 1)));
+  });
+  document.getElementById("study-sr-download").addEventListener("click", () => {
+    if (shown) download("sr.dcm", `study-${shown.id}-sr.dcm`);
+  });
+  document.getElementById("study-keys-download").addEventListener("click", () => {
+    if (shown) download("key-images.zip", `study-${shown.id}-key-images.zip`);
   });
   document.getElementById("study-close").addEventListener("click", () => closeStudy());
   document.getElementById("study-delete").addEventListener("click", () => {
