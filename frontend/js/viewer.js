@@ -127,7 +127,8 @@ function deliveryText({ state, to, error }) {
 function drawDicom(doc) {
   const source = document.getElementById("study-source");
   source.hidden = !doc.source;
-  source.textContent = doc.source ? `Received by ${doc.source.protocol}${doc.source.calling_ae ? ` from ${doc.source.calling_ae}` : ""}.` : "";
+  const sender = doc.source?.calling_ae ? ` from ${doc.source.calling_ae}` : "";
+  source.textContent = doc.source ? `Received by ${doc.source.protocol}${sender}.` : "";
   const sending = doc.results_delivery;
   delivery.hidden = !sending;
   delivery.className = sending ? `delivery is-${sending.state}` : "delivery";
