@@ -6,6 +6,7 @@ and the study is intact. With accounts (AUTH_MODE=firebase), a series received b
 DICOM_OWNER, once for the same set of instances, and STOW-RS asks for a token like every API call."""
 
 import io
+import logging
 import time
 import zipfile
 from pathlib import Path
@@ -174,7 +175,8 @@ def studies_of(app, owner) -> list[dict]:
     return app.extensions["store"].list_studies(100, None, owner=owner)[0]
 
 
-def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accounts_app, slices):
+def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accounts_app, slices, caplog):
+    caplog.set_level(logging.INFO, logger="backend.dicom.collector")
     c_store(accounts_app.config["DICOM_PORT"], slices)
     deadline = time.monotonic() + 60
     while not studies_of(accounts_app, "dicom"):
@@ -185,7 +187,9 @@ def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accoun
     assert study["slice_count"] == len(slices) and study["filename"] == "6 instances by C-STORE from MODALITY"
 
     c_store(accounts_app.config["DICOM_PORT"], slices)  # the same set again: no second study
-    time.sleep(2)
+    while f"the same {len(slices)} instances as before, no new study" not in caplog.text:  # the collector's verdict
+        assert time.monotonic() < deadline, "the set sent again was never judged"
+        time.sleep(0.1)
     assert [doc["id"] for doc in studies_of(accounts_app, "dicom")] == [study["id"]]
     while (study := accounts_app.extensions["store"].get_study(study["id"]))["status"] not in ("done", "failed"):
         assert time.monotonic() < deadline + 240, "the study did not finish"
