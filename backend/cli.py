@@ -30,6 +30,7 @@ from backend.analysis.pipeline import describe_slice, predict_slices
 from backend.analysis.record import Stores, record_slice
 from backend.analysis.study import COLUMNS, analyse_series
 from backend.app import create_app
+from backend.dicom.collector import sweep_received
 from backend.errors import ImageStoreUnavailable, InvalidInput, StoreUnavailable
 from backend.imaging import archive, formats
 from backend.imaging.dicom import WINDOWS
@@ -37,6 +38,7 @@ from backend.imaging.limits import Limits
 from backend.imaging.series import plan
 from backend.ml.classifier import Classifier
 from backend.store.base import LOCAL_OWNER
+from backend.studies.create import received_folders
 from backend.utils.helpers import encode_jpeg
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
@@ -138,10 +140,11 @@ def parse_args(argv):
     )
     sweep = commands.add_parser(
         "sweep",
-        help="remove stored images no analysis references",
-        description="Remove objects in IMAGE_STORE (under analyses/) that no analysis document references "
-        "and that are older than --older-than-minutes: left behind when a request failed half-way "
-        "or a clean-up met an outage. Prints each removed path, then a count.",
+        help="remove stored images no analysis or study references",
+        description="Remove objects in IMAGE_STORE that are older than --older-than-minutes and that no "
+        "analysis or study references (under analyses/ and studies/: left behind when a request failed "
+        "half-way or a clean-up met an outage), and received DICOM series that no study was made of "
+        "(under dicom/received/: refused as a study, or given up). Prints each removed path, then a count.",
     )
     sweep.add_argument(
         "--older-than-minutes",
@@ -319,7 +322,9 @@ def sweep(args) -> int:
         print("IMAGE_STORE=none: no images are kept, nothing to sweep", file=sys.stderr)
         return 0
     cutoff = datetime.now(UTC) - timedelta(minutes=args.older_than_minutes)
-    removed = objects.sweep(image_store, app.extensions["store"], cutoff)
+    documents = app.extensions["store"]
+    removed = objects.sweep(image_store, documents, cutoff)
+    removed += sweep_received(image_store, received_folders(documents), cutoff)
     for path in removed:
         print(path)
     print(

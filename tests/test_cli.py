@@ -182,6 +182,55 @@ def test_series_mode_gives_one_record_per_study_and_a_row_per_slice(tmp_path):
     assert {r["index"] for r in rows} == {str(i) for i in range(30)}
 
 
+def test_sweep_removes_a_received_series_no_study_was_made_of_and_keeps_the_studys(tmp_path, monkeypatch, capsys):
+    """A modality sends two series by C-STORE: one becomes a study, the other is one slice too long to be one
+    (logged and left by the listener). Once old, the sweep removes the second and keeps the first."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from backend.app import start_dicom
+    from backend.dicom.collector import received_folder
+    from tests.fixtures.dicom_peer import c_store
+    from tests.fixtures.series import series_bytes
+    from tests.fixtures.server import free_port
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    settings = {"DICOM_PORT": free_port(), "DICOM_STABLE_S": 0.5, "DICOM_ALLOWED_AES": ["MODALITY"]}
+    app = create_app({"TESTING": True, "STUDY_MAX_SLICES": 3, **settings})
+    real = series_bytes()
+    studied = {n: real[n] for n in list(real)[12:14]}
+    too_long, other_series = {}, generate_uid()
+    for name in list(real)[14:18]:
+        ds = pydicom.dcmread(io.BytesIO(real[name]))
+        ds.SeriesInstanceUID = other_series
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        too_long[name] = buffer.getvalue()
+    images = tmp_path / "data" / "images"
+    received = images / "dicom" / "received"
+    listener = start_dicom(app)
+    try:
+        c_store(settings["DICOM_PORT"], "MODALITY", studied)
+        c_store(settings["DICOM_PORT"], "MODALITY", too_long)
+        deadline = time.monotonic() + 60
+        while len(list(received.glob("*/sets/*.json"))) < 2:  # both series judged: each set recorded
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        listener.stop()
+    [study] = app.extensions["store"].list_studies(10)[0]
+    assert study["slice_count"] == 2
+    folder = received_folder(other_series, "MODALITY")
+    held = sorted(p.relative_to(images).as_posix() for p in (images / folder).rglob("*") if p.is_file())
+    for path in received.rglob("*"):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    assert cli.main(["sweep"]) == 0
+    swept = capsys.readouterr().out.splitlines()
+    assert swept == held  # the refused series' instances and the record of its set
+    assert len(swept) == len(too_long) + 1 and not (images / folder).exists()
+    assert len(list(received.rglob("*.dcm"))) == len(studied)  # the study's series, kept
+
+
 def test_sweep_keeps_a_studys_objects_and_removes_orphaned_ones(tmp_path, monkeypatch, capsys):
     from tests.fixtures.series import files_form, series_bytes
 

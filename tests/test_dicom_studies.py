@@ -17,7 +17,7 @@ import pytest
 from backend.analysis.objects import EVERYTHING
 from backend.app import create_app, start_dicom
 from backend.dicom.dicomweb import multipart
-from tests.fixtures.dicom_peer import associate
+from tests.fixtures.dicom_peer import c_store
 from tests.fixtures.dicom_study import check_results
 from tests.fixtures.series import files_form, series_bytes
 from tests.fixtures.server import free_port
@@ -114,7 +114,7 @@ def test_deleting_a_received_study_deletes_every_copy_of_its_instances(app, clie
 def received_study(app, slices) -> dict:
     """The study made of `slices` sent by C-STORE (queued or running: deleting one is the same delete)."""
     known = {doc["id"] for doc in studies_of(app, "local")}
-    c_store(app.config["DICOM_PORT"], slices)
+    c_store(app.config["DICOM_PORT"], "MODALITY", slices)
     deadline = time.monotonic() + 60
     while not (made := [doc for doc in studies_of(app, "local") if doc["id"] not in known]):
         assert time.monotonic() < deadline, "no study made of the received series"
@@ -161,23 +161,13 @@ def accounts_app(tmp_path_factory):
     app.extensions["auth"].close()
 
 
-def c_store(port, slices):
-    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in slices.values()]
-    assoc = associate(
-        port, "MODALITY", *{(str(ds.SOPClassUID), (str(ds.file_meta.TransferSyntaxUID),)) for ds in datasets}
-    )
-    assert assoc.is_established
-    assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(datasets)
-    assoc.release()
-
-
 def studies_of(app, owner) -> list[dict]:
     return app.extensions["store"].list_studies(100, None, owner=owner)[0]
 
 
 def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accounts_app, slices, caplog):
     caplog.set_level(logging.INFO, logger="backend.dicom.collector")
-    c_store(accounts_app.config["DICOM_PORT"], slices)
+    c_store(accounts_app.config["DICOM_PORT"], "MODALITY", slices)
     deadline = time.monotonic() + 60
     while not studies_of(accounts_app, "dicom"):
         assert time.monotonic() < deadline, "no study made of the received series"
@@ -186,7 +176,7 @@ def test_a_series_received_by_c_store_becomes_a_study_of_dicom_owner_once(accoun
     assert study["source"] == {"protocol": "C-STORE", "calling_ae": "MODALITY"}
     assert study["slice_count"] == len(slices) and study["filename"] == "6 instances by C-STORE from MODALITY"
 
-    c_store(accounts_app.config["DICOM_PORT"], slices)  # the same set again: no second study
+    c_store(accounts_app.config["DICOM_PORT"], "MODALITY", slices)  # the same set again: no second study
     while f"the same {len(slices)} instances as before, no new study" not in caplog.text:  # the collector's verdict
         assert time.monotonic() < deadline, "the set sent again was never judged"
         time.sleep(0.1)

@@ -43,6 +43,24 @@ def received_folder(series_uid: str, calling_ae: str) -> str:
     return f"{PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:32]}/"
 
 
+def sweep_received(store: ImageStore, kept: set[str], cutoff: datetime) -> list[str]:
+    """Remove the received series (instances and set records) whose folder is not in `kept` (those of the studies
+    that exist) and got nothing since `cutoff`: series that never became a study (refused as one, given up) or whose
+    studies' delete missed them. Returns the removed paths."""
+    recent = set(store.list_older_than(PREFIX, datetime.now(UTC) + timedelta(days=1)))
+    old = set(store.list_older_than(PREFIX, cutoff))
+    folders: dict[str, list[str]] = {}
+    for path in sorted(recent):
+        folders.setdefault(path[: path.index("/", len(PREFIX)) + 1], []).append(path)
+    removed = []
+    for folder, paths in folders.items():
+        if folder not in kept and old.issuperset(paths):
+            for path in paths:
+                store.delete(path)
+            removed += paths
+    return removed
+
+
 @dataclass(frozen=True)
 class Stored:
     """One instance of a series, as kept in the image store."""

@@ -136,25 +136,31 @@ def delete_with_received_copies(stores: Stores, doc: dict) -> bool:
     """A user's delete: `remove_study`, and for a study of a series received by C-STORE, the listener's copies of
     that series too (kept to know the series when it is sent again), once no other study of it is left: no copy
     of its images stays. The series sent again afterwards is a new study."""
-    folder = _received_folder(doc)
-    if folder and not any(_received_folder(other) == folder for other in _other_studies(stores.documents, doc)):
+    folder = received_folder_of(doc)
+    others = _studies(stores.documents, owner=doc["owner"], study_uid=doc.get("study_uid"))
+    if folder and not any(received_folder_of(other) == folder for other in others if other["id"] != doc["id"]):
         objects.delete_prefix(stores.images, folder)
     return remove_study(stores, doc)
 
 
-def _received_folder(doc: dict) -> str | None:
+def received_folder_of(doc: dict) -> str | None:
+    """Where the listener keeps the series a study was made of (C-STORE); None for other studies."""
     source = doc.get("source") or {}
     if source.get("protocol") != "C-STORE":
         return None
     return received_folder(doc.get("series_uid") or "", source.get("calling_ae") or "")
 
 
-def _other_studies(documents, doc: dict):
-    """The owner's other studies of the same DICOM study (every series received from it)."""
+def received_folders(documents) -> set[str]:
+    """The received series that studies were made of, which `python -m backend sweep` keeps."""
+    return {folder for doc in _studies(documents) if (folder := received_folder_of(doc))}
+
+
+def _studies(documents, owner=None, study_uid=None):
     cursor = None
     while True:
-        items, cursor = documents.list_studies(100, cursor, owner=doc["owner"], study_uid=doc.get("study_uid"))
-        yield from (item for item in items if item["id"] != doc["id"])
+        items, cursor = documents.list_studies(100, cursor, owner=owner, study_uid=study_uid)
+        yield from items
         if cursor is None:
             return
 
