@@ -47,10 +47,10 @@ def sweep_received(store: ImageStore, kept: set[str], cutoff: datetime) -> list[
     """Remove the received series (instances and set records) whose folder is not in `kept` (those of the studies
     that exist) and got nothing since `cutoff`: series that never became a study (refused as one, given up) or whose
     studies' delete missed them. Returns the removed paths."""
-    recent = set(store.list_older_than(PREFIX, datetime.now(UTC) + timedelta(days=1)))
+    held = store.list_older_than(PREFIX, datetime.now(UTC) + timedelta(days=1))
     old = set(store.list_older_than(PREFIX, cutoff))
     folders: dict[str, list[str]] = {}
-    for path in sorted(recent):
+    for path in sorted(held):
         folders.setdefault(path[: path.index("/", len(PREFIX)) + 1], []).append(path)
     removed = []
     for folder, paths in folders.items():
