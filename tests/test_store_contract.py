@@ -273,10 +273,13 @@ def test_a_writer_killed_mid_update_leaves_the_study_free(store):
         assert time.monotonic() - started < 5
 
 
-def test_unfinished_studies_are_the_queued_and_running_ones_oldest_first(store):
+def test_unfinished_studies_are_the_queued_running_and_still_sending_ones_oldest_first(store):
     for i, status in enumerate(["done", "running", "queued", "failed", "queued"]):
         store.create_study(study(f"s{i}", f"2026-12-06T10:00:0{i}.000000Z", status=status))
-    assert ids(store.unfinished_studies()) == ["s1", "s2", "s4"]
+    for i, state in ((5, "pending"), (6, "sent"), (7, "failed")):  # done: results sent to a PACS, or on their way
+        delivery = {"state": state, "to": "PACS@127.0.0.1:4242", "error": None}
+        store.create_study(study(f"s{i}", f"2026-12-06T10:00:0{i}.000000Z", status="done", results_delivery=delivery))
+    assert ids(store.unfinished_studies()) == ["s1", "s2", "s4", "s5"]
 
 
 def test_deleting_a_study_once(store):

@@ -1,5 +1,6 @@
 """A study whose service process dies mid-study is never left `running`: the local queue resumes it on the next
 start once its lease has expired, or marks it `failed` after STUDY_MAX_ATTEMPTS; SIGTERM hands it back at once.
+Nor is a done study's delivery to the PACS left `pending` by a process that dies while sending it.
 The real service process (python backend/app.py), killed for real."""
 
 import json
@@ -12,7 +13,7 @@ import pytest
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.http import multipart, request
 from tests.fixtures.series import make_zip, repositioned, series_bytes
-from tests.fixtures.server import started_server
+from tests.fixtures.server import free_port, started_server
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +103,21 @@ def test_sigterm_hands_the_study_back_to_the_queue(tmp_path, long_series_zip):
         assert server.process.wait(60) == 0
     doc = stored(tmp_path, study_id)
     assert doc["status"] == "queued" and doc["lease_owner"] is None and doc["attempts"] == 0
+
+
+def test_a_delivery_cut_off_by_a_killed_process_is_made_by_the_next_start(tmp_path):
+    down = f"ORTHANC@127.0.0.1:{free_port()}"  # nothing listens there: each attempt is refused at once
+    few = make_zip(dict(list(series_bytes().items())[12:16]))
+    with started_server(env(tmp_path, DICOM_RESULTS_TO=down, DICOM_RESULTS_RETRY_S=4)) as server:
+        study_id = start_study(server, few)
+        until(lambda: (get(server, study_id).get("results_delivery") or {}).get("state") == "pending")
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(30)
+    cut_off = stored(tmp_path, study_id)
+    assert (cut_off["status"], cut_off["results_delivery"]["state"]) == ("done", "pending")
+    with started_server(env(tmp_path, DICOM_RESULTS_TO=down, DICOM_RESULTS_RETRY_S=1)) as server:
+        sent = until(lambda: (doc := get(server, study_id))["results_delivery"]["state"] != "pending" and doc, 60)
+        delivery = sent["results_delivery"]
+        assert delivery["state"] == "failed" and "gave up after 1 s" in delivery["error"]
+        assert sent["status"] == "done" and sent["prediction"] == cut_off["prediction"]  # the answer as it was
+    assert stored(tmp_path, study_id)["lease_owner"] is None

@@ -102,7 +102,8 @@ class AnalysisStore:
         raise NotImplementedError
 
     def unfinished_studies(self, limit: int = 100) -> "list[dict]":
-        """Studies whose status is queued or running, oldest first (the local queue resumes them)."""
+        """Studies whose status is queued or running, or done with their results' delivery pending, oldest first
+        (the local queue resumes them)."""
         raise NotImplementedError
 
     def ping(self, timeout_s: float):

@@ -230,10 +230,14 @@ class FirestoreStore(AnalysisStore):
                 return False
 
     def unfinished_studies(self, limit=100):
-        query = self.studies.where(filter=FieldFilter("status", "in", ["queued", "running"])).limit(limit)
+        queries = (
+            self.studies.where(filter=FieldFilter("status", "in", ["queued", "running"])),
+            self.studies.where(filter=FieldFilter("results_delivery.state", "==", "pending")),  # done, sending
+        )
         with self._reaching_firestore("unfinished_studies"):
-            snapshots = query.get(**self._calls())
-        return sorted((from_firestore(s.to_dict()) for s in snapshots), key=lambda doc: doc["created_at"])
+            snapshots = [snapshot for query in queries for snapshot in query.limit(limit).get(**self._calls())]
+        found = {snapshot.id: from_firestore(snapshot.to_dict()) for snapshot in snapshots}
+        return sorted(found.values(), key=lambda doc: doc["created_at"])[:limit]
 
     def ping(self, timeout_s: float):
         """One read, no retries: a readiness probe must answer fast and say "not ready" while Firestore is away."""

@@ -219,7 +219,8 @@ class SQLiteStore(AnalysisStore):
     def unfinished_studies(self, limit=100):
         with self._connect() as db:
             rows = db.execute(
-                "SELECT document FROM studies WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT ?",
+                "SELECT document FROM studies WHERE status IN ('queued', 'running') OR (status = 'done' AND "
+                "json_extract(document, '$.results_delivery.state') = 'pending') ORDER BY created_at LIMIT ?",
                 (limit,),
             ).fetchall()
         return [json.loads(row[0]) for row in rows]

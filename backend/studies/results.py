@@ -106,5 +106,9 @@ def deliver(stores, doc: dict, settings: Settings) -> dict:
         delivery = send.Delivery("failed", destination.shown, str(exc) or type(exc).__name__)
     if delivery.state == "failed":
         log.warning("study %s: results not delivered to %s: %s", doc["id"], delivery.to, delivery.error)
-    saved = stores.documents.update_study(doc["id"], {"results_delivery": delivery.as_dict()}, {"status": "done"})
+    saved = stores.documents.update_study(
+        doc["id"],
+        {"results_delivery": delivery.as_dict(), "lease_owner": None, "lease_until": None},
+        {"status": "done", "lease_owner": doc.get("lease_owner")},  # unless another worker took the delivery over
+    )
     return saved or doc

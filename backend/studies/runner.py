@@ -7,6 +7,10 @@ worker died is `running` with a lease that expires, and is claimed again by the 
 (the local queue's scan, Pub/Sub's redelivery). Each claim counts an attempt: after STUDY_MAX_ATTEMPTS the
 study is marked `failed` (study_interrupted) instead of being tried forever. A finished study (`done` or
 `failed`) is never analysed again: a redelivered message is acknowledged and skipped.
+
+Sending a done study's results to DICOM_RESULTS_TO holds a lease too (the retry window and STUDY_LEASE_S): a
+worker that dies while sending leaves the delivery `pending` under a lease that expires, and the next worker that
+sees the study (the same scan or redelivery) sends the results again instead of leaving it pending for ever.
 """
 
 import logging
@@ -29,6 +33,7 @@ from backend.studies.create import now_iso
 log = logging.getLogger(__name__)
 
 DONE, SKIPPED, BUSY, STOPPED, LOST = "done", "skipped", "busy", "stopped", "lost"
+DELIVERING = "delivering"  # a claim of a done study's cut-off delivery, not of its analysis
 FINISHED = ("done", "failed")
 
 
@@ -72,15 +77,24 @@ def lease_left_s(doc: dict) -> float:
     return (datetime.fromisoformat(until) - _utc()).total_seconds() if until else 0.0
 
 
+def delivery_pending(doc: dict) -> bool:
+    """Done, its results on their way to the PACS (or cut off on the way, once its lease has expired)."""
+    return doc["status"] == "done" and (doc.get("results_delivery") or {}).get("state") == "pending"
+
+
 def claimable(doc: dict | None) -> bool:
-    """Whether a worker may claim the study now: queued, or running under an expired lease."""
-    return doc is not None and (doc["status"] == "queued" or (doc["status"] == "running" and lease_left_s(doc) <= 0))
+    """Whether a worker may claim the study now: queued, or running or sending its results under an expired lease."""
+    return doc is not None and (
+        doc["status"] == "queued" or ((doc["status"] == "running" or delivery_pending(doc)) and lease_left_s(doc) <= 0)
+    )
 
 
 def claim(stores: Stores, study_id: str, settings: Settings, worker: str) -> tuple[str, dict | None]:
     """(SKIPPED, None) for a study that is gone or finished (or was just given up), (BUSY, doc) while another
     worker's lease runs, else ("claimed", the document as claimed)."""
     doc = stores.documents.get_study(study_id)
+    if doc is not None and delivery_pending(doc):
+        return _claim_delivery(stores, doc, settings, worker)
     if doc is None or doc["status"] in FINISHED:
         return SKIPPED, None
     if not claimable(doc):
@@ -118,8 +132,28 @@ def claim(stores: Stores, study_id: str, settings: Settings, worker: str) -> tup
     return "claimed", claimed
 
 
+def _claim_delivery(stores: Stores, doc: dict, settings: Settings, worker: str) -> tuple[str, dict | None]:
+    """(DELIVERING, the document as claimed) for a delivery whose sender died, (BUSY, doc) while one is sending."""
+    if not claimable(doc):
+        return BUSY, doc
+    claimed = stores.documents.update_study(
+        doc["id"],
+        {"lease_owner": f"{worker}:{uuid.uuid4().hex[:8]}", "lease_until": _delivery_lease(settings)},
+        {"status": "done", "lease_owner": doc.get("lease_owner")},
+    )
+    if claimed is None:
+        return BUSY, stores.documents.get_study(doc["id"])
+    log.warning("study %s: its results' delivery was cut off; sending them again", doc["id"])
+    return DELIVERING, claimed
+
+
 def _lease(settings: Settings) -> str:
     return _utc(settings.lease_s).isoformat()
+
+
+def _delivery_lease(settings: Settings) -> str:
+    """Sending may take the whole retry window, and its last attempt up to STUDY_LEASE_S past it."""
+    return _utc(settings.dicom.retry_s + settings.lease_s).isoformat()
 
 
 def run(
@@ -129,6 +163,8 @@ def run(
     gone: nothing to do), BUSY (another worker holds it; try again after its lease), STOPPED (`stop` was set: the
     study is queued again for another worker) or LOST (its lease was taken over, or it was deleted)."""
     outcome, doc = claim(stores, study_id, settings, worker)
+    if outcome == DELIVERING:
+        return DONE, dicom_results.deliver(stores, doc, settings.dicom)
     if outcome != "claimed":
         return outcome, doc
     mine = {"status": "running", "lease_owner": doc["lease_owner"]}
@@ -251,6 +287,8 @@ def _finish(stores, doc, answer: StudyAnswer, settings: Settings, mine: dict) ->
     sized = fit_key_slices({**doc, **changes}, answer.key_candidates(), settings.collection, settings.budget_bytes)
     changes["key_slices"] = sized["key_slices"]
     written, fields = dicom_results.render(stores, {**doc, **changes}, settings.dicom)  # the SR and key images
+    if fields.get("results_delivery"):  # sending them is leased: a worker dying meanwhile leaves it to another
+        fields = {**fields, "lease_owner": mine["lease_owner"], "lease_until": _delivery_lease(settings)}
     done = record_study_progress(stores, doc["id"], written, {**changes, **fields}, mine)
     if done is not None and done.get("results_delivery"):
         return dicom_results.deliver(stores, done, settings.dicom)
