@@ -452,3 +452,33 @@ def test_slices_near_the_apices_and_bases_do_not_decide_the_study():
     assert prediction["assessable_slices"] == 10
     assert {o.index for o in answer.counted} == {2, 3, 4, 5, 6, 7}  # at least half of the fullest slice's 0.45
     assert {c.index for c in answer.key_candidates()} <= {2, 3, 4, 5, 6, 7}
+
+
+def test_a_cut_off_delivery_found_where_no_pacs_is_set_is_failed_with_the_reason(app):
+    """A done study whose sender died while delivering (its lease expired) is found by the scan; this service has no
+    DICOM_RESULTS_TO to send it to, so the delivery ends failed, saying so, rather than pending for ever."""
+    store = app.extensions["store"]
+    store.create_study(
+        {
+            "id": "cut-off",
+            "owner": "local",
+            "created_at": "2026-12-07T00:00:00.000000Z",
+            "status": "done",
+            "study_uid": "1.2.3",
+            "slice_count": 1,
+            "results_delivery": {"state": "pending", "to": "PACS@127.0.0.1:4242", "error": None},
+            "lease_owner": "a-worker-that-died",
+            "lease_until": "2026-12-07T00:01:00+00:00",
+        }
+    )
+    app.extensions["study_queue"].scan()
+    deadline = time.monotonic() + 30
+    while (doc := store.get_study("cut-off"))["results_delivery"]["state"] == "pending":
+        assert time.monotonic() < deadline, "the cut-off delivery was never taken up"
+        time.sleep(0.1)
+    assert doc["results_delivery"] == {
+        "state": "failed",
+        "to": "PACS@127.0.0.1:4242",
+        "error": "DICOM_RESULTS_TO is empty where it resumed",
+    }
+    assert doc["status"] == "done" and doc["lease_owner"] is None

@@ -96,14 +96,10 @@ def deliver(stores, doc: dict, settings: Settings) -> dict:
     and record the outcome in its `results_delivery`; returns the document as stored (as given when the study
     was deleted meanwhile)."""
     destination = parse_destination(settings.to)
-    try:
-        files = [stores.images.get(path) for path in paths(doc)]
-        if not files or any(data is None for data in files):
-            raise LookupError("the kept results are missing")
-        delivery = send.send(files, destination, settings.ae_title, settings.retry_s)
-    except Exception as exc:  # the object store away, or the sender failing in a way of its own: recorded
-        log.exception("study %s: its results could not be sent", doc["id"])
-        delivery = send.Delivery("failed", destination.shown, str(exc) or type(exc).__name__)
+    if destination is None:  # a cut-off delivery resumed where DICOM_RESULTS_TO is empty: nowhere to send it
+        delivery = send.Delivery("failed", doc["results_delivery"]["to"], "DICOM_RESULTS_TO is empty where it resumed")
+    else:
+        delivery = _send(stores, doc, destination, settings)
     if delivery.state == "failed":
         log.warning("study %s: results not delivered to %s: %s", doc["id"], delivery.to, delivery.error)
     saved = stores.documents.update_study(
@@ -112,3 +108,14 @@ def deliver(stores, doc: dict, settings: Settings) -> dict:
         {"status": "done", "lease_owner": doc.get("lease_owner")},  # unless another worker took the delivery over
     )
     return saved or doc
+
+
+def _send(stores, doc: dict, destination, settings: Settings) -> send.Delivery:
+    try:
+        files = [stores.images.get(path) for path in paths(doc)]
+        if not files or any(data is None for data in files):
+            raise LookupError("the kept results are missing")
+        return send.send(files, destination, settings.ae_title, settings.retry_s)
+    except Exception as exc:  # the object store away, or the sender failing in a way of its own: recorded
+        log.exception("study %s: its results could not be sent", doc["id"])
+        return send.Delivery("failed", destination.shown, str(exc) or type(exc).__name__)
