@@ -190,12 +190,11 @@ def test_sweep_removes_a_received_series_no_study_was_made_of_and_keeps_the_stud
 
     from backend.app import start_dicom
     from backend.dicom.collector import received_folder
-    from tests.fixtures.dicom_peer import STABLE_S, c_store
+    from tests.fixtures.dicom_peer import c_store, listening
     from tests.fixtures.series import series_bytes
-    from tests.fixtures.server import free_port
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    settings = {"DICOM_PORT": free_port(), "DICOM_STABLE_S": STABLE_S, "DICOM_ALLOWED_AES": ["MODALITY"]}
+    settings = listening()
     app = create_app({"TESTING": True, "STUDY_MAX_SLICES": 3, **settings})
     real = series_bytes()
     studied = {n: real[n] for n in list(real)[12:14]}

@@ -17,7 +17,7 @@ import pytest
 from backend.analysis.objects import EVERYTHING
 from backend.app import create_app, start_dicom
 from backend.dicom.dicomweb import multipart
-from tests.fixtures.dicom_peer import STABLE_S, c_store
+from tests.fixtures.dicom_peer import c_store, listening
 from tests.fixtures.dicom_study import check_results
 from tests.fixtures.series import files_form, series_bytes
 from tests.fixtures.server import free_port
@@ -34,9 +34,7 @@ def app(tmp_path_factory):
             "RATE_LIMIT": "1000/minute",
             "DICOM_RESULTS_TO": down,
             "DICOM_RESULTS_RETRY_S": 1,
-            "DICOM_PORT": free_port(),
-            "DICOM_STABLE_S": STABLE_S,
-            "DICOM_ALLOWED_AES": ["MODALITY"],
+            **listening(),
         }
     )
     listener = start_dicom(app)
@@ -150,9 +148,7 @@ def accounts_app(tmp_path_factory):
             "GOOGLE_CLOUD_PROJECT": "demo-ct-dicom",
             "FIREBASE_API_KEY": "key",
             "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1",
-            "DICOM_PORT": free_port(),
-            "DICOM_STABLE_S": STABLE_S,
-            "DICOM_ALLOWED_AES": ["MODALITY"],
+            **listening(),
         }
     )
     listener = start_dicom(app)
