@@ -284,7 +284,10 @@ class Settings(BaseSettings):
         shown="",
     )
     DICOM_STABLE_S: float = setting(
-        10.0, "a received series is complete when no new instance came for this long", "DICOM", shown="10"
+        10.0,
+        "a received series is complete when no new instance came for this long and its associations have ended",
+        "DICOM",
+        shown="10",
     )
     DICOM_OWNER: str = setting(
         "dicom",

@@ -149,6 +149,23 @@ def send_files(port, paths, contexts=((CTImageStorage, None),)) -> list[int]:
         assoc.release()
 
 
+def test_a_sender_pausing_mid_association_longer_than_stable_s_still_sends_one_series(tmp_path):
+    """A busy PACS may pause between two instances of one association for longer than DICOM_STABLE_S: the series
+    waits for the association to end instead of completing with the instances sent so far (a split series, two
+    studies, seen in CI at DICOM_STABLE_S=0.5 s)."""
+    paths = series_files()[:4]
+    with running_listener(tmp_path / "data", stable_s=0.3) as listener:
+        assoc = associate(listener.port, "ORTHANC", (CTImageStorage, None))
+        try:
+            assert [assoc.send_c_store(path).Status for path in paths[:2]] == [0, 0]
+            time.sleep(1.0)  # over three times stable_s, within the listener's 2 s timeout
+            assert listener.completed == []
+            assert [assoc.send_c_store(path).Status for path in paths[2:]] == [0, 0]
+        finally:
+            assoc.release()
+        assert len(listener.wait_for_series(1, timeout_s=5).instances) == 4
+
+
 def test_a_completed_set_is_remembered_across_restarts(tmp_path):
     paths = series_files()[:5]
     with running_listener(tmp_path / "data") as first:

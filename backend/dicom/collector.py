@@ -2,7 +2,9 @@
 
 C-STORE has no "end of series": a scanner or a PACS sends instances, on one association or many, and
 stops. Like Orthanc's StableAge, a series counts as complete once DICOM_STABLE_S pass without a new
-instance, and is then handed to `on_series` (which makes it a study). Objects are content-addressed
+instance, and is then handed to `on_series` (which makes it a study); but never while an association
+that brought some of it is still open, so a sender that pauses mid-association (a busy PACS, a slow
+link) does not see its series cut in two. Objects are content-addressed
 under dicom/received/<series>/, so an instance sent twice is stored once.
 
 A completed series is remembered in the image store by a small record of the set it held (its
@@ -21,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -92,6 +94,12 @@ class _Pending:
     instances: dict  # SOP Instance UID (or sha256 when it has none) -> Stored
     last: float
     attempts: int = 0
+    senders: set = field(default_factory=set)  # each association's "still open?" that brought some of it
+
+    def quiet(self, now: float, stable_s: float) -> bool:
+        """Nothing new for stable_s and no association that brought some of it still open."""
+        self.senders = {open_ for open_ in self.senders if open_()}
+        return now - self.last >= stable_s and not self.senders
 
 
 class Collector:
@@ -111,8 +119,9 @@ class Collector:
         self._stopping.set()
         self._thread.join()
 
-    def receive(self, instance: Instance, calling_ae: str) -> Stored:
-        """Keep the instance (create-only: the same bytes twice are one object) and note its series' activity.
+    def receive(self, instance: Instance, calling_ae: str, still_open: Callable[[], bool] | None = None) -> Stored:
+        """Keep the instance (create-only: the same bytes twice are one object) and note its series' activity;
+        `still_open` tells whether the association it came on is open (its series waits for it to end).
         Raises ImageStoreUnavailable when the store does not take it: then nothing is noted."""
         folder = received_folder(instance.series_uid, calling_ae)
         stored = Stored(
@@ -129,6 +138,8 @@ class Collector:
             )
             pending.instances[instance.sop_instance_uid or instance.sha256] = stored
             pending.last = time.monotonic()
+            if still_open:
+                pending.senders.add(still_open)
         return stored
 
     def _run(self):
@@ -139,7 +150,7 @@ class Collector:
         """Complete every series that has been quiet for DICOM_STABLE_S (the background thread calls it)."""
         with self._lock:
             now = time.monotonic()
-            due = [key for key, pending in self._pending.items() if now - pending.last >= self.stable_s]
+            due = [key for key, pending in self._pending.items() if pending.quiet(now, self.stable_s)]
             batch = [(key, self._pending.pop(key)) for key in due]
         for key, pending in batch:
             try:

@@ -4,7 +4,8 @@ It accepts associations only from the calling AE titles in DICOM_ALLOWED_AES (an
 empty: loopback only, see settings), answers C-ECHO, and offers only CT Image Storage and Enhanced
 CT Image Storage, in the transfer syntaxes the decoders read (instances.TRANSFER_SYNTAXES): a peer
 proposing another SOP class, or only another encoding, gets that presentation context rejected.
-Each instance is read whole (instances.read) before the collector keeps it; a damaged or cut-short
+Each instance is read whole (instances.read) before the collector keeps it, with a way to tell whether its
+association is still open (its series is not complete before it ends); a damaged or cut-short
 one, or one whose data set is not CT, is refused with its C-STORE status and nothing is stored. An
 association silent for TIMEOUT_S (before the request, between PDUs, or waiting for a reply) is
 aborted, so a stalled peer holds a thread for that long at most.
@@ -76,7 +77,7 @@ class Listener:
             log.warning("C-STORE from %s refused: %s", calling, refused)
             return STATUS[refused.kind]
         try:
-            self.collector.receive(instance, calling)
+            self.collector.receive(instance, calling, event.assoc.is_alive)
         except Exception:
             log.exception("C-STORE from %s: the instance could not be kept", calling)
             return OUT_OF_RESOURCES
