@@ -301,7 +301,10 @@ class Settings(BaseSettings):
         "DICOM",
     )
     DICOM_RESULTS_RETRY_S: float = setting(
-        120.0, "how long sending results is retried, with backoff, before it counts as failed", "DICOM", shown="120"
+        120.0,
+        "how long after a study is done sending its results is tried again, with backoff, before it counts as failed",
+        "DICOM",
+        shown="120",
     )
 
     @field_validator("CORS_ORIGINS", "DICOM_ALLOWED_AES", mode="before")

@@ -136,6 +136,7 @@ def test_a_series_pushed_from_orthanc_comes_back_as_an_sr_and_key_images(orthanc
         "state": "sent",
         "to": f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
         "error": None,
+        "attempts": 1,
     }
     results = results_in_orthanc(orthanc, study_uid)
     check_results(study, results, slice_uids(files))
@@ -192,7 +193,7 @@ def test_stow_rs_in_and_out(orthanc, stow_node, files):
     study = finished_study(stow_node.base_url, study_uid)
     assert study["id"] == study_id and study["status"] == "done", study.get("error")
     assert study["source"] == {"protocol": "STOW-RS"}
-    assert study["results_delivery"] == {"state": "sent", "to": orthanc.dicomweb, "error": None}
+    assert study["results_delivery"] == {"state": "sent", "to": orthanc.dicomweb, "error": None, "attempts": 1}
     results = results_in_orthanc(orthanc, study_uid)
     check_results(study, results, slice_uids(files))
     assert served(stow_node.base_url, study) == slice_uids(results)

@@ -78,6 +78,33 @@ def test_a_pacs_that_is_down_leaves_a_failed_delivery_and_the_study_intact(study
     assert len(study["slices"]) == 6 and study["key_slices"]
 
 
+def test_a_pacs_that_is_down_holds_no_worker_between_attempts(tmp_path, slices):
+    """One study worker, and a PACS down for the whole retry window: the next study is analysed while the first's
+    results wait for their next attempt (each attempt takes the worker, the waits between them do not)."""
+    app = create_app(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "TESTING": True,
+            "STUDY_WORKERS": 1,
+            "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{free_port()}",  # nothing listens there
+            "DICOM_RESULTS_RETRY_S": 60,
+        }
+    )
+    client = app.test_client()
+    try:
+        first, second = (client.post("/studies", data=files_form(slices)).get_json()["id"] for _ in range(2))
+        deadline = time.monotonic() + 30
+        while client.get(f"/studies/{second}").get_json()["status"] != "done":
+            assert time.monotonic() < deadline, "the second study waited for the first one's results to be sent"
+            time.sleep(0.2)
+        waiting = client.get(f"/studies/{first}").get_json()
+        delivery = waiting["results_delivery"]
+        assert waiting["status"] == "done" and (delivery["state"], delivery["attempts"] >= 1) == ("pending", True)
+        assert "no association with ORTHANC" in delivery["error"]
+    finally:
+        app.extensions["study_queue"].close()
+
+
 def test_the_sr_and_key_images_are_served_to_the_owner(client, study, slices):
     uids = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID for data in slices.values()}
     sr = client.get(f"/studies/{study['id']}/dicom/sr.dcm")

@@ -20,7 +20,7 @@ from tests.fixtures.data import REPO
 from tests.fixtures.firestore_emulator import PROJECT as FIRESTORE_PROJECT
 from tests.fixtures.http import multipart, request
 from tests.fixtures.series import make_zip, repositioned, series_bytes
-from tests.fixtures.server import started_server
+from tests.fixtures.server import free_port, started_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.pubsub, pytest.mark.firestore]
 
@@ -123,3 +123,42 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
             if worker.poll() is None:
                 worker.terminate()
                 worker.wait(60)
+
+
+def test_a_pacs_that_is_down_holds_no_worker_and_its_deliveries_end_failed(tmp_path, pubsub_emulator, firestore_env):
+    """One worker, results to a PACS that is down: the second study is analysed while the first one's results wait
+    for their next attempt (its message unacknowledged, redelivered when the wait is over), and each delivery ends
+    failed once DICOM_RESULTS_RETRY_S is spent, rather than pending for ever behind an acknowledged message."""
+    env = {
+        **os.environ,
+        **pubsub_emulator.env(),
+        **firestore_env.env(),
+        "STORE": "firestore",
+        "FIRESTORE_COLLECTION": f"t{uuid.uuid4().hex[:8]}",
+        "DATA_DIR": str(tmp_path / "data"),
+        "STUDY_QUEUE": "pubsub",
+        "PUBSUB_ACK_DEADLINE_S": "10",
+        "TORCH_THREADS": "1",
+        "DICOM_RESULTS_TO": f"PACS@127.0.0.1:{free_port()}",  # nothing listens there
+        "DICOM_RESULTS_RETRY_S": "15",
+    }
+    with open(tmp_path / "worker.log", "w") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "backend", "worker"], env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
+        )
+    few = make_zip(dict(list(series_bytes().items())[12:16]))
+    try:
+        with started_server({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}) as server:
+            first, second = post(server, "first.zip", few), post(server, "second.zip", few)
+            until(lambda: get(server, second)["status"] == "done", timeout_s=120)
+            waiting = get(server, first)["results_delivery"]
+            assert waiting["state"] == "pending" and waiting["attempts"] >= 1
+            for study_id in (first, second):
+                delivery = until(
+                    lambda sid=study_id: (d := get(server, sid)["results_delivery"])["state"] != "pending" and d, 120
+                )
+                assert delivery["state"] == "failed" and "gave up after 15 s" in delivery["error"]
+                assert delivery["attempts"] >= 2  # the first, and one at least after a redelivery
+    finally:
+        worker.terminate()
+        worker.wait(60)

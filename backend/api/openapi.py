@@ -384,9 +384,14 @@ STUDY = {
             "properties": {
                 "state": {"enum": ["pending", "sent", "failed"]},
                 "to": {"type": "string", "description": "DICOM_RESULTS_TO, without any password"},
-                "error": {"type": ["string", "null"], "description": "why it failed"},
+                "error": {
+                    "type": ["string", "null"],
+                    "description": "why it failed; while pending, what the last attempt met (null before one)",
+                },
+                "attempts": {"type": "integer", "minimum": 0, "description": "attempts made so far"},
             },
-            "description": "sending the DICOM results to DICOM_RESULTS_TO (absent when it is empty)",
+            "description": "sending the DICOM results to DICOM_RESULTS_TO (absent when it is empty); pending "
+            "between attempts too, which follow each other after 1, 2, 4 ... at most 30 s",
         },
         "source": {
             "type": "object",

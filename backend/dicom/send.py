@@ -1,18 +1,17 @@
 """The results to the PACS: C-STORE (pynetdicom) to `AE@host:port`, or STOW-RS to an `http(s)://` DICOMweb base.
 
-Tried again with doubling waits (1 s, 2 s, ... at most 30 s) while the PACS cannot be reached, busy or
-failing (no connection, a transient association rejection, out of resources, HTTP 5xx, 408, 429); no
-attempt starts after DICOM_RESULTS_RETRY_S. A refusal that retrying will not change (a permanent
-association rejection, a C-STORE error status, HTTP 4xx, some instances failed) ends it at once. The
-answer is what the study stores as `results_delivery`. STOW-RS goes through urllib rather than
-dicomweb-client: that client's requests session has no timeout, and a PACS that accepts the
-connection and never answers must not outlast the retry budget; the files go as they are kept.
+`attempt` makes one try. A PACS that cannot be reached, is busy or failing (no connection, a transient
+association rejection, out of resources, HTTP 5xx, 408, 429) leaves the delivery pending, to be tried again
+after `wait_after` (doubling: 1 s, 2 s, ... at most 30 s; the study runner schedules it, holding no worker
+meanwhile). A refusal that retrying will not change (a permanent association rejection, a C-STORE error
+status, HTTP 4xx, some instances failed) fails it. The answer is what the study stores as `results_delivery`.
+STOW-RS goes through urllib rather than dicomweb-client: that client's requests session has no timeout, and a PACS
+that accepts the connection and never answers must not hold a worker past TIMEOUT_S; the files go as they are kept.
 """
 
 import base64
 import io
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,14 +31,16 @@ TRANSIENT_HTTP = (408, 429)
 
 @dataclass(frozen=True)
 class Delivery:
-    """`results_delivery` as the study stores it: state pending, sent or failed; `to` without any password."""
+    """`results_delivery` as the study stores it: state pending, sent or failed; `to` without any password; the
+    error that failed it, or (pending) that the last attempt met; how many attempts were made."""
 
     state: str
     to: str
     error: str | None = None
+    attempts: int = 0
 
     def as_dict(self) -> dict:
-        return {"state": self.state, "to": self.to, "error": self.error}
+        return {"state": self.state, "to": self.to, "error": self.error, "attempts": self.attempts}
 
 
 class Permanent(Exception):
@@ -54,23 +55,24 @@ def pending(destination: Destination) -> Delivery:
     return Delivery("pending", destination.shown)
 
 
-def send(files: list[bytes], destination: Destination, calling_ae: str, retry_s: float) -> Delivery:
-    """Send the DICOM files (SR and key images, as kept) to `destination`; sent, or failed with the last error."""
-    deadline, wait = time.monotonic() + retry_s, FIRST_WAIT_S
-    while True:
-        try:
-            if destination.url:
-                _stow(files, destination)
-            else:
-                _c_store(files, destination, calling_ae)
-            return Delivery("sent", destination.shown)
-        except Permanent as exc:
-            return Delivery("failed", destination.shown, str(exc))
-        except (Transient, OSError) as exc:  # OSError: refused, unreachable, timed out, reset
-            if time.monotonic() + wait > deadline:
-                return Delivery("failed", destination.shown, f"{exc} (gave up after {retry_s:g} s)")
-            time.sleep(wait)
-            wait = min(wait * 2, LONGEST_WAIT_S)
+def attempt(files: list[bytes], destination: Destination, calling_ae: str) -> Delivery:
+    """One try at sending the DICOM files (SR and key images, as kept) to `destination`: sent, failed (a refusal
+    retrying will not change) or pending with the error (try again later)."""
+    try:
+        if destination.url:
+            _stow(files, destination)
+        else:
+            _c_store(files, destination, calling_ae)
+        return Delivery("sent", destination.shown)
+    except Permanent as exc:
+        return Delivery("failed", destination.shown, str(exc))
+    except (Transient, OSError) as exc:  # OSError: refused, unreachable, timed out, reset
+        return Delivery("pending", destination.shown, str(exc) or type(exc).__name__)
+
+
+def wait_after(attempts: int) -> float:
+    """Seconds before the next attempt, after `attempts` that could not send."""
+    return min(FIRST_WAIT_S * 2 ** max(0, attempts - 1), LONGEST_WAIT_S)
 
 
 def _c_store(files: list[bytes], destination: Destination, calling_ae: str):

@@ -57,14 +57,22 @@ class LocalQueue(StudyQueue):
             self._run(study_id)
 
     def _run(self, study_id: str):
+        outcome, doc = None, None
         try:
-            outcome, _ = runner.run(self.stores, self.classifier, study_id, self.settings, self.worker, self.stop)
+            outcome, doc = runner.run(self.stores, self.classifier, study_id, self.settings, self.worker, self.stop)
             log.info("study %s: %s", study_id, outcome)
         except Exception:  # a store away: the lease expires and the scan resumes it
             log.exception("study %s stopped; it resumes after its lease", study_id)
         finally:
             with self.lock:
                 self.pending.discard(study_id)
+        if outcome == runner.BUSY and doc is not None and runner.delivery_pending(doc):
+            self._submit_later(study_id, runner.lease_left_s(doc))  # its results' next attempt, not the next scan
+
+    def _submit_later(self, study_id: str, delay_s: float):
+        timer = threading.Timer(max(0.0, delay_s), self.submit, [study_id])
+        timer.daemon = True
+        timer.start()
 
     def scan(self):
         """Submit every study a worker may claim now: queued ones, and running ones whose lease expired."""

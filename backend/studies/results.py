@@ -2,17 +2,20 @@
 beside the study's own and, when DICOM_RESULTS_TO is set, sent to the PACS.
 
 The runner renders them when the study is finished and records them with its answer (the objects first,
-then the document that names them in `dicom_results`: backend/analysis/record.py), then calls `deliver`.
-A PACS that is down holds that worker for at most DICOM_RESULTS_RETRY_S and loses nothing: the study is
-done, its results are kept and served (GET /studies/<id>/dicom/...), and `results_delivery` says
-pending, then sent or failed and why. What is sent is read back from the objects, so the PACS gets the
-very instances the service serves. Their UIDs follow from the study id: a study resumed by another worker
-makes the same instances (the objects are create-only, so the first ones stay).
+then the document that names them in `dicom_results`: backend/analysis/record.py), then calls `deliver`,
+which makes one attempt. A PACS that is down holds no worker and loses nothing: the study is done, its
+results are kept and served (GET /studies/<id>/dicom/...), and `results_delivery` stays pending, with the
+last error, until the next attempt (the study's lease runs until then, and the queue tries again when it
+expires, as it resumes any study), then says sent, or failed and why. No attempt starts later than
+DICOM_RESULTS_RETRY_S after the study finished, except the first after a restart. What is sent is read back
+from the objects, so the PACS gets the very instances the service serves. Their UIDs follow from the study id: a
+study resumed by another worker makes the same instances (the objects are create-only, so the first ones stay).
 """
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import pydicom
 
@@ -92,19 +95,33 @@ def _headers(stores, doc: dict, indexes: list[int]) -> dict[int, pydicom.Dataset
 
 
 def deliver(stores, doc: dict, settings: Settings) -> dict:
-    """Send the kept results of the finished study `doc` to DICOM_RESULTS_TO (retried for DICOM_RESULTS_RETRY_S)
-    and record the outcome in its `results_delivery`; returns the document as stored (as given when the study
-    was deleted meanwhile)."""
+    """One attempt at sending the kept results of the finished study `doc` to DICOM_RESULTS_TO, recorded in its
+    `results_delivery`: sent, failed, or pending with the next attempt's time as the study's lease. Returns the
+    document as stored (as given when the study was deleted, or another worker took the delivery over)."""
+    before = doc["results_delivery"]
     destination = parse_destination(settings.to)
     if destination is None:  # a cut-off delivery resumed where DICOM_RESULTS_TO is empty: nowhere to send it
-        delivery = send.Delivery("failed", doc["results_delivery"]["to"], "DICOM_RESULTS_TO is empty where it resumed")
+        delivery = send.Delivery("failed", before["to"], "DICOM_RESULTS_TO is empty where it resumed")
     else:
         delivery = _send(stores, doc, destination, settings)
+    delivery = replace(delivery, attempts=before.get("attempts", 0) + 1)
+    next_attempt = None
+    if delivery.state == "pending":
+        next_attempt = datetime.now(UTC) + timedelta(seconds=send.wait_after(delivery.attempts))
+        if next_attempt > datetime.fromisoformat(doc["finished_at"]) + timedelta(seconds=settings.retry_s):
+            delivery = replace(
+                delivery, state="failed", error=f"{delivery.error} (gave up after {settings.retry_s:g} s)"
+            )
+            next_attempt = None
     if delivery.state == "failed":
         log.warning("study %s: results not delivered to %s: %s", doc["id"], delivery.to, delivery.error)
     saved = stores.documents.update_study(
         doc["id"],
-        {"results_delivery": delivery.as_dict(), "lease_owner": None, "lease_until": None},
+        {
+            "results_delivery": delivery.as_dict(),
+            "lease_owner": None,
+            "lease_until": next_attempt.isoformat() if next_attempt else None,
+        },
         {"status": "done", "lease_owner": doc.get("lease_owner")},  # unless another worker took the delivery over
     )
     return saved or doc
@@ -115,7 +132,7 @@ def _send(stores, doc: dict, destination, settings: Settings) -> send.Delivery:
         files = [stores.images.get(path) for path in paths(doc)]
         if not files or any(data is None for data in files):
             raise LookupError("the kept results are missing")
-        return send.send(files, destination, settings.ae_title, settings.retry_s)
+        return send.attempt(files, destination, settings.ae_title)
     except Exception as exc:  # the object store away, or the sender failing in a way of its own: recorded
         log.exception("study %s: its results could not be sent", doc["id"])
         return send.Delivery("failed", destination.shown, str(exc) or type(exc).__name__)

@@ -8,9 +8,12 @@ worker died is `running` with a lease that expires, and is claimed again by the 
 study is marked `failed` (study_interrupted) instead of being tried forever. A finished study (`done` or
 `failed`) is never analysed again: a redelivered message is acknowledged and skipped.
 
-Sending a done study's results to DICOM_RESULTS_TO holds a lease too (the retry window and STUDY_LEASE_S): a
-worker that dies while sending leaves the delivery `pending` under a lease that expires, and the next worker that
-sees the study (the same scan or redelivery) sends the results again instead of leaving it pending for ever.
+Sending a done study's results to DICOM_RESULTS_TO is one attempt at a time (backend/studies/results.py), under a
+lease too: a worker that dies while sending leaves the delivery `pending` under a lease that expires, and the next
+worker that sees the study (the same scan or redelivery) sends the results again instead of leaving it pending for
+ever. An attempt the PACS could not take leaves it pending with the next attempt's time as its lease, and `run`
+answers BUSY: the worker is free for other studies meanwhile, and the queue hands the study back when the lease
+runs out, as it would any other.
 """
 
 import logging
@@ -25,6 +28,7 @@ from backend.analysis import objects
 from backend.analysis.batches import core_pool
 from backend.analysis.record import Stores, record_study_progress
 from backend.analysis.study import StudyAnswer, analyse_series, describe_study, fit_key_slices
+from backend.dicom import send
 from backend.errors import ServiceError, Unavailable
 from backend.imaging.limits import Limits
 from backend.studies import results as dicom_results
@@ -134,7 +138,8 @@ def claim(stores: Stores, study_id: str, settings: Settings, worker: str) -> tup
 
 
 def _claim_delivery(stores: Stores, doc: dict, settings: Settings, worker: str) -> tuple[str, dict | None]:
-    """(DELIVERING, the document as claimed) for a delivery whose sender died, (BUSY, doc) while one is sending."""
+    """(DELIVERING, the document as claimed) for a delivery due for its next attempt or whose sender died, (BUSY,
+    doc) while one is sending or waiting for its next attempt."""
     if not claimable(doc):
         return BUSY, doc
     claimed = stores.documents.update_study(
@@ -144,7 +149,11 @@ def _claim_delivery(stores: Stores, doc: dict, settings: Settings, worker: str) 
     )
     if claimed is None:
         return BUSY, stores.documents.get_study(doc["id"])
-    log.warning("study %s: its results' delivery was cut off; sending them again", doc["id"])
+    if doc.get("lease_owner"):  # a worker held it: it died while sending
+        log.warning("study %s: its results' delivery was cut off; sending them again", doc["id"])
+    else:
+        attempt = doc["results_delivery"].get("attempts", 0) + 1
+        log.info("study %s: sending its results again (attempt %d)", doc["id"], attempt)
     return DELIVERING, claimed
 
 
@@ -153,8 +162,13 @@ def _lease(settings: Settings) -> str:
 
 
 def _delivery_lease(settings: Settings) -> str:
-    """Sending may take the whole retry window, and its last attempt up to STUDY_LEASE_S past it."""
-    return _utc(settings.dicom.retry_s + settings.lease_s).isoformat()
+    """One attempt at sending: its connection and replies may each wait send.TIMEOUT_S."""
+    return _utc(settings.lease_s + send.TIMEOUT_S).isoformat()
+
+
+def _delivered(doc: dict) -> tuple[str, dict]:
+    """DONE once the results are sent or failed; BUSY while they wait for their next attempt (the lease's end)."""
+    return (BUSY, doc) if delivery_pending(doc) else (DONE, doc)
 
 
 def run(
@@ -162,10 +176,11 @@ def run(
 ) -> tuple[str, dict | None]:
     """Claim and analyse the study. Returns (outcome, document): DONE (done or failed), SKIPPED (finished or
     gone: nothing to do), BUSY (another worker holds it; try again after its lease), STOPPED (`stop` was set: the
-    study is queued again for another worker) or LOST (its lease was taken over, or it was deleted)."""
+    study is queued again for another worker) or LOST (its lease was taken over, or it was deleted). A done study
+    whose results wait for their next attempt at the PACS is BUSY too."""
     outcome, doc = claim(stores, study_id, settings, worker)
     if outcome == DELIVERING:
-        return DONE, dicom_results.deliver(stores, doc, settings.dicom)
+        return _delivered(dicom_results.deliver(stores, doc, settings.dicom))
     if outcome != "claimed":
         return outcome, doc
     mine = {"status": "running", "lease_owner": doc["lease_owner"]}
@@ -230,7 +245,8 @@ def _analyse(stores, classifier, doc, settings: Settings, mine: dict, stop: thre
         )
     if answer is None:
         return ended[0]
-    return DONE, _finish(stores, doc, answer, settings, mine)
+    finished = _finish(stores, doc, answer, settings, mine)
+    return (DONE, None) if finished is None else _delivered(finished)
 
 
 def _release(stores, study_id, mine):

@@ -118,8 +118,9 @@ function drawKeys(doc) {
   }));
 }
 
-function deliveryText({ state, to, error }) {
+function deliveryText({ state, to, error, attempts }) {
   if (state === "sent") return `Results sent to ${to}.`;
+  if (state === "pending" && error) return `Sending the results to ${to}: attempt ${attempts} failed (${error}); trying again…`;
   if (state === "pending") return `Sending the results to ${to}…`;
   return `The results could not be sent to ${to}: ${error ?? "no reason given"}. They are kept here to download.`;
 }
