@@ -6,8 +6,8 @@ then the document that names them in `dicom_results`: backend/analysis/record.py
 which makes one attempt. A PACS that is down holds no worker and loses nothing: the study is done, its
 results are kept and served (GET /studies/<id>/dicom/...), and `results_delivery` stays pending, with the
 last error, until the next attempt (the study's lease runs until then, and the queue tries again when it
-expires, as it resumes any study), then says sent, or failed and why. No attempt starts later than
-DICOM_RESULTS_RETRY_S after the study finished, except the first after a restart. What is sent is read back
+expires, as it resumes any study), then says sent, or failed and why. A next attempt is planned only within
+DICOM_RESULTS_RETRY_S after the study finished (a queue may start it a little later). What is sent is read back
 from the objects, so the PACS gets the very instances the service serves. Their UIDs follow from the study id: a
 study resumed by another worker makes the same instances (the objects are create-only, so the first ones stay).
 """
