@@ -28,7 +28,6 @@ from backend.analysis import objects
 from backend.analysis.batches import core_pool
 from backend.analysis.record import Stores, record_study_progress
 from backend.analysis.study import StudyAnswer, analyse_series, describe_study, fit_key_slices
-from backend.dicom import send
 from backend.errors import ServiceError, Unavailable
 from backend.imaging.limits import Limits
 from backend.studies import results as dicom_results
@@ -162,8 +161,9 @@ def _lease(settings: Settings) -> str:
 
 
 def _delivery_lease(settings: Settings) -> str:
-    """One attempt at sending: its connection and replies may each wait send.TIMEOUT_S."""
-    return _utc(settings.lease_s + send.TIMEOUT_S).isoformat()
+    """One attempt at sending, leased like a batch of analysis: one slower than that may be made twice, which a
+    PACS takes as one (the same instances, the same UIDs), and only one outcome is recorded (conditional)."""
+    return _lease(settings)
 
 
 def _delivered(doc: dict) -> tuple[str, dict]:
