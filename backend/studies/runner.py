@@ -143,7 +143,7 @@ def _claim_delivery(stores: Stores, doc: dict, settings: Settings, worker: str) 
         return BUSY, doc
     claimed = stores.documents.update_study(
         doc["id"],
-        {"lease_owner": f"{worker}:{uuid.uuid4().hex[:8]}", "lease_until": _delivery_lease(settings)},
+        {"lease_owner": f"{worker}:{uuid.uuid4().hex[:8]}", "lease_until": _lease(settings)},
         {"status": "done", "lease_owner": doc.get("lease_owner")},
     )
     if claimed is None:
@@ -158,12 +158,6 @@ def _claim_delivery(stores: Stores, doc: dict, settings: Settings, worker: str) 
 
 def _lease(settings: Settings) -> str:
     return _utc(settings.lease_s).isoformat()
-
-
-def _delivery_lease(settings: Settings) -> str:
-    """One attempt at sending, leased like a batch of analysis: one slower than that may be made twice, which a
-    PACS takes as one (the same instances, the same UIDs), and only one outcome is recorded (conditional)."""
-    return _lease(settings)
 
 
 def _delivered(doc: dict) -> tuple[str, dict]:
@@ -304,8 +298,10 @@ def _finish(stores, doc, answer: StudyAnswer, settings: Settings, mine: dict) ->
     sized = fit_key_slices({**doc, **changes}, answer.key_candidates(), settings.collection, settings.budget_bytes)
     changes["key_slices"] = sized["key_slices"]
     written, fields = dicom_results.render(stores, {**doc, **changes}, settings.dicom)  # the SR and key images
-    if fields.get("results_delivery"):  # sending them is leased: a worker dying meanwhile leaves it to another
-        fields = {**fields, "lease_owner": mine["lease_owner"], "lease_until": _delivery_lease(settings)}
+    # Sending them is leased like a batch: a worker dying meanwhile leaves it to another. An attempt slower than the
+    # lease may be made twice, which a PACS takes as one (the same instances), and only one outcome is recorded.
+    if fields.get("results_delivery"):
+        fields = {**fields, "lease_owner": mine["lease_owner"], "lease_until": _lease(settings)}
     done = record_study_progress(stores, doc["id"], written, {**changes, **fields}, mine)
     if done is not None and done.get("results_delivery"):
         return dicom_results.deliver(stores, done, settings.dicom)
