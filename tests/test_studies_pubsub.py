@@ -62,6 +62,7 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
         "PUBSUB_ACK_DEADLINE_S": "10",
         "TORCH_THREADS": "1",
     }
+    real = series_bytes()  # before any worker starts: without the data it skips here, leaving no process behind
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
     workers = []
     for log in logs:
@@ -75,7 +76,6 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
                     stderr=subprocess.STDOUT,
                 )
             )
-    real = series_bytes()
     store = FirestoreStore(FIRESTORE_PROJECT, collection=collection, emulator=firestore_env.host)
     try:
         with started_server({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}) as server:
@@ -142,11 +142,11 @@ def test_a_pacs_that_is_down_holds_no_worker_and_its_deliveries_end_failed(tmp_p
         "DICOM_RESULTS_TO": f"PACS@127.0.0.1:{free_port()}",  # nothing listens there
         "DICOM_RESULTS_RETRY_S": "8",  # the first attempt, and one after a redelivery (at least 10 s later)
     }
+    few = make_zip(dict(list(series_bytes().items())[12:16]))  # before the worker starts, as above
     with open(tmp_path / "worker.log", "w") as output:
         worker = subprocess.Popen(
             [sys.executable, "-m", "backend", "worker"], env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
         )
-    few = make_zip(dict(list(series_bytes().items())[12:16]))
     try:
         with started_server({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}) as server:
             first, second = post(server, "first.zip", few), post(server, "second.zip", few)
