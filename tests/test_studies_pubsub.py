@@ -35,6 +35,23 @@ def until(check, timeout_s=300, every_s=0.2):
         time.sleep(every_s)
 
 
+def queue_env(tmp_path, pubsub_emulator, firestore_env, **settings) -> dict:
+    """The environment of the service and its workers: studies through Pub/Sub, documents in a fresh Firestore
+    collection, both emulators; `settings` added."""
+    return {
+        **os.environ,
+        **pubsub_emulator.env(),
+        **firestore_env.env(),
+        "STORE": "firestore",
+        "FIRESTORE_COLLECTION": f"t{uuid.uuid4().hex[:8]}",
+        "DATA_DIR": str(tmp_path / "data"),
+        "STUDY_QUEUE": "pubsub",
+        "PUBSUB_ACK_DEADLINE_S": "10",
+        "TORCH_THREADS": "1",
+        **settings,
+    }
+
+
 def post(server, name, data) -> str:
     status, headers, body = request("POST", server.base_url + "/studies", *multipart("file", name, data))
     assert status == 202, body
@@ -48,20 +65,8 @@ def get(server, study_id) -> dict:
 def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
     tmp_path, pubsub_emulator, firestore_env, monkeypatch
 ):
-    collection = f"t{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        **pubsub_emulator.env(),
-        **firestore_env.env(),
-        "STORE": "firestore",
-        "FIRESTORE_COLLECTION": collection,
-        "DATA_DIR": str(tmp_path / "data"),
-        "STUDY_QUEUE": "pubsub",
-        "STUDY_LEASE_S": "3",
-        "STUDY_BATCH_SIZE": "2",
-        "PUBSUB_ACK_DEADLINE_S": "10",
-        "TORCH_THREADS": "1",
-    }
+    env = queue_env(tmp_path, pubsub_emulator, firestore_env, STUDY_LEASE_S="3", STUDY_BATCH_SIZE="2")
+    collection = env["FIRESTORE_COLLECTION"]
     real = series_bytes()  # before any worker starts: without the data it skips here, leaving no process behind
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
     workers = []
@@ -129,19 +134,13 @@ def test_a_pacs_that_is_down_holds_no_worker_and_its_deliveries_end_failed(tmp_p
     """One worker, results to a PACS that is down: the second study is analysed while the first one's results wait
     for their next attempt (its message unacknowledged, redelivered when the wait is over), and each delivery ends
     failed once DICOM_RESULTS_RETRY_S is spent, rather than pending for ever behind an acknowledged message."""
-    env = {
-        **os.environ,
-        **pubsub_emulator.env(),
-        **firestore_env.env(),
-        "STORE": "firestore",
-        "FIRESTORE_COLLECTION": f"t{uuid.uuid4().hex[:8]}",
-        "DATA_DIR": str(tmp_path / "data"),
-        "STUDY_QUEUE": "pubsub",
-        "PUBSUB_ACK_DEADLINE_S": "10",
-        "TORCH_THREADS": "1",
-        "DICOM_RESULTS_TO": f"PACS@127.0.0.1:{free_port()}",  # nothing listens there
-        "DICOM_RESULTS_RETRY_S": "8",  # the first attempt, and one after a redelivery (at least 10 s later)
-    }
+    env = queue_env(
+        tmp_path,
+        pubsub_emulator,
+        firestore_env,
+        DICOM_RESULTS_TO=f"PACS@127.0.0.1:{free_port()}",  # nothing listens there
+        DICOM_RESULTS_RETRY_S="8",  # the first attempt, and one after a redelivery (at least 10 s later)
+    )
     few = make_zip(dict(list(series_bytes().items())[12:16]))  # before the worker starts, as above
     with open(tmp_path / "worker.log", "w") as output:
         worker = subprocess.Popen(

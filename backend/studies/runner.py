@@ -36,7 +36,7 @@ from backend.studies.create import now_iso
 log = logging.getLogger(__name__)
 
 DONE, SKIPPED, BUSY, STOPPED, LOST = "done", "skipped", "busy", "stopped", "lost"
-DELIVERING = "delivering"  # a claim of a done study's cut-off delivery, not of its analysis
+DELIVERING = "delivering"  # a claim of a done study's delivery (its next attempt, or one cut off), not its analysis
 FINISHED = ("done", "failed")
 
 
@@ -94,8 +94,8 @@ def claimable(doc: dict | None) -> bool:
 
 def claim(stores: Stores, study_id: str, settings: Settings, worker: str) -> tuple[str, dict | None]:
     """(SKIPPED, None) for a study that is gone or finished (or was just given up), (BUSY, doc) while another
-    worker's lease runs, (DELIVERING, doc) for a done study whose delivery was cut off, else ("claimed", the
-    document as claimed)."""
+    worker's lease runs, (DELIVERING, doc) for a done study whose delivery is due again (its next attempt, or one
+    cut off), else ("claimed", the document as claimed)."""
     doc = stores.documents.get_study(study_id)
     if doc is not None and delivery_pending(doc):
         return _claim_delivery(stores, doc, settings, worker)
