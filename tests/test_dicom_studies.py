@@ -7,6 +7,7 @@ DICOM_OWNER, once for the same set of instances, and STOW-RS asks for a token li
 
 import io
 import logging
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -152,11 +153,12 @@ def held_files(app, slices) -> set[str]:
     received: C-STORE sends the data set, not the file), anywhere in its data folder."""
     names = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID: name for name, data in slices.items()}
     held = set()
-    for path in Path(app.config["DATA_DIR"]).rglob("*"):
-        try:
-            held.add(names.get(pydicom.dcmread(path, stop_before_pixels=True).get("SOPInstanceUID")))
-        except (pydicom.errors.InvalidDicomError, IsADirectoryError):
-            continue
+    for folder, _, files in os.walk(app.config["DATA_DIR"]):  # a deleted study's worker may be removing its batch
+        for file in files:
+            try:
+                held.add(names.get(pydicom.dcmread(Path(folder) / file, stop_before_pixels=True).get("SOPInstanceUID")))
+            except (pydicom.errors.InvalidDicomError, FileNotFoundError):
+                continue
     return held - {None}
 
 

@@ -1,11 +1,13 @@
 """The object store contract, run against both backends: local files and Cloud Storage (fake-gcs-server)."""
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from backend.analysis.objects import EVERYTHING
 from backend.images.gcs import GcsImageStore
 from backend.images.local import LocalImageStore
 from tests.fixtures.gcs_emulator import PROJECT
@@ -66,3 +68,27 @@ def test_list_older_than_names_objects_under_the_prefix_created_before_the_cutof
         "analyses/bob/b1/original",
     ]
     assert store.list_older_than("analyses/", now - timedelta(minutes=1)) == []
+
+
+def test_listing_while_another_worker_removes_objects_under_the_prefix_names_what_stays(store):
+    """A user deletes a study (its objects are listed, then removed) while its worker removes the batch it had just
+    written: folders vanish during the listing. The listing goes on and names every object that stays."""
+    store.put("studies/alice/kept/series.dcm", b"kept", "application/dicom")
+    stop = threading.Event()
+
+    def worker():
+        while not stop.is_set():
+            paths = [f"studies/alice/gone/slices/{i}/{name}.jpg" for i in range(8) for name in ("slice", "heatmap")]
+            for path in paths:
+                store.put(path, JPEG, "image/jpeg")
+            for path in paths:
+                store.delete(path)
+
+    with ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(worker)
+        try:
+            for _ in range(200 if store.name == "local" else 20):
+                assert "studies/alice/kept/series.dcm" in store.list_older_than("studies/", EVERYTHING)
+        finally:
+            stop.set()
+        writing.result()

@@ -72,10 +72,15 @@ class LocalImageStore(ImageStore):
             raise ImageStoreUnavailable(f"cannot delete {path}: {exc.strerror}", "images-local") from exc
 
     def list_older_than(self, prefix, cutoff):
+        # os.walk, not rglob: a folder or file another thread removes meanwhile (a worker's clean-up, a delete) is
+        # passed over, where rglob would raise
         found = []
-        for file in self._file(prefix).rglob("*"):
-            if file.is_file() and not file.name.startswith(".incoming-"):
-                modified = datetime.fromtimestamp(file.stat().st_mtime, UTC)
-                if modified < cutoff:
-                    found.append(file.relative_to(self.root).as_posix())
+        for folder, _, names in os.walk(self._file(prefix)):
+            for name in names:
+                if name.startswith(".incoming-"):
+                    continue
+                file = Path(folder) / name
+                with contextlib.suppress(FileNotFoundError):
+                    if datetime.fromtimestamp(file.stat().st_mtime, UTC) < cutoff:
+                        found.append(file.relative_to(self.root).as_posix())
         return sorted(found)
