@@ -41,6 +41,7 @@ def app(tmp_path_factory):
     listener = start_dicom(app)
     yield app
     listener.stop()
+    app.extensions["study_queue"].close()  # a delivery waiting for its next attempt would run after the module
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +185,7 @@ def accounts_app(tmp_path_factory):
     yield app
     listener.stop()
     app.extensions["auth"].close()
+    app.extensions["study_queue"].close()
 
 
 def studies_of(app, owner) -> list[dict]:
