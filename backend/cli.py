@@ -36,7 +36,7 @@ from backend.imaging import archive, formats
 from backend.imaging.dicom import WINDOWS
 from backend.imaging.limits import Limits
 from backend.imaging.series import plan
-from backend.ml.classifier import Classifier
+from backend.ml.classifier import Classifier, model_cache_dir
 from backend.store.base import LOCAL_OWNER
 from backend.studies.create import received_folders
 from backend.utils.helpers import encode_jpeg
@@ -251,7 +251,7 @@ def _open(settings: dict, with_store: bool):
         return app.extensions["classifier"], Stores.of(app)
     if settings["TORCH_THREADS"]:
         torch.set_num_threads(settings["TORCH_THREADS"])
-    return Classifier.load(settings["MODEL_PATH"]), None
+    return Classifier.load(settings["MODEL_PATH"], model_cache_dir(settings)), None
 
 
 def analyse_batch(batch: list[Item], classifier, stores, args, settings) -> list[dict]:

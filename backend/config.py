@@ -111,6 +111,12 @@ class Settings(BaseSettings):
 
     # --- Model ---
     MODEL_PATH: str = setting(str(DEFAULT_MODEL_PATH), "the model weights", "Model", shown="")
+    MODEL_CACHE_DIR: str | None = setting(
+        None,
+        "folder where the first start keeps the model's compiled form (about 15 MB), which the next starts load "
+        "instead of compiling it (about 1 s each); empty: DATA_DIR/model-cache",
+        "Model",
+    )
     TORCH_THREADS: int | None = setting(
         None,
         "CPU threads for the model, per process; empty: PyTorch's default, under gunicorn cores / workers",

@@ -3,6 +3,8 @@ how the parallel workers share the work."""
 
 import collections
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -29,9 +31,19 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_configure(config):
-    """A parallel worker's PyTorch gets its share of the cores: more threads than cores wait on each other."""
+    """A parallel worker's PyTorch gets its share of the cores: more threads than cores wait on each other. Every
+    service process and app the suite starts shares one MODEL_CACHE_DIR (set before the workers start, which inherit
+    it): the first compiles the model, the others load it."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    if "MODEL_CACHE_DIR" not in os.environ:
+        config.own_model_cache = os.environ["MODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ct-model-cache-")
+
+
+def pytest_unconfigure(config):
+    if own := getattr(config, "own_model_cache", None):
+        shutil.rmtree(own, ignore_errors=True)
+        del os.environ["MODEL_CACHE_DIR"]
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ preprocessing, and the committed weights with their recorded numbers."""
 import copy
 import io
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging import lungfield
 from backend.imaging.decode import decode_image
 from backend.imaging.marks import neutralise_colour_marks
-from backend.ml import calibration, data
+from backend.ml import calibration, compiled, data
 from backend.ml.classifier import NO_LUNG_FIELD, NOT_CHEST_CT, Classifier, not_assessable_reason
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
@@ -369,3 +370,38 @@ def test_the_model_card_quotes_the_cross_source_results():
         for source, result in summary["per_source"].items():
             low, high = result["ci95"]
             assert f"{result['roc_auc']:.3f} ({low:.3f}-{high:.3f})" in card, (name, source)
+
+
+def test_the_compiled_pass_is_kept_and_loaded_by_the_next_start_with_the_same_answers(classifier, tmp_path, caplog):
+    """A process keeps the compiled pass (MODEL_CACHE_DIR); the next one loads it instead of compiling, and answers
+    exactly as a classifier compiled afresh. A file cut short is made again; a folder that cannot be written to
+    only costs the compile."""
+    caplog.set_level(logging.INFO, logger="backend.ml.compiled")
+
+    def answers(loaded):
+        return [(p.probabilities, p.cam.tobytes(), p.distribution_score) for p in loaded.predict_batch(slices())]
+
+    first = Classifier.load(DEFAULT_MODEL_PATH, tmp_path / "cache")
+    [kept] = (tmp_path / "cache").iterdir()
+    assert kept.name == f"forward-{compiled.digest(DEFAULT_MODEL_PATH)}.pt" and "compiled model kept" in caplog.text
+    caplog.clear()
+    second = Classifier.load(DEFAULT_MODEL_PATH, tmp_path / "cache")
+    assert "compiled model loaded from" in caplog.text and "compiled model kept" not in caplog.text
+    assert answers(first) == answers(second) == answers(classifier)
+
+    kept.write_bytes(kept.read_bytes()[:1000])  # cut short
+    caplog.clear()
+    again = Classifier.load(DEFAULT_MODEL_PATH, tmp_path / "cache")
+    assert "does not load" in caplog.text and "compiled model kept" in caplog.text
+    assert answers(again) == answers(classifier) and kept.stat().st_size > 1_000_000
+
+    (tmp_path / "a file").write_text("")
+    caplog.clear()
+    unwritable = Classifier.load(DEFAULT_MODEL_PATH, tmp_path / "a file" / "cache")
+    assert "cannot keep the compiled model" in caplog.text and answers(unwritable) == answers(classifier)
+
+
+def test_the_kept_pass_is_named_by_the_weights_it_was_made_from(tmp_path):
+    other = tmp_path / "other.pt"
+    other.write_bytes(Path(DEFAULT_MODEL_PATH).read_bytes() + b"\0")
+    assert compiled.digest(other) != compiled.digest(DEFAULT_MODEL_PATH) == compiled.digest(DEFAULT_MODEL_PATH)

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.ml import calibration, crossval, data, nonct, preprocess, train
-from backend.ml import classifier as classifier_module
+from backend.ml import calibration, compiled, crossval, data, nonct, preprocess, train
 from backend.ml import network as nets
 from backend.ml.classifier import Classifier
 from backend.ml.data import load_gray, source_groups
@@ -28,7 +27,7 @@ def small_inputs(monkeypatch):
     """The whole pipeline at 64 px instead of 224 (views, frozen layers, training, the served pass, the input check):
     these tests check what the pipeline writes and reproduces, not the network's size, and the frozen layers' output of
     every cached view was most of their time. The served 224 px pass is tested with the real weights (test_model)."""
-    for module in (preprocess, train, classifier_module):
+    for module in (preprocess, train, compiled):
         monkeypatch.setattr(module, "INPUT_SIZE", 64)
     monkeypatch.setattr(calibration, "RESAMPLES", 20)  # the AUC intervals: 2,000 sklearn AUCs each took the rest
     every = nonct.images  # the input check's non-CT rates (not checked here): 4 of the 45 pictures, not all

@@ -4,16 +4,16 @@ and whether the slice could be judged at all."""
 
 import functools
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from flask import current_app
 
+from backend.ml.compiled import cached, compiled, digest
 from backend.ml.inputcheck import InputCheck
 from backend.ml.network import ARCHITECTURES, Ensemble, fold_batchnorm, members_of
-from backend.ml.preprocess import INPUT_SIZE, LABELS, V3, cam_to_slice, to_input
+from backend.ml.preprocess import LABELS, V3, cam_to_slice, to_input
 
 NOT_CHEST_CT, NO_LUNG_FIELD = "not_chest_ct", "no_lung_field"  # why a slice is not assessable
 
@@ -64,16 +64,18 @@ class Classifier:
         threshold=0.5,
         input_check=None,
         preprocessing=None,
+        compile_pass=compiled,
     ):
         self.network = network.eval()
         self.members = members_of(self.network)
         self.name, self.version, self.labels = name, version, tuple(labels)
         self.temperature, self.threshold, self.input_check = float(temperature), float(threshold), input_check
         self.preprocessing = dict(preprocessing or V3)  # preprocess.to_input's options the weights were trained with
-        self.forward_pass = _compiled(ForwardPass(self.members, input_check))
+        self.forward_pass = compile_pass(ForwardPass(self.members, input_check))
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, cache_dir=None):
+        """The classifier of a weights file; with `cache_dir`, its compiled pass is kept there for the next process."""
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         build = functools.partial(ARCHITECTURES[checkpoint["arch"]], **checkpoint.get("config", {}))
         members = checkpoint.get("members", 1)
@@ -95,8 +97,9 @@ class Classifier:
             checkpoint.get("temperature", 1.0),
             checkpoint.get("threshold", 0.5),
             check,
-            checkpoint.get("preprocessing", {"crop": "body", "intensity": "raw"}),
-        )  # before 3.0.0: none stored
+            checkpoint.get("preprocessing", {"crop": "body", "intensity": "raw"}),  # before 3.0.0: none stored
+            functools.partial(cached, folder=cache_dir, name=digest(path)) if cache_dir else compiled,
+        )
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities: softmax of the logits divided by the fitted temperature."""
@@ -169,28 +172,9 @@ class ForwardPass(torch.nn.Module):
         return mean_logits, features, self.probe(tapped).mean(dim=(2, 3))  # the input check's pooled embedding
 
 
-def _compiled(module):
-    """`module` compiled by TorchScript and frozen: the same numbers, the whole pass run in C++ without the GIL.
-
-    Run op by op from Python, a pass waits for the GIL between its operations whenever another
-    thread holds it (the slice's pictures drawn meanwhile, other requests in the worker); compiled,
-    it is about 10 % faster alone and keeps its speed beside them. TorchScript is deprecated in favour
-    of torch.compile and torch.export, but torch.compile needs a C++ compiler at run time (the Docker
-    image has none) and an exported program runs op by op from Python again: revisit when the torch
-    pin moves.
-    """
-    example = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
-        frozen = torch.jit.freeze(torch.jit.script(module.eval()))
-        for _ in range(2):  # the executor optimises the graph on its first calls: here, not in a request
-            frozen(example)
-    return frozen
-
-
 @functools.cache
-def _shared(path: str, modified_ns: int) -> Classifier:
-    return Classifier.load(path)
+def _shared(path: str, modified_ns: int, cache_dir: str) -> Classifier:
+    return Classifier.load(path, cache_dir)
 
 
 def init_app(app):
@@ -198,7 +182,11 @@ def init_app(app):
     if app.config["TORCH_THREADS"]:
         torch.set_num_threads(app.config["TORCH_THREADS"])
     path = app.config["MODEL_PATH"]
-    app.extensions["classifier"] = _shared(path, os.stat(path).st_mtime_ns)
+    app.extensions["classifier"] = _shared(path, os.stat(path).st_mtime_ns, model_cache_dir(app.config))
+
+
+def model_cache_dir(config) -> str:
+    return config["MODEL_CACHE_DIR"] or os.path.join(config["DATA_DIR"], "model-cache")
 
 
 def get_classifier() -> Classifier:
