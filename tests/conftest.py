@@ -95,31 +95,17 @@ def partner_of(markers: set, fixtures: set, module_fixtures: set) -> str | None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     module_fixtures = collections.defaultdict(set)
     for item in items:
         module_fixtures[item.module].update(item.fixturenames)
-    groups = {}
     for item in items:
         markers = {marker.name for marker in item.iter_markers()}
         fixtures = set(item.fixturenames)
         if markers & PROCESS_MARKERS or PROCESS_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
-        groups[item] = partner_of(markers, fixtures, module_fixtures[item.module]) or item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(groups[item]))
-    if config.getvalue("dist") == "loadgroup":
-        items[:] = longest_first(items, groups)
-
-
-def longest_first(items, groups: dict) -> list:
-    """The order in which the workers take the groups (`--no-loadscope-reorder` in pyproject.toml): the slow ones
-    (a partner, a service process, training: seconds to tens of seconds each) first, then the in-process ones, each
-    by number of tests. xdist's own order (by number of tests alone) left the slowest groups of few tests, such as
-    schemathesis' one run, to start last, with the other workers done and waiting."""
-    slow, count = collections.Counter(), collections.Counter(groups.values())
-    for item in items:
-        slow[groups[item]] += item.get_closest_marker("slow") is not None
-    return sorted(items, key=lambda item: (not slow[groups[item]], -count[groups[item]], groups[item]))
+        group = partner_of(markers, fixtures, module_fixtures[item.module]) or item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_finish(session):
