@@ -384,6 +384,7 @@ def test_the_compiled_pass_is_kept_and_loaded_by_the_next_start_with_the_same_an
     first = Classifier.load(DEFAULT_MODEL_PATH, tmp_path / "cache")
     [kept] = (tmp_path / "cache").iterdir()
     assert kept.name == f"forward-{compiled.digest(DEFAULT_MODEL_PATH)}.pt" and "compiled model kept" in caplog.text
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]  # none kept yet: no alarm
     caplog.clear()
     second = Classifier.load(DEFAULT_MODEL_PATH, tmp_path / "cache")
     assert "compiled model loaded from" in caplog.text and "compiled model kept" not in caplog.text

@@ -55,15 +55,14 @@ def cached(module: torch.nn.Module, folder, name: str) -> torch.jit.ScriptModule
     saved there otherwise. A file that does not load (cut short) is made again; a folder this process cannot
     write to only costs the compile."""
     file = Path(folder) / f"forward-{name}.pt"
-    try:
-        with _jit_deprecation_ignored():
-            loaded = _warmed(torch.jit.load(file, map_location="cpu"))
-        log.info("compiled model loaded from %s", file)
-        return loaded
-    except FileNotFoundError:
-        pass
-    except (RuntimeError, ValueError, OSError) as exc:
-        log.warning("the compiled model at %s does not load (%s); compiling it again", file, exc)
+    if file.is_file():
+        try:
+            with _jit_deprecation_ignored():
+                loaded = _warmed(torch.jit.load(file, map_location="cpu"))
+            log.info("compiled model loaded from %s", file)
+            return loaded
+        except (RuntimeError, ValueError, OSError) as exc:
+            log.warning("the compiled model at %s does not load (%s); compiling it again", file, exc)
     made = compiled(module)
     temp = None
     try:
