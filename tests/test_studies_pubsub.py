@@ -36,10 +36,9 @@ def until(check, timeout_s=300, every_s=0.2):
 
 
 def queue_env(tmp_path, pubsub_emulator, firestore_env, **settings) -> dict:
-    """The environment of the service and its workers: studies through Pub/Sub, documents in a fresh Firestore
+    """The settings of the service and its workers: studies through Pub/Sub, documents in a fresh Firestore
     collection, both emulators; `settings` added."""
     return {
-        **os.environ,
         **pubsub_emulator.env(),
         **firestore_env.env(),
         "STORE": "firestore",
@@ -50,6 +49,18 @@ def queue_env(tmp_path, pubsub_emulator, firestore_env, **settings) -> dict:
         "TORCH_THREADS": "1",
         **settings,
     }
+
+
+def started_worker(env: dict, log) -> subprocess.Popen:
+    """`python -m backend worker` with the settings `env`, its output to the file `log`."""
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend", "worker"],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def post(server, name, data) -> str:
@@ -69,21 +80,10 @@ def test_two_workers_run_the_studies_and_a_killed_workers_study_is_resumed_once(
     collection = env["FIRESTORE_COLLECTION"]
     real = series_bytes()  # before any worker starts: without the data it skips here, leaving no process behind
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
-    workers = []
-    for log in logs:
-        with open(log, "w") as output:
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "backend", "worker"],
-                    env=env,
-                    cwd=REPO,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    workers = [started_worker(env, log) for log in logs]
     store = FirestoreStore(FIRESTORE_PROJECT, collection=collection, emulator=firestore_env.host)
     try:
-        with started_server({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}) as server:
+        with started_server(env) as server:
             long_id = post(server, "long.zip", make_zip(repositioned(real, 2)))
             short_id = post(server, "a0002.zip", make_zip(real))
             running = until(
@@ -142,12 +142,9 @@ def test_a_pacs_that_is_down_holds_no_worker_and_its_deliveries_end_failed(tmp_p
         DICOM_RESULTS_RETRY_S="8",  # the first attempt, and one after a redelivery (at least 10 s later)
     )
     few = make_zip(dict(list(series_bytes().items())[12:16]))  # before the worker starts, as above
-    with open(tmp_path / "worker.log", "w") as output:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "backend", "worker"], env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
-        )
+    worker = started_worker(env, tmp_path / "worker.log")
     try:
-        with started_server({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}) as server:
+        with started_server(env) as server:
             first, second = post(server, "first.zip", few), post(server, "second.zip", few)
             until(lambda: get(server, second)["status"] == "done", timeout_s=120)
             waiting = get(server, first)["results_delivery"]
