@@ -1,5 +1,4 @@
-"""Shared fixtures (`app` and `client` on the factory with a temporary SQLite store), the `slow` marker's rule and
-how the parallel workers share the work."""
+"""The suite's plugins (tests/fixtures), the `slow` marker's rule and how the parallel workers share the work."""
 
 import collections
 import os
@@ -7,9 +6,6 @@ import shutil
 import tempfile
 
 import pytest
-import torch
-
-from backend.app import create_app
 
 pytest_plugins = [
     "tests.fixtures.server",
@@ -31,39 +27,19 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_configure(config):
-    """A parallel worker's PyTorch gets its share of the cores: more threads than cores wait on each other. Every
-    service process and app the suite starts shares one MODEL_CACHE_DIR (set before the workers start, which inherit
-    it): the first compiles the model, the others load it."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    """Every service process and app the suite starts shares one MODEL_CACHE_DIR (set before the workers start, which
+    inherit it): the first compiles the model, the others load it. The in-process fixtures load where tests run: in
+    each worker, or here with `-n 0`."""
     if "MODEL_CACHE_DIR" not in os.environ:
         config.own_model_cache = os.environ["MODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ct-model-cache-")
+    if os.environ.get("PYTEST_XDIST_WORKER") or not config.getoption("numprocesses", 0):
+        config.pluginmanager.import_plugin("tests.fixtures.inprocess")
 
 
 def pytest_unconfigure(config):
     if own := getattr(config, "own_model_cache", None):
         shutil.rmtree(own, ignore_errors=True)
         del os.environ["MODEL_CACHE_DIR"]
-
-
-@pytest.fixture(autouse=True)
-def torch_threads():
-    """A test that sets PyTorch's threads (the batch command, training) sets them for itself only."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def app(tmp_path):
-    app = create_app({"STORE": "sqlite", "DATA_DIR": str(tmp_path / "data"), "TESTING": True})
-    yield app
-    app.extensions["study_queue"].close()  # its threads would go on scanning a deleted store
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 # Tests that start a browser, an emulator, a PACS or a service process are slow by definition:

@@ -10,17 +10,11 @@ import torch
 from backend.analysis.findings import NOT_CT, describe
 from backend.config import DEFAULT_MODEL_PATH
 from backend.ml import data, nonct
-from backend.ml.classifier import Classifier
 from backend.ml.inputcheck import PROBE_END, InputCheck, knn_distances
 from tests.test_model import CROSSVAL, folders_of
 
 WEIGHTS = Path(DEFAULT_MODEL_PATH).parent
 METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return Classifier.load(DEFAULT_MODEL_PATH)
 
 
 def test_non_ct_images_are_flagged(classifier):

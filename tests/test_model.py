@@ -37,12 +37,6 @@ def folders_of(keys):
     return [SOURCES[source]() for source in dict.fromkeys(data.source_of(key) for key in keys)]
 
 
-@pytest.fixture(scope="module")
-def classifier():
-    torch.set_num_threads(2)
-    return Classifier.load(DEFAULT_MODEL_PATH)
-
-
 def slices(n=3, seed=0):
     """Varied uint8 slices: a bright disc (a 'body') with blobs on a dark background, of different sizes."""
     rng = np.random.default_rng(seed)

@@ -13,20 +13,13 @@ import pytest
 from backend.analysis import document
 from backend.analysis.pipeline import analyze_slice
 from backend.analysis.record import Stores, record_slice
-from backend.config import DEFAULT_MODEL_PATH
 from backend.errors import ImageStoreUnavailable
 from backend.images.local import LocalImageStore
-from backend.ml.classifier import Classifier
 from backend.store.base import IdempotencyKey
 from backend.store.sqlite import SQLiteStore
 from tests.fixtures.data import dicom_file
 
 FUTURE = datetime.now(UTC) + timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return Classifier.load(DEFAULT_MODEL_PATH)
 
 
 @pytest.fixture(scope="module")

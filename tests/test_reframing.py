@@ -5,22 +5,13 @@ gives away in the training sources; this is the check that the weights do not us
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging.decode import decode_image
 from backend.ml import data
-from backend.ml.classifier import Classifier
 from tests.fixtures.data import covid_ct_dir, ct_series, sars_cov_2_ct_dir
 
 TOLERANCE = 0.10  # the most P(COVID) may move for one slice under one re-framing
 MEAN_TOLERANCE = 0.03  # the most it may move on average over all slices and re-framings
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    torch.set_num_threads(2)
-    return Classifier.load(DEFAULT_MODEL_PATH)
 
 
 def real_slices():
