@@ -10,6 +10,7 @@ import logging
 import os
 import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pydicom
@@ -115,8 +116,12 @@ def test_the_sr_and_key_images_are_served_to_the_owner(client, study, slices):
     assert archive.status_code == 200 and archive.mimetype == "application/zip"
     with zipfile.ZipFile(io.BytesIO(archive.data)) as opened:
         images = [opened.read(name) for name in opened.namelist()]
+        dated = {info.date_time for info in opened.infolist()}
     assert len(images) == len(study["key_slices"])
     check_results(study, [sr.data, *images], uids)
+    # Dated when the study finished (a ZIP keeps even seconds), not when asked for: every download is the same file.
+    finished = datetime.fromisoformat(study["finished_at"])
+    assert dated == {(*finished.timetuple()[:5], finished.second // 2 * 2)}
     assert client.get(f"/studies/{study['id']}/dicom/other.dcm").status_code == 404
     assert client.get("/studies/unknown/dicom/sr.dcm").status_code == 404
 

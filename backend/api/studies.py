@@ -8,6 +8,7 @@ answer. The owner rule is the analyses': another caller's id answers 404.
 import hashlib
 import io
 import zipfile
+from datetime import datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -143,10 +144,14 @@ def get_dicom_results(study_id, name):
             mimetype="application/dicom",
             headers={"Content-Disposition": f'attachment; filename="{doc["id"]}-sr.dcm"'},
         )
+    # Entries dated when the study finished (UTC), not when asked for: every download of a study is the same file.
+    finished = datetime.fromisoformat(doc["finished_at"]).timetuple()[:6]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path, data in zip(paths[1:], files[1:], strict=True):
-            archive.writestr(path.rsplit("/", 1)[1], data)
+            entry = zipfile.ZipInfo(path.rsplit("/", 1)[1], date_time=finished)
+            entry.external_attr = 0o600 << 16  # what writestr gives a file named by a string
+            archive.writestr(entry, data)
     return Response(
         buffer.getvalue(),
         mimetype="application/zip",
