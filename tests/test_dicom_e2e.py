@@ -5,7 +5,8 @@ listener: it becomes a study, and its answer comes back into Orthanc's study as 
 study's `prediction.score` and whose references point at slices of that series, and key images that
 decode. The same with STOW-RS in (POST /dicomweb/studies) and out (to Orthanc's DICOMweb). A caller the
 listener does not know is refused. A series pushed to a service whose PACS for results is down: the study
-is done and served, its delivery failed, and the dashboard says why. Each service is started once for the module.
+is done and served, and the dashboard follows its delivery: trying again after a failed attempt, then
+failed, and why. Each service is started once for the module.
 """
 
 import io
@@ -62,7 +63,7 @@ def down_node(orthanc_server, tmp_path_factory):
         "DICOM_PORT": str(port),
         "DICOM_STABLE_S": "1",
         "DICOM_ALLOWED_AES": "ORTHANC",
-        "DICOM_RESULTS_RETRY_S": "2",
+        "DICOM_RESULTS_RETRY_S": "10",  # long enough to open the study in the dashboard while it is still trying
         "DICOM_RESULTS_TO": f"ORTHANC@127.0.0.1:{free_port()}",
     }
     with started_server(env, log_path=folder / "server.log") as server:
@@ -86,18 +87,29 @@ def get_json(url):
     return json.loads(body)
 
 
-def finished_study(base_url, study_uid, timeout_s=600) -> dict:
-    """The one study of `study_uid`, once it is done (or failed) and its results' delivery is over."""
+def study_when(base_url, study_uid, condition, timeout_s=600) -> dict:
+    """The one study of `study_uid`, once `condition(study)` holds."""
     deadline, query = time.monotonic() + timeout_s, urllib.parse.urlencode({"study_uid": study_uid})
     while True:
         items = get_json(f"{base_url}/studies?{query}")["items"]
         if items:
             assert len(items) == 1, items
             study = get_json(f"{base_url}/studies/{items[0]['id']}")
-            if study["status"] in ("done", "failed") and study.get("results_delivery", {}).get("state") != "pending":
+            if condition(study):
                 return study
-        assert time.monotonic() < deadline, f"no finished study of {study_uid} in {timeout_s} s"
+        assert time.monotonic() < deadline, f"no study of {study_uid} as expected in {timeout_s} s"
         time.sleep(0.5)
+
+
+def finished_study(base_url, study_uid) -> dict:
+    """The one study of `study_uid`, once it is done (or failed) and its results' delivery is over."""
+    return study_when(
+        base_url,
+        study_uid,
+        lambda study: (
+            study["status"] in ("done", "failed") and study.get("results_delivery", {}).get("state") != "pending"
+        ),
+    )
 
 
 def results_in_orthanc(orthanc, study_uid) -> list[bytes]:
@@ -154,21 +166,30 @@ def test_a_pacs_that_is_down_leaves_the_delivery_failed_and_the_study_intact(ort
     study_uid = pydicom.dcmread(io.BytesIO(files[0]), stop_before_pixels=True).StudyInstanceUID
     orthanc.call("POST", "/modalities/down/store", {"Resources": [uploaded[0]["ParentSeries"]], "Synchronous": True})
 
+    # While it is still trying, the dashboard says where the study came from, which attempt failed and why, and
+    # that it is trying again; the line follows the delivery without a reload until it gives up.
+    trying = study_when(
+        down_node.base_url, study_uid, lambda study: (study.get("results_delivery") or {}).get("error") is not None
+    )
+    assert trying["status"] == "done" and trying["results_delivery"]["state"] == "pending", trying["results_delivery"]
+    page.goto(down_node.base_url + "/")
+    page.locator("#studies-list .card-open").click()
+    delivery_line = page.locator("#study-delivery")
+    expect(page.locator("#study-source")).to_have_text("Received by C-STORE from ORTHANC.")
+    expect(delivery_line).to_contain_text(f"Sending the results to {down_node.results_to}: attempt ")
+    expect(delivery_line).to_contain_text(f"failed ({trying['results_delivery']['error']}); trying again…")
+    expect(delivery_line).to_contain_text(f"could not be sent to {down_node.results_to}", timeout=30_000)
+    expect(delivery_line).to_contain_text("gave up after 10 s")
+
     study = finished_study(down_node.base_url, study_uid)
     assert study["status"] == "done" and 0 <= study["prediction"]["score"] <= 1 and len(study["slices"]) == len(files)
     delivery = study["results_delivery"]
     assert (delivery["state"], delivery["to"]) == ("failed", down_node.results_to)
-    assert "gave up after 2 s" in delivery["error"]
+    assert "gave up after 10 s" in delivery["error"]
     assert len(served(down_node.base_url, study)) == 1 + len(study["key_slices"])  # kept, to be fetched
     assert results_in_orthanc(orthanc, study_uid) == []
 
-    # The dashboard says where the study came from, that its results did not reach the PACS and why, and
-    # offers them to download instead.
-    page.goto(down_node.base_url + "/")
-    page.locator("#studies-list .card-open").click()
-    expect(page.locator("#study-source")).to_have_text("Received by C-STORE from ORTHANC.")
-    expect(page.locator("#study-delivery")).to_contain_text(f"could not be sent to {down_node.results_to}")
-    expect(page.locator("#study-delivery")).to_contain_text("gave up after 2 s")
+    # The results that did not reach the PACS are offered to download instead.
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the key images (ZIP)").click()
     status, _, archive = request("GET", f"{down_node.base_url}/studies/{study['id']}/dicom/key-images.zip")
