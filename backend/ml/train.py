@@ -31,7 +31,7 @@ from backend.ml.preprocess import INPUT_SIZE, LABELS, prepare, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
-NAME, VERSION = "covid-ct-effnet-lite0", "3.1.0"
+NAME, VERSION = "covid-ct-effnet-lite0", "3.2.0"
 WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
 # Candidate recipes. Fixed before the cross-validation ran (SELECTION.md). The later ImageNet Lite0 candidates
@@ -86,6 +86,16 @@ RECIPES = {
     # alone, 930 on the union, covid-ct alone unchanged at 160), on the same first 3 cached views, so the same caches.
     "v3-lungs-mix-10": {
         **_DEEP,
+        "mixup": 0.4,
+        "first_views": 3,
+        "crop": "lungs",
+        "intensity": "standard",
+        "augment": "slice",
+    },
+    # Round 11: three networks of `v3-lungs-mix-10` (seeds seed..seed+2; member 0 is 3.1.0's network), logits averaged.
+    "v3-lungs-mix-10-x3": {
+        **_DEEP,
+        "members": 3,
         "mixup": 0.4,
         "first_views": 3,
         "crop": "lungs",
