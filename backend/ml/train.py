@@ -47,6 +47,9 @@ _DEEP = {
     "label_smoothing": 0.1,
     "dropout": 0.3,
 }
+# The v3 preprocessing (round 9): lung crop, standardised intensity, augmentation of the whole slice, mixup, on the
+# plain view and the first 2 augmented copies; as trained for 10 epochs (round 10's `v3-lungs-mix-10`).
+_V3 = {**_DEEP, "mixup": 0.4, "first_views": 3, "crop": "lungs", "intensity": "standard", "augment": "slice"}
 RECIPES = {
     "lite0": {**_DEEP, "freeze": 16, "weight_decay": 0.01, "dropout": 0.2},
     "lite0-deep": _DEEP,
@@ -64,44 +67,13 @@ RECIPES = {
     # would take 770-940), on the plain view and the first 2 augmented copies (SELECTION.md, amended 12:52 UTC on
     # 6 Dec before any result: the speed measured on the machine that day).
     "lite0-deep-mix": {**_DEEP, "mixup": 0.4},
-    "v3-body-mix": {
-        **_DEEP,
-        "mixup": 0.4,
-        "max_steps": 160,
-        "first_views": 3,
-        "crop": "body",
-        "intensity": "standard",
-        "augment": "slice",
-    },
-    "v3-lungs-mix": {
-        **_DEEP,
-        "mixup": 0.4,
-        "max_steps": 160,
-        "first_views": 3,
-        "crop": "lungs",
-        "intensity": "standard",
-        "augment": "slice",
-    },
+    "v3-body-mix": {**_V3, "max_steps": 160, "crop": "body"},
+    "v3-lungs-mix": {**_V3, "max_steps": 160},
     # Round 10: `v3-lungs-mix` for the 10 epochs it was written with (no max_steps: 770 steps on sars-cov-2-ct
     # alone, 930 on the union, covid-ct alone unchanged at 160), on the same first 3 cached views, so the same caches.
-    "v3-lungs-mix-10": {
-        **_DEEP,
-        "mixup": 0.4,
-        "first_views": 3,
-        "crop": "lungs",
-        "intensity": "standard",
-        "augment": "slice",
-    },
+    "v3-lungs-mix-10": _V3,
     # Round 11: three networks of `v3-lungs-mix-10` (seeds seed..seed+2; member 0 is 3.1.0's network), logits averaged.
-    "v3-lungs-mix-10-x3": {
-        **_DEEP,
-        "members": 3,
-        "mixup": 0.4,
-        "first_views": 3,
-        "crop": "lungs",
-        "intensity": "standard",
-        "augment": "slice",
-    },
+    "v3-lungs-mix-10-x3": {**_V3, "members": 3},
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
