@@ -74,6 +74,9 @@ RECIPES = {
     "v3-lungs-mix-10": _V3,
     # Round 11: three networks of `v3-lungs-mix-10` (seeds seed..seed+2; member 0 is 3.1.0's network), logits averaged.
     "v3-lungs-mix-10-x3": {**_V3, "members": 3},
+    # Round 12: `v3-lungs-mix-10`'s options with the lung finder that looks inside a border of one colour and takes
+    # a lung within 2 px of the edge as cut open (imaging.lungfield, anatomy); the code, not the options, differs.
+    "v3-lungs-frame-10": _V3,
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
