@@ -66,6 +66,26 @@ def test_the_lung_box_follows_the_anatomy_not_the_frame(series, index):
         assert np.abs(moved - reference).max() <= 0.04 * max(h, w), name
 
 
+def test_a_border_of_one_colour_is_not_part_of_the_slice():
+    """A figure cropped inside the chest wall or a PACS screenshot, padded with a border of one colour (a paper's
+    margin, a letterbox): its lungs are found as without the border, and the crop stays on the slice. Before
+    round 12 (SELECTION.md) the lungs of a padded figure were often missed, or the crop took in the border.
+    Within 5 % of the side: a figure's own dark edge rows merge with a black border."""
+    for folder in (covid_ct_dir(), sars_cov_2_ct_dir()):
+        for key, _ in data.list_images([folder])[::40]:
+            gray = data.load_gray([folder], key)
+            h, w = gray.shape
+            field = lungfield.find(gray)
+            own = int(np.median(np.r_[gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+            top, bottom, left, right = h // 8, h // 20, w // 12, w // 6
+            for colour in (0, own, 255):
+                padded = cv2.copyMakeBorder(gray, top, bottom, left, right, cv2.BORDER_CONSTANT, value=colour)
+                moved = lungfield.find(padded)
+                box = np.array(moved.box) - (top, top, left, left)
+                assert np.abs(box - field.box).max() <= 0.05 * max(h, w), (key, colour)
+                assert abs(moved.share - field.share) <= 0.03 and moved.assessable == field.assessable, (key, colour)
+
+
 def _lung_window_crop(gray):
     field = lungfield.find(gray)
     top, bottom, left, right = field.box

@@ -253,7 +253,7 @@ def test_committed_weights_reproduce_recorded_predictions(classifier):
 
 def test_operating_point_and_calibration_follow_from_the_out_of_fold_results():
     """threshold, temperature and the card's numbers are recomputed from crossval.json alone: the held-out logits of
-    every fold that ran (3.0.0 and 3.1.0: one grouped held-out split, the first of 5 folds)."""
+    every fold that ran (3.0.0 to 3.2.0: one grouped held-out split, the first of 5 folds)."""
     recorded = METRICS["out_of_fold"]
     files, logits, positive, groups, folds = out_of_fold(CROSSVAL, recorded["recipe"])
     run = CROSSVAL.get("folds_run", CROSSVAL["folds"])

@@ -18,6 +18,9 @@ LUNG_SPLIT = 0.6
 MIN_LUNG_PART = 0.01  # of the thorax's area: smaller dark regions (trachea, specks of bowel gas) are not lung
 OPEN_LUNG_PART = 0.2  # of the dark regions' area: a region open to the image's edge is lung only when this large
 MIN_PIECE = 0.05  # of the largest bright region's area: a piece of chest wall at the image's edge, not a table
+# A region this close to the image's edge (pixels, on the lung finder's copy of at most 256 px) is cut open by it:
+# blurring and a screenshot's one-pixel frame leave a lung that a crop cut open a pixel or two short of the edge.
+EDGE = 2
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
 
@@ -99,7 +102,7 @@ def lung_mask(gray: np.ndarray, body: np.ndarray) -> np.ndarray:
 
 def _touches_edge(stat, shape) -> bool:
     left, top, width, height = stat[:4]
-    return left == 0 or top == 0 or left + width == shape[1] or top + height == shape[0]
+    return left <= EDGE or top <= EDGE or left + width >= shape[1] - EDGE or top + height >= shape[0] - EDGE
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ BODY_MARGIN = 0.03  # of the body's box, kept on each side (the body crop of mod
 # Below this share of the thorax the slice shows no lung worth judging: above the apices, below the bases
 # (where bowel gas is all that is dark), or the lungs only a sliver. Mid-chest slices hold 25-50 %.
 MIN_LUNG_SHARE = 0.08
+BORDER_TOLERANCE = 6  # gray levels: a border of one colour stays this close to it through JPEG compression
+MIN_CONTENT = 0.25  # of the slice's area: a "border" that leaves less is the slice's own dark or bright background
 
 
 @dataclass(frozen=True)
@@ -32,25 +34,57 @@ class LungField:
 
 
 def find(gray: np.ndarray) -> LungField:
-    """The lung field of a decoded 2-D uint8 slice of any size."""
+    """The lung field of a decoded 2-D uint8 slice of any size, measured inside its `content_box`."""
     h, w = gray.shape
-    scale = min(1.0, SIDE / max(h, w))
-    small = (
-        gray
-        if scale == 1.0
-        else cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    )
+    top, bottom, left, right = content = content_box(gray)
+    small, scale = _shrunk(gray[top:bottom, left:right])
     chest = anatomy.chest_mask(small)
     lungs = anatomy.lung_mask(small, chest)
     thorax = anatomy.thorax_mask(chest)
-    body_box = _box(anatomy.body_mask(small), scale, gray.shape, BODY_MARGIN)
-    lung_box = _box(lungs, scale, gray.shape, MARGIN)
+    whole, whole_scale = (small, scale) if content == (0, h, 0, w) else _shrunk(gray)
+    body_box = _box(anatomy.body_mask(whole), whole_scale, gray.shape, BODY_MARGIN)
+    shape = (bottom - top, right - left)
+    lung_box = _box(lungs, scale, shape, MARGIN)
+    if lung_box:
+        lung_box = _moved(_mirrored(lung_box, _box(thorax, scale, shape, 0), shape[1]), top, left)
     return LungField(
-        box=_mirrored(lung_box, _box(thorax, scale, gray.shape, 0), w) if lung_box else body_box,
+        box=lung_box or body_box,
         body_box=body_box,
         share=float(lungs.sum() / max(1, thorax.sum())),
         levels=intensity.anchors(small, lungs, chest),
     )
+
+
+def content_box(gray: np.ndarray) -> tuple:
+    """(top, bottom, left, right) of the slice inside a border of one colour (a screenshot's letterbox, a figure's
+    margin), else the whole slice.
+
+    The border is no part of the slice: a lung that a tight crop cut open is as open at the border's
+    inner edge as at the image's, and the crop's margin must not take in the border (re-framing would
+    move P(COVID)). A border's colour is the median of the image's outermost pixels.
+    """
+    h, w = gray.shape
+    whole = (0, h, 0, w)
+    colour = int(np.median(np.r_[gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+    differs = np.abs(gray.astype(np.int16) - colour) > BORDER_TOLERANCE
+    rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+    if rows.size == 0:
+        return whole
+    box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    return box if (box[1] - box[0]) * (box[3] - box[2]) >= MIN_CONTENT * h * w else whole
+
+
+def _shrunk(gray):
+    """(a copy at most SIDE px on its longer side, its scale)."""
+    h, w = gray.shape
+    scale = min(1.0, SIDE / max(h, w))
+    if scale == 1.0:
+        return gray, scale
+    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale
+
+
+def _moved(box, top, left):
+    return box[0] + top, box[1] + top, box[2] + left, box[3] + left
 
 
 def _mirrored(box, thorax, width):
