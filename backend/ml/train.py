@@ -77,6 +77,9 @@ RECIPES = {
     # Round 12: `v3-lungs-mix-10`'s options with the lung finder that looks inside a border of one colour and takes
     # a lung within 2 px of the edge as cut open (imaging.lungfield, anatomy); the code, not the options, differs.
     "v3-lungs-frame-10": _V3,
+    # Round 13: `v3-lungs-frame-10`'s options with crops under 224 px enlarged by INTER_LINEAR, not INTER_AREA's
+    # blocks (preprocess.resize); again the code, not the options, differs.
+    "v3-lungs-smooth-10": _V3,
 }
 VIEWS = 6  # cached inputs per slice: the plain slice, then augmented copies; each epoch draws one per slice
 # Options a recipe may leave out, and what leaving them out means. Not filled into the recipes themselves: the
