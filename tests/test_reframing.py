@@ -45,9 +45,9 @@ def reframings(gray):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="3.2.0 meets the average limit, not the per-slice one: P(COVID) moves by 0.020 on average and by up to "
-    "0.384, rescaling the smallest figure crops (3.1.0: 0.054 and 0.700; 2.3.0: 0.080 and 0.764); see MODEL_CARD.md, "
-    "shortcut audit. Strict: passes fail the suite, so the mark goes when a model meets the limits",
+    reason="3.3.0 meets the average limit, not the per-slice one: P(COVID) moves by 0.016 on average and by up to "
+    "0.233, rescaling and cropping the smallest figure crops (3.2.0: 0.020 and 0.384; 3.1.0: 0.054 and 0.700); see "
+    "MODEL_CARD.md, shortcut audit. Strict: passes fail the suite, so the mark goes when a model meets the limits",
 )
 def test_p_covid_barely_moves_when_a_real_slice_is_reframed(classifier):
     moves = {}

@@ -160,9 +160,9 @@ def test_the_answer_is_the_top_k_mean_of_the_counted_slices_and_the_key_slices_d
 @needs_model_v3
 @pytest.mark.xfail(
     strict=True,
-    reason="3.2.0 calls this non-COVID series COVID as a study: score 0.446 against its 0.300 threshold, from 1-15, "
-    "1-06 and 1-07 of 19 counted slices (5 of 23 assessable slices COVID; 3.1.0: 0.508, COVID; 3.0.0: 0.292, "
-    "NonCOVID); see the model card. Strict: the mark goes when a model gets it right",
+    reason="3.3.0 calls this non-COVID series COVID as a study: score 0.561 against its 0.290 threshold, from 1-06, "
+    "1-07 and 1-15 of 19 counted slices (4 of 23 assessable slices COVID; 3.2.0: 0.446, 3.1.0: 0.508, COVID; "
+    "3.0.0: 0.292, NonCOVID); see the model card. Strict: the mark goes when a model gets it right",
 )
 def test_the_real_lung_tumour_series_is_not_called_covid(as_files):
     study = as_files[1]

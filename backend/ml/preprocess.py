@@ -47,7 +47,17 @@ def prepare(gray: np.ndarray, crop=V3["crop"], intensity=V3["intensity"]) -> tup
 
 
 def resize(crop: np.ndarray) -> np.ndarray:
-    """A 2-D uint8 image -> INPUT_SIZE x INPUT_SIZE uint8 (INTER_AREA)."""
+    """A 2-D uint8 image -> INPUT_SIZE x INPUT_SIZE uint8: enlarged smoothly, shrunk by area.
+
+    INTER_AREA enlarges into blocks of repeated pixels, so a small figure crop would reach the network
+    as a block pattern that depends on its size (and that no hospital slice has): a crop with a side
+    under INPUT_SIZE is first enlarged as a whole (INTER_LINEAR, aspect kept) until that side is INPUT_SIZE.
+    """
+    h, w = crop.shape
+    if min(h, w) < INPUT_SIZE:
+        factor = INPUT_SIZE / min(h, w)
+        size = (max(INPUT_SIZE, round(w * factor)), max(INPUT_SIZE, round(h * factor)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)
     return cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
 
 

@@ -31,7 +31,7 @@ from backend.ml.preprocess import INPUT_SIZE, LABELS, prepare, resize, scale
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"  # gitignored: caches and logs
-NAME, VERSION = "covid-ct-effnet-lite0", "3.2.0"
+NAME, VERSION = "covid-ct-effnet-lite0", "3.3.0"
 WEIGHTS_FILE = "covid-ct-effnet-lite0.pt"
 
 # Candidate recipes. Fixed before the cross-validation ran (SELECTION.md). The later ImageNet Lite0 candidates
