@@ -37,11 +37,11 @@ def find(gray: np.ndarray) -> LungField:
     """The lung field of a decoded 2-D uint8 slice of any size, measured inside its `content_box`."""
     h, w = gray.shape
     top, bottom, left, right = content = content_box(gray)
-    small, scale = _shrunk(gray[top:bottom, left:right])
+    small, scale = shrunk(gray[top:bottom, left:right])
     chest = anatomy.chest_mask(small)
     lungs = anatomy.lung_mask(small, chest)
     thorax = anatomy.thorax_mask(chest)
-    whole, whole_scale = (small, scale) if content == (0, h, 0, w) else _shrunk(gray)
+    whole, whole_scale = (small, scale) if content == (0, h, 0, w) else shrunk(gray)
     body_box = _box(anatomy.body_mask(whole), whole_scale, gray.shape, BODY_MARGIN)
     shape = (bottom - top, right - left)
     lung_box = _box(lungs, scale, shape, MARGIN)
@@ -74,10 +74,10 @@ def content_box(gray: np.ndarray) -> tuple:
     return box if (box[1] - box[0]) * (box[3] - box[2]) >= MIN_CONTENT * h * w else whole
 
 
-def _shrunk(gray):
-    """(a copy at most SIDE px on its longer side, its scale)."""
+def shrunk(gray, side=SIDE):
+    """(a copy at most `side` px on its longer side, by INTER_AREA, its scale); training's cache shrinks with it too."""
     h, w = gray.shape
-    scale = min(1.0, SIDE / max(h, w))
+    scale = min(1.0, side / max(h, w))
     if scale == 1.0:
         return gray, scale
     return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale

@@ -13,18 +13,16 @@ resolution, scanner noise and JPEG.
 import cv2
 import numpy as np
 
+from backend.imaging import lungfield
+
 # Slices are shrunk once to at most this side before caching: well above the 224 px input,
 # and it keeps per-epoch augmentation cheap on CPU.
 CACHE_SIDE = 448
 
 
 def shrink(gray):
-    """Downscale (INTER_AREA, as `to_input` does) so the longer side is at most CACHE_SIDE."""
-    h, w = gray.shape
-    scale = CACHE_SIDE / max(h, w)
-    if scale >= 1:
-        return gray
-    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    """Downscale (INTER_AREA, as `to_input` shrinks) so the longer side is at most CACHE_SIDE."""
+    return lungfield.shrunk(gray, CACHE_SIDE)[0]
 
 
 def augment(gray: np.ndarray, rng: np.random.Generator, blur_p=0.3, jpeg_p=0.3) -> np.ndarray:
