@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fixtures.data import covid_ct_image, dicom_file
+from backend.analysis.findings import LOW_RESOLUTION
+from backend.imaging.decode import decode_image
+from tests.fixtures.data import covid_ct_image, ct_series, dicom_file
 from tests.fixtures.images import decode_data_url, jpeg_quality, longer_side
 from tests.fixtures.uploads import ct_slice, encode
 
@@ -81,6 +83,20 @@ def test_aspect_ratio_is_kept_and_small_slices_scaled_up(client):
     assert decode_data_url(body["file_url"]).size == (400, 156)
     assert decode_data_url(body["heatmap_url"]).size == (400, 156)
     assert decode_data_url(body["file_thumbnail"]).size == (200, 78)
+
+
+def test_a_thumbnail_is_answered_but_not_judged(client):
+    """A real hospital slice as a 96 px thumbnail (its lungs under the resolution floor): 201, `assessable` false with
+    reason `low_resolution`, findings and recommendations that say so; the same slice at full size is judged."""
+    slice_ = Image.fromarray(decode_image(ct_series()[15].read_bytes()))
+    thumbnail = post_file(client, encode(slice_.resize((96, 96), Image.Resampling.BOX), "PNG"), "thumbnail.png")
+    assert thumbnail.status_code == 201, thumbnail.get_data(as_text=True)
+    body = thumbnail.get_json()
+    assert body["prediction"]["assessable"] is False and body["prediction"]["reason"] == "low_resolution"
+    assert body["findings"][1:] == [LOW_RESOLUTION] and body["recommendations"][0] == LOW_RESOLUTION
+    assert client.get(f"/analyses/{body['id']}").get_json()["prediction"]["reason"] == "low_resolution"
+    full = post_file(client, encode(slice_, "PNG"), "full.png").get_json()
+    assert full["prediction"]["assessable"] is True and full["prediction"]["reason"] is None
 
 
 def test_real_dataset_slice(client):

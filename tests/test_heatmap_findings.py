@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backend.analysis.findings import CAUTION, NO_LUNG, NOT_CT, describe
+from backend.analysis.findings import CAUTION, LOW_RESOLUTION, NO_LUNG, NOT_CT, describe
 from backend.imaging import anatomy, heatmap
 from tests.fixtures.uploads import ct_slice
 
@@ -52,7 +52,9 @@ def test_recommendations_follow_label_and_confidence():
     assert all(advice[-1] == CAUTION for advice in (sure_covid, unsure, sure_clear))
 
 
-@pytest.mark.parametrize("reason, sentence", [("no_lung_field", NO_LUNG), ("not_chest_ct", NOT_CT)])
+@pytest.mark.parametrize(
+    "reason, sentence", [("no_lung_field", NO_LUNG), ("not_chest_ct", NOT_CT), ("low_resolution", LOW_RESOLUTION)]
+)
 def test_a_slice_the_model_did_not_assess_gets_no_findings_about_disease(reason, sentence):
     """Its label is still rated (compatibility), but findings and recommendations say it was not assessed and say
     nothing about activation, lung coverage or COVID-19 patterns."""

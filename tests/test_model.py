@@ -18,8 +18,15 @@ from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging import lungfield
 from backend.imaging.decode import decode_image
 from backend.imaging.marks import neutralise_colour_marks
-from backend.ml import calibration, compiled, data
-from backend.ml.classifier import NO_LUNG_FIELD, NOT_CHEST_CT, Classifier, not_assessable_reason
+from backend.ml import calibration, compiled, data, resolution
+from backend.ml.classifier import (
+    LOW_RESOLUTION,
+    MIN_LUNG_SIDE,
+    NO_LUNG_FIELD,
+    NOT_CHEST_CT,
+    Classifier,
+    not_assessable_reason,
+)
 from backend.ml.gradcam import grad_cam
 from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnorm
 from backend.ml.preprocess import INPUT_SIZE, LABELS, prepare, to_input
@@ -334,15 +341,44 @@ def test_cross_validation_folds_are_by_source_and_reproducible():
         assert fold_of_source.setdefault(group, entry["fold"]) == entry["fold"]  # one source, one fold
 
 
-def test_not_chest_ct_comes_before_no_lung_field():
-    """The input check's verdict is the more basic one: a photo has no lung field either, but is first not CT."""
+def test_not_chest_ct_comes_before_no_lung_field_before_low_resolution():
+    """The input check's verdict is the more basic one: a photo has no lung field either, but is first not CT; and
+    a slice without lungs is that, whatever its size."""
     with_lungs, without = (
         lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.3, None),
         lungfield.LungField((0, 1, 0, 1), (0, 1, 0, 1), 0.01, None),
     )
-    assert not_assessable_reason(True, with_lungs) is None
-    assert not_assessable_reason(True, without) == NO_LUNG_FIELD
-    assert not_assessable_reason(False, with_lungs) == not_assessable_reason(False, without) == NOT_CHEST_CT
+    wide, narrow = MIN_LUNG_SIDE, MIN_LUNG_SIDE - 1
+    assert not_assessable_reason(True, with_lungs, wide) is None
+    assert not_assessable_reason(True, with_lungs, narrow) == LOW_RESOLUTION
+    assert not_assessable_reason(True, without, wide) == not_assessable_reason(True, without, narrow) == NO_LUNG_FIELD
+    flagged = {not_assessable_reason(False, field, side) for field in (with_lungs, without) for side in (wide, narrow)}
+    assert flagged == {NOT_CHEST_CT}
+
+
+def test_the_resolution_floor_is_the_one_measured_for_the_served_weights(classifier):
+    """`MIN_LUNG_SIDE` is resolution.json's floor, measured with these weights: the smallest side from which the mean
+    move of P(COVID) away from the full-resolution answer stays within the per-slice re-framing limit."""
+    measured = json.loads((WEIGHTS / "resolution.json").read_text())
+    assert measured["model"] == f"{classifier.name} {classifier.version}"
+    assert measured["floor"] == MIN_LUNG_SIDE == resolution.floor(measured["pooled"])
+    means = {int(side): entry["mean"] for side, entry in measured["pooled"].items()}
+    assert all(mean <= resolution.LIMIT for side, mean in means.items() if side >= MIN_LUNG_SIDE)
+    assert max(mean for side, mean in means.items() if side < MIN_LUNG_SIDE) > resolution.LIMIT
+    assert min(measured["slices"].values()) >= 100
+
+
+def test_a_real_slice_shrunk_below_the_floor_is_not_judged(classifier):
+    """The same real hospital slice: judged at full size, `low_resolution` once its lungs are under the floor."""
+    gray = decode_image(ct_series()[15].read_bytes())
+    full = classifier.predict(gray)
+    assert full.assessable and full.crop_side >= 224
+    thumbnail = resolution.shrunk_to(gray, full.crop_side, MIN_LUNG_SIDE - 8)
+    small = classifier.predict(thumbnail)
+    assert small.crop_side < MIN_LUNG_SIDE and small.reason == LOW_RESOLUTION and not small.assessable
+    assert small.as_json()["reason"] == LOW_RESOLUTION and small.label in LABELS
+    at_floor = classifier.predict(resolution.shrunk_to(gray, full.crop_side, MIN_LUNG_SIDE + 8))
+    assert at_floor.crop_side >= MIN_LUNG_SIDE and at_floor.assessable
 
 
 def test_the_real_series_is_judged_only_where_it_shows_lung(classifier):

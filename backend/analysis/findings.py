@@ -25,7 +25,11 @@ NO_LUNG = (
     "lung): it was not assessed, and the label above is meaningless for it. Judge the study on slices "
     "through the lungs."
 )
-NOT_ASSESSED = {"not_chest_ct": NOT_CT, "no_lung_field": NO_LUNG}
+LOW_RESOLUTION = (
+    "The lungs in this image are too few pixels across to judge (a thumbnail or a small figure): it was not "
+    "assessed, and the label above is meaningless for it. Upload the slice at its full resolution."
+)
+NOT_ASSESSED = {"not_chest_ct": NOT_CT, "no_lung_field": NO_LUNG, "low_resolution": LOW_RESOLUTION}
 
 
 def describe(

@@ -54,7 +54,12 @@ SHRINK_STEPS = [
     ((80, 80), 20),
 ]
 UNCERTAIN_MARGIN = 0.1  # a study score this close to the threshold is reported as uncertain
-REASONS = {"no_lung_field": "no lung field", "not_chest_ct": "not like chest CT", None: "not assessable"}
+REASONS = {
+    "no_lung_field": "no lung field",
+    "not_chest_ct": "not like chest CT",
+    "low_resolution": "lungs too few pixels across",
+    None: "not assessable",
+}
 
 
 @dataclass
@@ -66,7 +71,7 @@ class SliceOutcome:
     label: str | None
     assessable: bool
     error: str | None = None  # the catalogue code that refused the slice
-    reason: str | None = None  # why it is not assessable: no_lung_field, not_chest_ct (the model's)
+    reason: str | None = None  # why it is not assessable: no_lung_field, not_chest_ct, low_resolution (the model's)
     lung_share: float = 0.0  # the prediction's: how much lung the slice shows
 
 

@@ -343,7 +343,7 @@ STUDY = {
                         "of the series' fullest slice (absent in studies made before 3.0.0's aggregation)",
                     },
                     "reason": {
-                        "enum": ["no_lung_field", "not_chest_ct"],
+                        "enum": ["no_lung_field", "not_chest_ct", "low_resolution"],
                         "description": "why the slice is not assessable (absent when it is)",
                     },
                     "error": {"type": "string", "description": "why the slice could not be decoded"},
@@ -1036,12 +1036,13 @@ SPEC = {
                     "assessable": {
                         "type": "boolean",
                         "description": "false when the model did not judge the slice: it "
-                        "shows too little lung, or is not chest CT (`label` is "
+                        "shows too little lung, is not chest CT, or shows the lungs too "
+                        "few pixels across (`label` is "
                         "still given; the findings say it was not assessed); "
                         "absent in analyses stored before model 3",
                     },
                     "reason": {
-                        "enum": ["no_lung_field", "not_chest_ct", None],
+                        "enum": ["no_lung_field", "not_chest_ct", "low_resolution", None],
                         "description": "why the slice was not assessed; null when it was",
                     },
                     "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "probabilities[label]"},

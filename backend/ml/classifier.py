@@ -15,7 +15,12 @@ from backend.ml.inputcheck import InputCheck
 from backend.ml.network import ARCHITECTURES, Ensemble, fold_batchnorm, members_of
 from backend.ml.preprocess import LABELS, V3, cam_to_slice, to_input
 
-NOT_CHEST_CT, NO_LUNG_FIELD = "not_chest_ct", "no_lung_field"  # why a slice is not assessable
+# why a slice is not assessable
+NOT_CHEST_CT, NO_LUNG_FIELD, LOW_RESOLUTION = "not_chest_ct", "no_lung_field", "low_resolution"
+# px: a lung field narrower than this (the crop's shorter side) is too coarse to judge. Below it the typical real
+# slice's P(COVID) is further from its full-resolution answer than re-framing may move one slice (0.10):
+# measured by backend.ml.resolution (weights/resolution.json's floor).
+MIN_LUNG_SIDE = 80
 
 
 @dataclass
@@ -26,10 +31,12 @@ class Prediction:
     in_distribution: bool  # whether the slice looks like the training slices (axial chest CT)
     distribution_score: float  # share of held-out real CT slices further from the training data (0..1)
     cam: np.ndarray  # raw class activation map of `label`, (h, w) float32, in the whole slice's frame
-    # None when the slice was judged; else why not: NOT_CHEST_CT (the input check flags it) or NO_LUNG_FIELD
-    # (too little lung: above the apices, below the bases, a sliver). `label` is still given for compatibility.
+    # None when the slice was judged; else why not: NOT_CHEST_CT (the input check flags it), NO_LUNG_FIELD
+    # (too little lung: above the apices, below the bases, a sliver) or LOW_RESOLUTION (the lungs too few pixels
+    # across: a thumbnail). `label` is still given for compatibility.
     reason: str | None = None
     lung_share: float = 0.0  # the lungs' area over the thorax's (imaging.lungfield): how much lung the slice shows
+    crop_side: int = 0  # the shorter side of the crop the network judged, in the slice's pixels
 
     @property
     def assessable(self) -> bool:
@@ -115,6 +122,8 @@ class Classifier:
         logits, features, embeddings = self.forward_pass(torch.stack([prepared.input for prepared in inputs]))
         predictions = []
         for row, (gray, prepared) in enumerate(zip(grays, inputs, strict=False)):
+            top, bottom, left, right = prepared.box
+            side = min(bottom - top, right - left)
             probs = self.probabilities(logits[row]).tolist()
             index = 0 if probs[0] >= self.threshold else 1
             cam = (
@@ -132,18 +141,22 @@ class Classifier:
                     in_distribution,
                     score,
                     cam_to_slice(cam, prepared.box, gray.shape),
-                    not_assessable_reason(in_distribution, prepared.field),
+                    not_assessable_reason(in_distribution, prepared.field, side),
                     prepared.field.share,
+                    side,
                 )
             )
         return predictions
 
 
-def not_assessable_reason(in_distribution: bool, field) -> str | None:
-    """Why a slice is not judged: not chest CT at all comes first, then too little lung (its lung field's rule)."""
+def not_assessable_reason(in_distribution: bool, field, crop_side: int) -> str | None:
+    """Why a slice is not judged: not chest CT at all comes first, then too little lung (its lung field's rule),
+    then lungs too few pixels across."""
     if not in_distribution:
         return NOT_CHEST_CT
-    return None if field.assessable else NO_LUNG_FIELD
+    if not field.assessable:
+        return NO_LUNG_FIELD
+    return None if crop_side >= MIN_LUNG_SIDE else LOW_RESOLUTION
 
 
 class ForwardPass(torch.nn.Module):

@@ -192,7 +192,12 @@ function describe(s, n) {
   else {
     parts.push(`P(COVID) ${percent(s.probability)}`);
     if (!s.assessable) {
-      const why = { no_lung_field: "no lung field", not_chest_ct: "not like chest CT" }[s.reason] ?? "not assessable";
+      const why =
+        {
+          no_lung_field: "no lung field",
+          not_chest_ct: "not like chest CT",
+          low_resolution: "lungs too few pixels across",
+        }[s.reason] ?? "not assessable";
       parts.push(`not assessed (${why}): not counted`);
     }
   }
