@@ -32,6 +32,7 @@ from backend.ml.network import CTNet, EfficientNetLite0, Ensemble, fold_batchnor
 from backend.ml.preprocess import INPUT_SIZE, LABELS, prepare, to_input
 from backend.ml.report import out_of_fold
 from tests.fixtures.data import covid_ct_dir, ct_series, sars_cov_2_ct_dir
+from tests.test_reframing import TOLERANCE as REFRAMING_TOLERANCE
 
 WEIGHTS = Path(DEFAULT_MODEL_PATH).parent
 METRICS = json.loads((WEIGHTS / "metrics.json").read_text())
@@ -360,6 +361,7 @@ def test_the_resolution_floor_is_the_one_measured_for_the_served_weights(classif
     """`MIN_LUNG_SIDE` is resolution.json's floor, measured with these weights: the smallest side from which the mean
     move of P(COVID) away from the full-resolution answer stays within the per-slice re-framing limit."""
     measured = json.loads((WEIGHTS / "resolution.json").read_text())
+    assert resolution.LIMIT == REFRAMING_TOLERANCE
     assert measured["model"] == f"{classifier.name} {classifier.version}"
     assert measured["floor"] == MIN_LUNG_SIDE == resolution.floor(measured["pooled"])
     means = {int(side): entry["mean"] for side, entry in measured["pooled"].items()}
