@@ -18,7 +18,7 @@ from backend.config import DEFAULT_MODEL_PATH
 from backend.imaging import lungfield
 from backend.imaging.decode import decode_image
 from backend.imaging.marks import neutralise_colour_marks
-from backend.ml import calibration, compiled, data, resolution
+from backend.ml import calibration, compiled, data, report, resolution
 from backend.ml.classifier import (
     LOW_RESOLUTION,
     MIN_LUNG_SIDE,
@@ -426,6 +426,17 @@ def test_the_model_card_quotes_the_cross_source_results():
         for source, result in summary["per_source"].items():
             low, high = result["ci95"]
             assert f"{result['roc_auc']:.3f} ({low:.3f}-{high:.3f})" in card, (name, source)
+
+
+def test_the_model_card_quotes_all_five_folds_of_the_grouped_cross_validation():
+    """Round 15 (evaluation only): the shipped recipe on all five grouped folds of the union, pooled and per source."""
+    card = (WEIGHTS / "MODEL_CARD.md").read_text()
+    union = json.loads((WEIGHTS / "union-5fold.json").read_text())
+    summary = report.candidate_summary(union, METRICS["recipe"])
+    assert summary["folds_done"] == union["folds"] == 5 and summary["images"] == len(union["files"])
+    for result in (summary, *summary["per_source"].values()):
+        low, high = result["ci95"]
+        assert f"{result['roc_auc']:.3f} ({low:.3f}-{high:.3f})" in card
 
 
 def test_the_compiled_pass_is_kept_and_loaded_by_the_next_start_with_the_same_answers(classifier, tmp_path, caplog):
